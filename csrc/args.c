@@ -1,0 +1,45 @@
+/*
+ * args.c -- turning Python arguments into C work sizes.
+ */
+#include "gilx.h"
+
+int
+gilx_parse_count(PyObject *obj, const char *name, uint64_t *out)
+{
+    /* Accept what the language treats as an integer (int, bool, NumPy
+     * integers: anything with __index__) and nothing else; a float such as
+     * 1e6 is a TypeError rather than a silent truncation. */
+    if (!PyIndex_Check(obj)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s must be an integer (an object with __index__), "
+                     "not %.200s",
+                     name, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    PyObject *index = PyNumber_Index(obj);
+    if (index == NULL) {
+        return -1;
+    }
+    int overflow = 0;
+    long long value = PyLong_AsLongLongAndOverflow(index, &overflow);
+    if (value == -1 && PyErr_Occurred()) {
+        Py_DECREF(index);
+        return -1;
+    }
+    if (overflow < 0 || (overflow == 0 && value < 0)) {
+        PyErr_Format(PyExc_ValueError, "%s must be >= 0, got %R",
+                     name, index);
+        Py_DECREF(index);
+        return -1;
+    }
+    if (overflow > 0) {
+        PyErr_Format(PyExc_OverflowError,
+                     "%s is too large: got %R, the limit is %llu",
+                     name, index, (unsigned long long)GILX_MAX_COUNT);
+        Py_DECREF(index);
+        return -1;
+    }
+    Py_DECREF(index);
+    *out = (uint64_t)value;
+    return 0;
+}

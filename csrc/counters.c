@@ -1,0 +1,493 @@
+/*
+ * counters.c -- three counters with one interface, three ways of sharing:
+ *
+ *   UnsafeCounter   plain load / add one / store, GIL released: loses updates
+ *   AtomicCounter   C11 atomic add, GIL released: never loses one
+ *   LockedCounter   the same plain steps as UnsafeCounter, but serialised
+ *                   (by the GIL, or by a critical section on free-threaded
+ *                   builds): never loses one
+ *
+ * Each has increment(times), a `value` attribute and reset().  They are heap
+ * types made from the specs below in the module's exec slot, so each
+ * (sub)interpreter gets its own.
+ */
+#include "gilx.h"
+
+typedef struct {
+    PyObject_HEAD
+    /* volatile, not atomic: see plain_increments(). */
+    volatile uint64_t value;
+} PlainCounterObject;      /* UnsafeCounter and LockedCounter */
+
+typedef struct {
+    PyObject_HEAD
+    gilx_atomic_u64 value;
+} AtomicCounterObject;
+
+/* ------------------------------------------------------------------------
+ * The kernels: `times` increments, no Python API, no Python object other
+ * than the C fields of `self` (kept alive by the caller's reference).
+ * ------------------------------------------------------------------------ */
+
+/*
+ * THIS IS A DELIBERATE DATA RACE.  It is the seed's picture of two threads
+ * doing `refcount++` at once: each increment is a separate load, add and
+ * store.  When two threads run this on one counter on two cores, both can
+ * load the same old value and both store old + 1: one increment is lost
+ * ("Expected 3, Got 2").
+ *
+ * `volatile` forces the compiler to emit exactly one load and one store per
+ * increment (it may not merge them into `value += times`), which keeps the
+ * race visible at every step.  The accesses are deliberately not relaxed
+ * atomics: an atomic access, even a relaxed one, is by definition not a data
+ * race, and ThreadSanitizer would then stay silent.  As a plain access it is
+ * undefined behaviour in C11 and TSan reports it, which is the point: the
+ * race is the demonstration.
+ *
+ * A real ob_refcnt updated like this would be corrupted the same way: a lost
+ * increment makes the count too low, so the object is freed while still in
+ * use (use-after-free, "memory corruption" in the seed); a lost decrement
+ * leaks it.  The GIL (or, on free-threaded builds, biased atomic reference
+ * counting) is what prevents that in CPython.
+ */
+static void
+plain_increments(volatile uint64_t *value, uint64_t times)
+{
+    for (uint64_t i = 0; i < times; i++) {
+        uint64_t seen = *value;     /* load                           */
+        *value = seen + 1;          /* store: may undo another thread's */
+    }
+}
+
+static void
+unsafe_kernel(PyObject *op, uint64_t times)
+{
+    plain_increments(&((PlainCounterObject *)op)->value, times);
+}
+
+static void
+atomic_kernel(PyObject *op, uint64_t times)
+{
+    gilx_atomic_u64 *value = &((AtomicCounterObject *)op)->value;
+    for (uint64_t i = 0; i < times; i++) {
+        gilx_atomic_add_one(value);
+    }
+}
+
+/*
+ * LockedCounter does the very same plain steps as UnsafeCounter; only the
+ * protection differs.  On a GIL build it runs with the GIL held, which is the
+ * lock.  On a free-threaded build there is no GIL, so the chunk runs inside a
+ * critical section on the object (a per-object mutex that the runtime
+ * releases if the thread would block, so it cannot deadlock with the GIL's
+ * replacement mechanisms).
+ */
+static void
+locked_kernel(PyObject *op, uint64_t times)
+{
+#ifdef Py_GIL_DISABLED
+    Py_BEGIN_CRITICAL_SECTION(op);
+    plain_increments(&((PlainCounterObject *)op)->value, times);
+    Py_END_CRITICAL_SECTION();
+#else
+    plain_increments(&((PlainCounterObject *)op)->value, times);
+#endif
+}
+
+/*
+ * Parse increment()'s arguments: `times`, and the optional keyword `start`,
+ * a StartGate.  The gate type lives in the module state, reached through
+ * the class that defines the method (PEP 573), not through a global.
+ */
+static int
+parse_increment_args(PyTypeObject *defining_class, PyObject *const *args,
+                     Py_ssize_t nargs, PyObject *kwnames,
+                     uint64_t *times, StartGateObject **gate)
+{
+    *gate = NULL;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "increment() takes exactly 1 positional argument "
+                     "(times), got %zd", nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        if (!PyUnicode_Check(name)
+            || PyUnicode_CompareWithASCIIString(name, "start") != 0) {
+            PyErr_Format(PyExc_TypeError,
+                         "increment() got an unexpected keyword argument %R",
+                         name);
+            return -1;
+        }
+        PyObject *value = args[nargs + i];
+        if (value == Py_None) {
+            continue;
+        }
+        gilx_state *state = PyType_GetModuleState(defining_class);
+        if (state == NULL) {
+            return -1;
+        }
+        if (!PyObject_TypeCheck(value, state->start_gate_type)) {
+            PyErr_Format(PyExc_TypeError,
+                         "start must be a StartGate or None, not %.200s",
+                         Py_TYPE(value)->tp_name);
+            return -1;
+        }
+        *gate = (StartGateObject *)value;
+    }
+    return gilx_parse_count(args[0], "times", times);
+}
+
+/*
+ * Run `kernel` over `times` increments in chunks of GILX_COUNTER_CHUNK,
+ * checking signals between chunks (the policy of gilx.h).  With `release`,
+ * the GIL is released around each chunk.
+ *
+ * With a gate, the caller first waits at it with the GIL released, and a
+ * releasing kernel starts its first chunk in that same released region:
+ * re-taking the GIL between the gate and the work would serialise the start
+ * again.  (LockedCounter waits released too, then takes its lock, the GIL:
+ * spinning while holding it would keep the other parties from arriving.)
+ */
+static PyObject *
+counter_run(PyObject *self, PyTypeObject *defining_class,
+            PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+            void (*kernel)(PyObject *, uint64_t), int release)
+{
+    uint64_t times;
+    StartGateObject *gate;
+    if (parse_increment_args(defining_class, args, nargs, kwnames,
+                             &times, &gate) < 0) {
+        return NULL;
+    }
+    gilx_gate_status status = GILX_GATE_OPEN;
+    int64_t arrived_ns = 0;
+    if (gate != NULL) {
+        status = GILX_GATE_WAITING;
+        arrived_ns = gilx_monotonic_ns();
+        gilx_gate_arrive(gate);
+    }
+    uint64_t done = 0;
+    for (;;) {
+        uint64_t chunk = times - done;
+        if (chunk > GILX_COUNTER_CHUNK) {
+            chunk = GILX_COUNTER_CHUNK;
+        }
+        int ran = 0;
+        if (release || status == GILX_GATE_WAITING) {
+            Py_BEGIN_ALLOW_THREADS
+            if (status == GILX_GATE_WAITING) {
+                status = gilx_gate_spin(gate, arrived_ns);
+            }
+            if (status == GILX_GATE_OPEN && release) {
+                kernel(self, chunk);
+                ran = 1;
+            }
+            Py_END_ALLOW_THREADS
+        }
+        if (status == GILX_GATE_ABORTED || status == GILX_GATE_TIMED_OUT) {
+            return gilx_gate_error(status);
+        }
+        if (status == GILX_GATE_OPEN && !ran) {
+            kernel(self, chunk);          /* GIL held: the lock */
+            ran = 1;
+        }
+        if (ran) {
+            done += chunk;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
+        if (ran && done >= times) {
+            Py_RETURN_NONE;
+        }
+    }
+}
+
+#define INCREMENT_PARAMS \
+    PyObject *self, PyTypeObject *defining_class, PyObject *const *args, \
+    Py_ssize_t nargs, PyObject *kwnames
+#define INCREMENT_ARGS self, defining_class, args, nargs, kwnames
+
+static PyObject *
+unsafe_increment(INCREMENT_PARAMS)
+{
+    return counter_run(INCREMENT_ARGS, unsafe_kernel, 1);
+}
+
+static PyObject *
+atomic_increment(INCREMENT_PARAMS)
+{
+    return counter_run(INCREMENT_ARGS, atomic_kernel, 1);
+}
+
+static PyObject *
+locked_increment(INCREMENT_PARAMS)
+{
+    return counter_run(INCREMENT_ARGS, locked_kernel, 0);
+}
+
+/* ------------------------------------------------------------------------
+ * value and reset()
+ * ------------------------------------------------------------------------ */
+
+static PyObject *
+unsafe_get_value(PyObject *op, void *Py_UNUSED(closure))
+{
+    /* Unsynchronised on purpose, like the increments: read it after the
+     * incrementing threads have been joined. */
+    return PyLong_FromUnsignedLongLong(((PlainCounterObject *)op)->value);
+}
+
+static PyObject *
+unsafe_reset(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    ((PlainCounterObject *)op)->value = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+atomic_get_value(PyObject *op, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(
+        gilx_atomic_load(&((AtomicCounterObject *)op)->value));
+}
+
+static PyObject *
+atomic_reset(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    gilx_atomic_store(&((AtomicCounterObject *)op)->value, 0);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+locked_get_value(PyObject *op, void *Py_UNUSED(closure))
+{
+    uint64_t value;
+#ifdef Py_GIL_DISABLED
+    Py_BEGIN_CRITICAL_SECTION(op);
+    value = ((PlainCounterObject *)op)->value;
+    Py_END_CRITICAL_SECTION();
+#else
+    value = ((PlainCounterObject *)op)->value;
+#endif
+    return PyLong_FromUnsignedLongLong(value);
+}
+
+static PyObject *
+locked_reset(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+#ifdef Py_GIL_DISABLED
+    Py_BEGIN_CRITICAL_SECTION(op);
+    ((PlainCounterObject *)op)->value = 0;
+    Py_END_CRITICAL_SECTION();
+#else
+    ((PlainCounterObject *)op)->value = 0;
+#endif
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------
+ * Construction, repr, deallocation: shared by the three types.
+ * ------------------------------------------------------------------------ */
+
+static PyObject *
+counter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no arguments",
+                     type->tp_name);
+        return NULL;
+    }
+    /* tp_alloc zero-fills: every counter starts at 0. */
+    return type->tp_alloc(type, 0);
+}
+
+static PyObject *
+counter_repr(PyObject *self)
+{
+    PyObject *value = PyObject_GetAttrString(self, "value");
+    if (value == NULL) {
+        return NULL;
+    }
+    PyObject *repr = PyUnicode_FromFormat("%s(value=%S)",
+                                          Py_TYPE(self)->tp_name, value);
+    Py_DECREF(value);
+    return repr;
+}
+
+/*
+ * The counters hold no reference to any Python object except their type, so
+ * they cannot be part of a reference cycle and are not GC-tracked (no
+ * Py_TPFLAGS_HAVE_GC, no tp_traverse).  An instance of a heap type owns a
+ * reference to its type, dropped here after the memory is freed.
+ */
+static void
+counter_dealloc(PyObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+PyDoc_STRVAR(increment_doc,
+"increment($self, times, /, *, start=None)\n"
+"--\n"
+"\n"
+"Add one to the counter `times` times.\n"
+"\n"
+"With start=StartGate(k), wait (GIL released) until k threads have\n"
+"called increment with that gate, so that they all begin together.");
+
+PyDoc_STRVAR(reset_doc,
+"reset($self, /)\n"
+"--\n"
+"\n"
+"Set the counter to 0.");
+
+PyDoc_STRVAR(value_doc, "The current count.");
+
+/* ------------------------------------------------------------------------
+ * The specs.  One per type; they differ only in their kernels.
+ * ------------------------------------------------------------------------ */
+
+#define COUNTER_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE)
+
+static PyMethodDef unsafe_methods[] = {
+    {"increment", (PyCFunction)(void (*)(void))unsafe_increment,
+     METH_METHOD | METH_FASTCALL | METH_KEYWORDS, increment_doc},
+    {"reset", unsafe_reset, METH_NOARGS, reset_doc},
+    {NULL, NULL, 0, NULL}
+};
+static PyGetSetDef unsafe_getset[] = {
+    {"value", unsafe_get_value, NULL, value_doc, NULL},
+    {NULL, NULL, NULL, NULL, NULL}
+};
+
+PyDoc_STRVAR(unsafe_doc,
+"UnsafeCounter()\n"
+"--\n"
+"\n"
+"A refcount-style counter whose increments are separate, non-atomic\n"
+"load / add-one / store steps run with the GIL released.  Threads sharing\n"
+"one counter lose updates: the data race the GIL exists to prevent.");
+
+static PyType_Slot unsafe_slots[] = {
+    {Py_tp_doc, (void *)unsafe_doc},
+    {Py_tp_new, counter_new},
+    {Py_tp_repr, counter_repr},
+    {Py_tp_dealloc, counter_dealloc},
+    {Py_tp_methods, unsafe_methods},
+    {Py_tp_getset, unsafe_getset},
+    {0, NULL}
+};
+static PyType_Spec unsafe_spec = {
+    .name = "gilx.UnsafeCounter",
+    .basicsize = sizeof(PlainCounterObject),
+    .flags = COUNTER_FLAGS,
+    .slots = unsafe_slots,
+};
+
+static PyMethodDef atomic_methods[] = {
+    {"increment", (PyCFunction)(void (*)(void))atomic_increment,
+     METH_METHOD | METH_FASTCALL | METH_KEYWORDS, increment_doc},
+    {"reset", atomic_reset, METH_NOARGS, reset_doc},
+    {NULL, NULL, 0, NULL}
+};
+static PyGetSetDef atomic_getset[] = {
+    {"value", atomic_get_value, NULL, value_doc, NULL},
+    {NULL, NULL, NULL, NULL, NULL}
+};
+
+PyDoc_STRVAR(atomic_doc,
+"AtomicCounter()\n"
+"--\n"
+"\n"
+"A counter whose increments are C11 atomic adds run with the GIL\n"
+"released.  Never loses an update.");
+
+static PyType_Slot atomic_slots[] = {
+    {Py_tp_doc, (void *)atomic_doc},
+    {Py_tp_new, counter_new},
+    {Py_tp_repr, counter_repr},
+    {Py_tp_dealloc, counter_dealloc},
+    {Py_tp_methods, atomic_methods},
+    {Py_tp_getset, atomic_getset},
+    {0, NULL}
+};
+static PyType_Spec atomic_spec = {
+    .name = "gilx.AtomicCounter",
+    .basicsize = sizeof(AtomicCounterObject),
+    .flags = COUNTER_FLAGS,
+    .slots = atomic_slots,
+};
+
+static PyMethodDef locked_methods[] = {
+    {"increment", (PyCFunction)(void (*)(void))locked_increment,
+     METH_METHOD | METH_FASTCALL | METH_KEYWORDS, increment_doc},
+    {"reset", locked_reset, METH_NOARGS, reset_doc},
+    {NULL, NULL, 0, NULL}
+};
+static PyGetSetDef locked_getset[] = {
+    {"value", locked_get_value, NULL, value_doc, NULL},
+    {NULL, NULL, NULL, NULL, NULL}
+};
+
+PyDoc_STRVAR(locked_doc,
+"LockedCounter()\n"
+"--\n"
+"\n"
+"A counter doing the same plain steps as UnsafeCounter, serialised by the\n"
+"GIL (or by a critical section on free-threaded builds).  Never loses an\n"
+"update.");
+
+static PyType_Slot locked_slots[] = {
+    {Py_tp_doc, (void *)locked_doc},
+    {Py_tp_new, counter_new},
+    {Py_tp_repr, counter_repr},
+    {Py_tp_dealloc, counter_dealloc},
+    {Py_tp_methods, locked_methods},
+    {Py_tp_getset, locked_getset},
+    {0, NULL}
+};
+static PyType_Spec locked_spec = {
+    .name = "gilx.LockedCounter",
+    .basicsize = sizeof(PlainCounterObject),
+    .flags = COUNTER_FLAGS,
+    .slots = locked_slots,
+};
+
+/* Create one type from its spec, bound to `module`, and add it there. */
+static PyTypeObject *
+add_type(PyObject *module, PyType_Spec *spec)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, spec, NULL);
+    if (type == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddType(module, (PyTypeObject *)type) < 0) {
+        Py_DECREF(type);
+        return NULL;
+    }
+    return (PyTypeObject *)type;     /* a new reference, owned by the state */
+}
+
+int
+gilx_counters_exec(PyObject *module, gilx_state *state)
+{
+    state->unsafe_counter_type = add_type(module, &unsafe_spec);
+    if (state->unsafe_counter_type == NULL) {
+        return -1;
+    }
+    state->atomic_counter_type = add_type(module, &atomic_spec);
+    if (state->atomic_counter_type == NULL) {
+        return -1;
+    }
+    state->locked_counter_type = add_type(module, &locked_spec);
+    if (state->locked_counter_type == NULL) {
+        return -1;
+    }
+    return 0;
+}

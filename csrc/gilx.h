@@ -1,0 +1,200 @@
+/*
+ * gilx.h -- what the C files of gilx._core share.
+ *
+ * Three things live here and nowhere else:
+ *   1. the GIL policy: how much work runs per released chunk, and the size
+ *      under which releasing the GIL is not worth it;
+ *   2. the module state (no static mutable state anywhere in csrc/);
+ *   3. small portable helpers: argument parsing and atomics.
+ */
+#ifndef GILX_H
+#define GILX_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+
+/* ------------------------------------------------------------------------
+ * The GIL policy
+ *
+ * A long call never keeps the GIL released (or held) for its whole length:
+ * it runs in chunks of about 1 ms of work.  Between chunks it holds the GIL
+ * and calls PyErr_CheckSignals(), so Ctrl-C ends a call of any length with
+ * KeyboardInterrupt after at most one chunk.  A chunk is counted in
+ * iterations, not read off a clock, so that the hot loop has no clock call
+ * in it; each kernel has its own chunk because one iteration costs very
+ * different amounts in each.
+ *
+ * GILX_COUNT_CHUNK: the counting kernel runs at about one iteration per
+ *   cycle, so 2**21 iterations are 0.5-1 ms on a 2-4 GHz core.  One
+ *   release + re-acquire + signal check per chunk costs well under a
+ *   microsecond, i.e. < 0.1 % of a chunk (benchmarks/ measures it).
+ * GILX_COUNTER_CHUNK: a counter increment is a load/add/store (or a locked
+ *   add) on a cache line that another core may be writing, 1-100 ns under
+ *   contention, so chunks are 2**16 iterations: <= ~7 ms even when the
+ *   cache line ping-pongs between cores.
+ * GILX_STREAM_CHUNK_WORDS: the memory kernel reads 8-byte words at a few
+ *   GB/s per core; 2**19 words (4 MiB) are ~1 ms.
+ *
+ * GILX_NOGIL_THRESHOLD: below this many iterations, count_auto() keeps the
+ *   GIL, because releasing and re-taking it costs more than the work (the
+ *   idea of CPython's HASHLIB_GIL_MINSIZE and NumPy's
+ *   NPY_BEGIN_THREADS_THRESHOLDED).  Measured by
+ *   benchmarks/test_crossover.py; see BENCHMARKS.md.
+ * ------------------------------------------------------------------------ */
+#define GILX_COUNT_CHUNK ((uint64_t)1 << 22)
+#define GILX_COUNTER_CHUNK ((uint64_t)1 << 22)
+#define GILX_STREAM_CHUNK_WORDS ((Py_ssize_t)1 << 19)
+#define GILX_NOGIL_THRESHOLD ((uint64_t)2048)
+
+/* The largest work size any function accepts: the C type is uint64_t, but
+ * Python callers see a signed 64-bit limit, which keeps every count
+ * representable as a C long long and every sum free of wrap-around. */
+#define GILX_MAX_COUNT ((uint64_t)INT64_MAX)
+
+/* ------------------------------------------------------------------------
+ * Module state: the heap types, created in Py_mod_exec.  One copy per
+ * module object, so the module can be loaded in several (sub)interpreters.
+ * ------------------------------------------------------------------------ */
+typedef struct {
+    PyTypeObject *start_gate_type;
+    PyTypeObject *unsafe_counter_type;
+    PyTypeObject *atomic_counter_type;
+    PyTypeObject *locked_counter_type;
+} gilx_state;
+
+static inline gilx_state *
+gilx_get_state(PyObject *module)
+{
+    void *state = PyModule_GetState(module);
+    assert(state != NULL);
+    return (gilx_state *)state;
+}
+
+/* ------------------------------------------------------------------------
+ * Argument parsing
+ *
+ * Every work size (n, times, passes) goes through gilx_parse_count(): it
+ * takes anything with __index__ (int, bool, NumPy integers), and raises
+ * TypeError / ValueError / OverflowError with a message naming the
+ * argument.  Returns 0 on success, -1 with an exception set.
+ * ------------------------------------------------------------------------ */
+int gilx_parse_count(PyObject *obj, const char *name, uint64_t *out);
+
+/* ------------------------------------------------------------------------
+ * Atomics
+ *
+ * C11 <stdatomic.h> where the compiler has it; MSVC's Interlocked
+ * intrinsics otherwise (MSVC only ships stdatomic.h behind a flag).
+ * ------------------------------------------------------------------------ */
+#if defined(_MSC_VER) && !defined(__clang__)
+#  include <intrin.h>
+typedef volatile int64_t gilx_atomic_u64;
+static inline void
+gilx_atomic_add_one(gilx_atomic_u64 *p)
+{
+    _InterlockedIncrement64((volatile __int64 *)p);
+}
+static inline uint64_t
+gilx_atomic_load(gilx_atomic_u64 *p)
+{
+    return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0);
+}
+static inline void
+gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
+{
+    _InterlockedExchange64((volatile __int64 *)p, (__int64)v);
+}
+#else
+#  include <stdatomic.h>
+typedef _Atomic uint64_t gilx_atomic_u64;
+/* Relaxed order: the counter orders nothing else, it only has to count.
+ * The join() that a reader does afterwards supplies the happens-before. */
+static inline void
+gilx_atomic_add_one(gilx_atomic_u64 *p)
+{
+    atomic_fetch_add_explicit(p, 1, memory_order_relaxed);
+}
+static inline uint64_t
+gilx_atomic_load(gilx_atomic_u64 *p)
+{
+    return atomic_load_explicit(p, memory_order_relaxed);
+}
+static inline void
+gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
+{
+    atomic_store_explicit(p, v, memory_order_relaxed);
+}
+#endif
+
+/* ------------------------------------------------------------------------
+ * A monotonic clock that may be read with the GIL released (it touches no
+ * Python state), in nanoseconds from an arbitrary origin.
+ * ------------------------------------------------------------------------ */
+#if defined(_WIN32)
+#  ifndef WIN32_LEAN_AND_MEAN
+#    define WIN32_LEAN_AND_MEAN
+#  endif
+#  include <windows.h>
+static inline int64_t
+gilx_monotonic_ns(void)
+{
+    LARGE_INTEGER freq, now;
+    QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&now);
+    return (int64_t)((double)now.QuadPart * 1e9 / (double)freq.QuadPart);
+}
+#else
+#  include <time.h>
+static inline int64_t
+gilx_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+#endif
+
+/* ------------------------------------------------------------------------
+ * StartGate (gate.c): lets threads begin a released-GIL section at the same
+ * instant.  A Python barrier cannot: after it, each thread must re-take the
+ * GIL one by one, and a thread woken from sleep may wait on the scheduler for
+ * longer than a short kernel runs.  Threads that arrive at a gate spin with
+ * the GIL already released until all parties are there, then go straight
+ * into their kernel.
+ * ------------------------------------------------------------------------ */
+typedef struct {
+    PyObject_HEAD
+    gilx_atomic_u64 arrived;
+    gilx_atomic_u64 aborted;
+    uint64_t parties;
+    int64_t timeout_ns;
+} StartGateObject;
+
+typedef enum {
+    GILX_GATE_WAITING,      /* not all parties have arrived yet */
+    GILX_GATE_OPEN,         /* all have: go */
+    GILX_GATE_ABORTED,      /* abort() was called */
+    GILX_GATE_TIMED_OUT     /* the others did not come in time */
+} gilx_gate_status;
+
+/* Count the caller in (GIL held or not). */
+void gilx_gate_arrive(StartGateObject *gate);
+/* Spin for about a millisecond at most, waiting for the others.  No Python
+ * API: called with the GIL released.  `since_ns` is when the caller arrived. */
+gilx_gate_status gilx_gate_spin(StartGateObject *gate, int64_t since_ns);
+/* Set the exception for a gate that did not open; return NULL. */
+PyObject *gilx_gate_error(gilx_gate_status status);
+
+/* ------------------------------------------------------------------------
+ * What each C file contributes to the module.
+ * ------------------------------------------------------------------------ */
+extern PyMethodDef gilx_count_methods[];    /* count.c  */
+extern PyMethodDef gilx_stream_methods[];   /* stream.c */
+
+/* counters.c, gate.c: create the heap types from their specs. */
+int gilx_counters_exec(PyObject *module, gilx_state *state);
+int gilx_gate_exec(PyObject *module, gilx_state *state);
+
+#endif /* GILX_H */

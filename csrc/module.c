@@ -1,0 +1,142 @@
+/*
+ * module.c -- the gilx._core module: definition, state, slots.
+ *
+ * Multi-phase initialisation (PEP 489) with per-module state, in the shape of
+ * CPython's Modules/xxlimited_3_13.c: nothing is created at import time in
+ * static storage; Py_mod_exec builds the heap types and the constants into
+ * each new module object, so the module can be imported in several
+ * interpreters at once, each with its own GIL.
+ */
+#include "gilx.h"
+
+/* Add the GIL policy of gilx.h as module constants, so Python code and the
+ * benchmarks read the values the C code uses instead of copying them. */
+static int
+add_policy_constants(PyObject *module)
+{
+    struct {
+        const char *name;
+        unsigned long long value;
+    } constants[] = {
+        {"COUNT_CHUNK", GILX_COUNT_CHUNK},
+        {"COUNTER_CHUNK", GILX_COUNTER_CHUNK},
+        {"STREAM_CHUNK_WORDS", (unsigned long long)GILX_STREAM_CHUNK_WORDS},
+        {"NOGIL_THRESHOLD", GILX_NOGIL_THRESHOLD},
+        {"MAX_COUNT", GILX_MAX_COUNT},
+    };
+    for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++) {
+        PyObject *value = PyLong_FromUnsignedLongLong(constants[i].value);
+        if (value == NULL) {
+            return -1;
+        }
+        /* PyModule_AddObjectRef leaves our reference alone, success or
+         * not (unlike PyModule_AddObject), so one DECREF fits both paths. */
+        int rc = PyModule_AddObjectRef(module, constants[i].name, value);
+        Py_DECREF(value);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+gilx_exec(PyObject *module)
+{
+    gilx_state *state = gilx_get_state(module);
+    if (PyModule_AddFunctions(module, gilx_count_methods) < 0) {
+        return -1;
+    }
+    if (PyModule_AddFunctions(module, gilx_stream_methods) < 0) {
+        return -1;
+    }
+    if (gilx_gate_exec(module, state) < 0) {
+        return -1;
+    }
+    if (gilx_counters_exec(module, state) < 0) {
+        return -1;
+    }
+    if (add_policy_constants(module) < 0) {
+        return -1;
+    }
+    /* Which build this module was compiled for, as opposed to whether the
+     * GIL is on right now (sys._is_gil_enabled() can say it was re-enabled). */
+#ifdef Py_GIL_DISABLED
+    if (PyModule_AddIntConstant(module, "FREE_THREADED_BUILD", 1) < 0) {
+        return -1;
+    }
+#else
+    if (PyModule_AddIntConstant(module, "FREE_THREADED_BUILD", 0) < 0) {
+        return -1;
+    }
+#endif
+    return 0;
+}
+
+/* The module state holds strong references to the types; the garbage
+ * collector must see them (a type refers back to its module). */
+static int
+gilx_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    gilx_state *state = gilx_get_state(module);
+    Py_VISIT(state->start_gate_type);
+    Py_VISIT(state->unsafe_counter_type);
+    Py_VISIT(state->atomic_counter_type);
+    Py_VISIT(state->locked_counter_type);
+    return 0;
+}
+
+static int
+gilx_clear(PyObject *module)
+{
+    gilx_state *state = gilx_get_state(module);
+    Py_CLEAR(state->start_gate_type);
+    Py_CLEAR(state->unsafe_counter_type);
+    Py_CLEAR(state->atomic_counter_type);
+    Py_CLEAR(state->locked_counter_type);
+    return 0;
+}
+
+static void
+gilx_free(void *module)
+{
+    (void)gilx_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot gilx_slots[] = {
+    {Py_mod_exec, gilx_exec},
+#ifdef Py_mod_multiple_interpreters
+    /* 3.12+: no static mutable state, so each interpreter may have its own
+     * GIL. */
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    /* 3.13+: the module is safe without the GIL (its only shared mutable
+     * data are the counters, each protected as documented), so importing it
+     * does not re-enable the GIL on a free-threaded build. */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL}
+};
+
+PyDoc_STRVAR(gilx_doc,
+"The C core of gilx: a counting loop run with the GIL held and released,\n"
+"a memory-bound kernel, and three shared counters (unsafe, atomic, locked).");
+
+static struct PyModuleDef gilx_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "gilx._core",
+    .m_doc = gilx_doc,
+    .m_size = sizeof(gilx_state),
+    .m_methods = NULL,      /* added in gilx_exec, one table per C file */
+    .m_slots = gilx_slots,
+    .m_traverse = gilx_traverse,
+    .m_clear = gilx_clear,
+    .m_free = gilx_free,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&gilx_module);
+}

@@ -1,0 +1,96 @@
+"""The lost-update race: several threads incrementing one shared counter."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import SupportsIndex
+
+from gilx._args import as_count
+from gilx._core import MAX_COUNT, AtomicCounter, LockedCounter, StartGate, UnsafeCounter
+
+COUNTER_TYPES: dict[str, type[UnsafeCounter] | type[AtomicCounter] | type[LockedCounter]] = {
+    "unsafe": UnsafeCounter,
+    "atomic": AtomicCounter,
+    "locked": LockedCounter,
+}
+KINDS: tuple[str, ...] = tuple(COUNTER_TYPES)
+
+#: More threads than this is a mistake, not an experiment: refuse it rather
+#: than exhaust the process's thread limit.
+MAX_THREADS = 1024
+
+
+@dataclass(frozen=True)
+class RaceResult:
+    """What one race produced: ``lost == expected - observed``."""
+
+    kind: str
+    threads: int
+    expected: int
+    observed: int
+    lost: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lost", self.expected - self.observed)
+
+    def to_dict(self) -> dict[str, int | str]:
+        """The JSON object of CONTRACT.md's ``race`` results."""
+        return asdict(self)
+
+
+def race(
+    kind: str = "unsafe",
+    threads: SupportsIndex = 2,
+    increments: SupportsIndex = 1_000_000,
+) -> RaceResult:
+    """Run ``threads`` threads, each calling ``increment(increments)`` on one shared counter.
+
+    ``kind`` picks the counter: ``"unsafe"`` (non-atomic, GIL released: loses
+    updates when threads run on several cores), ``"atomic"`` or ``"locked"``
+    (never lose one).
+
+    The threads start together: each one releases the GIL and waits at a
+    :class:`StartGate` inside ``increment`` until all have arrived.  (Behind a
+    Python barrier the second thread often starts only after the first has
+    finished 1,000,000 increments, a quarter of a millisecond, and nothing
+    races.)
+    """
+    if not isinstance(kind, str) or kind not in COUNTER_TYPES:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    nthreads = as_count(threads, "threads", minimum=1)
+    if nthreads > MAX_THREADS:
+        raise ValueError(f"threads must be <= {MAX_THREADS}, got {nthreads}")
+    each = as_count(increments, "increments")
+    expected = nthreads * each
+    if expected > MAX_COUNT:
+        raise OverflowError(
+            f"threads * increments is too large: {expected} > {MAX_COUNT}"
+        )
+
+    counter = COUNTER_TYPES[kind]()
+    gate = StartGate(nthreads)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            counter.increment(each, start=gate)
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+            gate.abort()
+
+    workers = [
+        threading.Thread(target=work, name=f"gilx-race-{i}", daemon=True)
+        for i in range(nthreads)
+    ]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    except BaseException:
+        gate.abort()  # e.g. Ctrl-C: release the threads still waiting
+        raise
+    if errors:
+        raise errors[0]
+    return RaceResult(kind=kind, threads=nthreads, expected=expected, observed=counter.value)

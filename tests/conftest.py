@@ -1,0 +1,59 @@
+"""Shared helpers for the behaviour tests of the installed gilx package."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+
+def cores() -> int:
+    """CPUs this process may run on (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+needs_two_cores = pytest.mark.skipif(cores() < 2, reason="needs at least 2 CPU cores")
+
+
+def longest_stall(call: Callable[[], object]) -> tuple[float, float]:
+    """Run ``call`` while a pure-Python heartbeat thread spins; return
+    (longest heartbeat gap overlapping the call, duration of the call), in seconds.
+
+    The heartbeat needs the GIL for every step, so its longest gap is the longest
+    time the GIL was unavailable to it.
+    """
+    stop = threading.Event()
+    started = threading.Event()
+    gaps: list[tuple[float, float]] = []  # (end of the gap, its length)
+
+    def beat() -> None:
+        last = time.perf_counter()
+        started.set()
+        while not stop.is_set():
+            now = time.perf_counter()
+            if now - last > 0.001:
+                gaps.append((now, now - last))
+            last = now
+
+    heart = threading.Thread(target=beat, daemon=True)
+    heart.start()
+    started.wait()
+    time.sleep(0.02)
+    begin = time.perf_counter()
+    call()
+    end = time.perf_counter()
+    stop.set()
+    heart.join()
+    overlapping = [g for (e, g) in gaps if e >= begin and e - g <= end]
+    return max(overlapping, default=0.0), end - begin
+
+
+def retry(attempts: int, check: Callable[[], bool]) -> bool:
+    """True if ``check`` holds in at least one of ``attempts`` tries (for races)."""
+    return any(check() for _ in range(attempts))
