@@ -1,0 +1,189 @@
+"""The six workloads of CONTRACT.md: what the work is and how a share of it is run.
+
+A workload is a size (in its own ``unit``) that can be split among workers:
+``prepare(share, param)`` builds, outside any timing, whatever a worker needs
+(arrays, a buffer, an HTTP opener) and returns the callable that does ``share``
+units of work.  All functions here live at module level, so a workload can be
+named in a child process under any start method (fork, forkserver, spawn).
+
+NumPy, threadpoolctl and urllib are imported only when their workload runs:
+``import gilx`` stays light.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+
+from gilx._core import count_gil, count_nogil, stream_sum
+from gilx.pure import count_py
+
+#: The seed's matrices: ``np.random.rand(1000, 1000)``.
+MATRIX_SIZE = 1000
+
+#: The memory workload's buffer is at least this large, and at least four
+#: times the last-level cache, so every pass streams from DRAM.
+MIN_BUFFER_BYTES = 64 * 1024 * 1024
+CACHE_MULTIPLE = 4
+
+
+def last_level_cache_bytes() -> int | None:
+    """The largest CPU cache of cpu0 as Linux reports it in sysfs; None where unknown."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    sizes: list[int] = []
+    try:
+        entries = os.listdir(base)
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            with open(os.path.join(base, entry, "size"), encoding="ascii") as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        factor = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            sizes.append(int(digits) * factor)
+    return max(sizes, default=None)
+
+
+def buffer_bytes() -> int:
+    """The memory workload's buffer size on this machine (a multiple of 8 bytes)."""
+    cache = last_level_cache_bytes() or 0
+    return max(MIN_BUFFER_BYTES, CACHE_MULTIPLE * cache) // 8 * 8
+
+
+def _no_session() -> AbstractContextManager[str]:
+    return nullcontext("")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One kind of work.
+
+    ``prepare(share, param)`` returns the callable doing ``share`` units;
+    ``param`` is what ``session()`` yielded in the parent (the io server's URL).
+    ``context()`` is entered once per process that runs workers (NumPy: BLAS
+    pinned to one thread).  ``start_size`` is where calibration starts.
+    """
+
+    name: str
+    summary: str
+    unit: str
+    start_size: int
+    prepare: Callable[[int, str], Callable[[], object]]
+    context: Callable[[], AbstractContextManager[object]] = nullcontext
+    session: Callable[[], AbstractContextManager[str]] = _no_session
+
+
+def _prepare_py(share: int, param: str) -> Callable[[], object]:
+    return functools.partial(count_py, share)
+
+
+def _prepare_gil(share: int, param: str) -> Callable[[], object]:
+    return functools.partial(count_gil, share)
+
+
+def _prepare_nogil(share: int, param: str) -> Callable[[], object]:
+    return functools.partial(count_nogil, share)
+
+
+def _prepare_numpy(share: int, param: str) -> Callable[[], object]:
+    import numpy as np
+
+    matrix = np.random.default_rng(0).random((MATRIX_SIZE, MATRIX_SIZE))
+
+    def dots() -> None:
+        for _ in range(share):
+            np.dot(matrix, matrix)
+
+    return dots
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[object]:
+    """Pin BLAS to one thread in this process, so threads show the GIL, not OpenBLAS."""
+    import numpy  # noqa: F401  (loads BLAS, so threadpoolctl can find it)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas") as limits:
+        yield limits
+
+
+def _prepare_io(share: int, param: str) -> Callable[[], object]:
+    from gilx._httpdelay import download, loopback_opener
+
+    opener = loopback_opener()
+
+    def downloads() -> None:
+        for _ in range(share):
+            download(opener, param)
+
+    return downloads
+
+
+def _io_session() -> AbstractContextManager[str]:
+    from gilx._httpdelay import serve
+
+    return serve()
+
+
+def _prepare_memory(share: int, param: str) -> Callable[[], object]:
+    # Built by repetition, not bytearray(n): every page is written, so the
+    # timed passes read real memory, not the shared zero page.
+    buffer = bytearray(b"\x01") * buffer_bytes()
+    return functools.partial(stream_sum, buffer, share)
+
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload("py", "pure-Python counting loop (count_py)", "loop steps", 100_000, _prepare_py),
+        Workload(
+            "gil", "C counting loop, GIL held (count_gil)", "loop steps", 1_000_000, _prepare_gil
+        ),
+        Workload(
+            "nogil",
+            "C counting loop, GIL released (count_nogil)",
+            "loop steps",
+            1_000_000,
+            _prepare_nogil,
+        ),
+        Workload(
+            "numpy",
+            f"np.dot of two {MATRIX_SIZE}x{MATRIX_SIZE} matrices, BLAS on one thread per worker",
+            "dot products",
+            1,
+            _prepare_numpy,
+            context=_one_blas_thread,
+        ),
+        Workload(
+            "io",
+            "urllib downloads from a local HTTP server (127.0.0.1) that answers after a delay",
+            "downloads",
+            1,
+            _prepare_io,
+            session=_io_session,
+        ),
+        Workload(
+            "memory",
+            "stream_sum over a buffer far larger than the caches, GIL released",
+            "passes over the buffer",
+            1,
+            _prepare_memory,
+        ),
+    )
+}
+NAMES: tuple[str, ...] = tuple(WORKLOADS)
+
+
+def get(name: str) -> Workload:
+    """The workload called ``name``; ValueError naming the choices otherwise."""
+    try:
+        return WORKLOADS[name]
+    except KeyError:
+        raise ValueError(f"unknown workload {name!r}; choose from {', '.join(NAMES)}") from None
