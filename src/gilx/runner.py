@@ -471,7 +471,7 @@ def scale(
             total = size
 
         def measure(k: int) -> Run:
-            say(f"{workload}: {k} {mode[:-1] if k == 1 else mode}")
+            say(f"{workload}: {k} {mode.removesuffix('es').removesuffix('s') if k == 1 else mode}")
             if mode == "threads":
                 return run_threads(job, total, k, nrepeats, param)
             return run_processes(workload, total, k, nrepeats, param, method)

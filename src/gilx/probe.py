@@ -1,0 +1,142 @@
+"""Does a callable release the GIL?  Measure it, two ways.
+
+(a) **speedup**: the callable's calls done by one thread, then split among
+``workers`` threads started together.  A callable that releases the GIL runs
+on several cores at once (given the cores); one that holds it does not.
+
+(b) **hold fraction**: while one thread makes the calls, a heartbeat thread
+asks for the GIL every millisecond and records how late it gets it
+(:class:`gilx.runner.Heartbeat`).  The share of the time it waited is the share
+of the time the GIL was held.  This needs no second core, so it is the evidence
+the verdict rests on: ``releases_gil`` is ``hold_fraction <`` :data:`HOLD_LIMIT`.
+
+Library thread pools (BLAS, OpenMP) are pinned to one thread while probing
+(threadpoolctl), so the speedup shows the GIL, not a library's own threads.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from gilx import runner
+from gilx._gilstate import gil_enabled
+
+#: A callable during which the GIL is held at least this share of the time "holds the GIL".
+HOLD_LIMIT = 0.5
+
+#: The heartbeat's period: how often it asks for the GIL (seconds).
+HEARTBEAT_INTERVAL = 0.001
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """The verdict and its evidence.
+
+    ``speedup``: one thread's time for all the calls / ``workers`` threads'
+    time for the same calls.  ``hold_fraction``: share of the single-thread
+    run during which the heartbeat could not get the GIL.  ``calls``: calls per
+    worker.  On a build without a GIL, ``releases_gil`` is True (there is
+    nothing to hold) and ``gil_enabled`` is False.
+    """
+
+    callable: str
+    releases_gil: bool
+    workers: int
+    speedup: float
+    hold_fraction: float
+    gil_enabled: bool
+    calls: int
+    one_thread: runner.Timing
+    many_threads: runner.Timing
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON object of CONTRACT.md's ``probe``."""
+        return {
+            "callable": self.callable,
+            "releases_gil": self.releases_gil,
+            "workers": self.workers,
+            "speedup": self.speedup,
+            "hold_fraction": self.hold_fraction,
+        }
+
+
+def describe(func: Callable[..., object], args: tuple[object, ...] = ()) -> str:
+    """``module:qualname(args)`` for display; long arguments shortened."""
+    module = getattr(func, "__module__", None) or "?"
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+    shown = ", ".join(reprlib.repr(a) for a in args)
+    return f"{module}:{name}({shown})"
+
+
+class _Calls:
+    """A runner job: ``share`` calls of ``func(*args)``."""
+
+    def __init__(self, func: Callable[..., object], args: tuple[object, ...]) -> None:
+        self.func = func
+        self.args = args
+
+    def prepare(self, share: int, param: str, /) -> Callable[[], object]:
+        func, args = self.func, self.args
+
+        def calls() -> None:
+            for _ in range(share):
+                func(*args)
+
+        return calls
+
+
+@contextmanager
+def _library_pools_pinned() -> Iterator[None]:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
+def probe(
+    func: Callable[..., object],
+    /,
+    *args: object,
+    workers: int = 2,
+    seconds: float = 0.2,
+    repeats: int = 3,
+    name: str | None = None,
+) -> ProbeResult:
+    """Judge whether ``func(*args)`` releases the GIL.
+
+    The number of calls is calibrated so that each of ``workers`` threads
+    spends about ``seconds`` on its share.  (To pass keyword arguments, wrap
+    the callable in ``functools.partial``.)
+    """
+    if not callable(func):
+        raise TypeError(f"probe needs a callable, not {type(func).__name__}")
+    if not 2 <= workers <= runner.MAX_WORKERS:
+        raise ValueError(f"workers must be between 2 and {runner.MAX_WORKERS}, got {workers}")
+    if not seconds > 0:
+        raise ValueError(f"seconds must be > 0, got {seconds}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    job = _Calls(func, args)
+    with _library_pools_pinned():
+        calls = runner.calibrate(lambda n: job.prepare(n, ""), 1, seconds)
+        total = calls * workers
+        idle = runner.Heartbeat.idle_overshoot(interval=HEARTBEAT_INTERVAL)
+        with runner.Heartbeat(HEARTBEAT_INTERVAL) as heart:
+            one = runner.run_threads(job, total, 1, repeats)
+        many = runner.run_threads(job, total, workers, repeats)
+    hold = runner.held_fraction(heart, one.spans, idle)
+    has_gil = gil_enabled()
+    return ProbeResult(
+        callable=name or describe(func, args),
+        releases_gil=(hold < HOLD_LIMIT) if has_gil else True,
+        workers=workers,
+        speedup=runner.speedup(one.timing.median, many.timing.median),
+        hold_fraction=hold,
+        gil_enabled=has_gil,
+        calls=calls,
+        one_thread=one.timing,
+        many_threads=many.timing,
+    )

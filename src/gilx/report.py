@@ -1,0 +1,125 @@
+"""Decide what to measure for the tour and the table, and measure each thing once.
+
+A :class:`Session` remembers what it measured: the tour's sections and the
+table share one scaling run per (workload, mode), and the threads and
+processes runs of a workload share one calibrated size, so the two columns
+compare the same total work.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import sysconfig
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gilx import runner, vectorise
+from gilx._gilstate import gil_enabled
+
+
+def cores() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """The worker count of the table and tour: every core, at least 2, at most 8."""
+    return max(2, min(cores(), 8))
+
+
+def free_threaded_build() -> bool:
+    """Whether this interpreter was built with --disable-gil (``Py_GIL_DISABLED``)."""
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def python_description() -> str:
+    """e.g. ``CPython 3.13.1 (free-threaded build)``."""
+    build = " (free-threaded build)" if free_threaded_build() else ""
+    return f"{platform.python_implementation()} {platform.python_version()}{build}"
+
+
+def machine_line(workers: int) -> str:
+    gil = "on" if gil_enabled() else "off"
+    return f"{cores()} cores, {python_description()}, GIL {gil}, {workers} workers per measurement"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One computation timed in pure Python and with NumPy, at the same size."""
+
+    pair: vectorise.Pair
+    size: int
+    python: runner.Timing
+    numpy: runner.Timing
+
+    @property
+    def numpy_speedup(self) -> float:
+        """How many times faster NumPy was than pure Python (medians)."""
+        return self.python.median / self.numpy.median if self.numpy.median > 0 else float("inf")
+
+
+class Session:
+    """Measurements for one tour or table, each taken at most once."""
+
+    def __init__(
+        self,
+        *,
+        quick: bool = False,
+        workers: int | None = None,
+        start_method: str | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.quick = quick
+        self.workers = workers or default_workers()
+        self.start_method = start_method
+        self.progress = progress or (lambda _message: None)
+        self._scales: dict[tuple[str, str], runner.ScaleResult] = {}
+        self._sizes: dict[str, int] = {}
+        self._comparisons: dict[str, Comparison] = {}
+
+    def scale(self, workload: str, mode: str) -> runner.ScaleResult:
+        """1 and ``workers`` workers of ``workload`` in ``mode``."""
+        key = (workload, mode)
+        if key not in self._scales:
+            result = runner.scale(
+                workload,
+                mode,
+                (1, self.workers),
+                quick=self.quick,
+                size=self._sizes.get(workload),
+                start_method=self.start_method,
+                progress=self.progress,
+            )
+            self._sizes.setdefault(workload, result.size)
+            self._scales[key] = result
+        return self._scales[key]
+
+    def speedup(self, workload: str, mode: str) -> runner.ScalePoint:
+        return self.scale(workload, mode).point(self.workers)
+
+    def compare(self, pair: vectorise.Pair) -> Comparison:
+        """``pair`` in pure Python and in NumPy, sized so the Python version takes a while."""
+        if pair.name not in self._comparisons:
+            self.progress(f"{pair.name}: pure Python vs NumPy")
+            target = runner.QUICK_SECONDS if self.quick else runner.FULL_SECONDS
+            repeats = runner.QUICK_REPEATS if self.quick else runner.FULL_REPEATS
+            size = runner.calibrate(lambda n: pair.prepare(n)[0], pair.start_size, target)
+            python, vectorised = pair.prepare(size)
+            self._comparisons[pair.name] = Comparison(
+                pair, size, runner.time_call(python, repeats), runner.time_call(vectorised, repeats)
+            )
+        return self._comparisons[pair.name]
+
+
+def flag(timing: runner.Timing) -> str:
+    """``~`` after a number whose repeats spread more than runner.SPREAD_LIMIT."""
+    return "~" if timing.unstable else ""
+
+
+def python_is(version: tuple[int, int]) -> bool:
+    return sys.version_info[:2] >= version
