@@ -1,24 +1,39 @@
 """gilx: make the CPython GIL visible and measurable.
 
-The public names of CONTRACT.md, and nothing else.
+The public names of CONTRACT.md, and the measuring API: ``scale``, ``probe``
+and ``table`` with their result dataclasses (each has ``to_dict()`` giving the
+JSON of CONTRACT.md).
 """
 
 from gilx._core import AtomicCounter, LockedCounter, UnsafeCounter, count_gil, count_nogil
 from gilx._gilstate import gil_enabled
+from gilx._version import __version__
+from gilx.probe import ProbeResult, probe
 from gilx.pure import count_py
 from gilx.race import RaceResult, race
-
-from gilx._version import __version__
+from gilx.runner import ScalePoint, ScaleResult, Timing, scale
+from gilx.table import Table, TableRow, table
+from gilx.workloads import NAMES as WORKLOADS
 
 __all__ = [
+    "WORKLOADS",
     "AtomicCounter",
     "LockedCounter",
+    "ProbeResult",
     "RaceResult",
+    "ScalePoint",
+    "ScaleResult",
+    "Table",
+    "TableRow",
+    "Timing",
     "UnsafeCounter",
     "__version__",
     "count_gil",
     "count_nogil",
     "count_py",
     "gil_enabled",
+    "probe",
     "race",
+    "scale",
+    "table",
 ]

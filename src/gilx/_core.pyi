@@ -1,7 +1,8 @@
 """Type stubs for gilx._core, the C extension (csrc/)."""
 
-from typing_extensions import Buffer
 from typing import SupportsIndex, final
+
+from typing_extensions import Buffer
 
 COUNT_CHUNK: int
 COUNTER_CHUNK: int

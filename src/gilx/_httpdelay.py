@@ -47,7 +47,7 @@ class _DelayHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(self.server.body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Stay silent: the requests are the experiment, not news."""
 
 
@@ -72,7 +72,7 @@ def serve(delay: float = DELAY_SECONDS, body_bytes: int = BODY_BYTES) -> Iterato
 
 
 def loopback_opener() -> urllib.request.OpenerDirector:
-    """A urllib opener that ignores proxy settings, so a request to 127.0.0.1 stays on this machine."""
+    """A urllib opener that ignores proxy settings: a request to 127.0.0.1 stays here."""
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 

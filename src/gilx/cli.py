@@ -1,16 +1,21 @@
 """The ``gilx`` command line: parse, run, print.
 
 Bad arguments print one line on stderr and exit 2 (argparse's convention);
-``--json`` prints exactly one JSON object on stdout.
+``--json`` prints exactly one JSON object on stdout; progress goes to stderr,
+and only on a terminal or with ``--progress``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from gilx import runner, workloads
 from gilx.race import KINDS, MAX_THREADS, race
 
 
@@ -19,6 +24,10 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class UsageError(Exception):
+    """A mistake in the command line found after parsing: one line on stderr, exit 2."""
 
 
 def _positive_int(text: str) -> int:
@@ -31,22 +40,104 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _worker_count(text: str) -> int:
+    value = _positive_int(text)
+    if value > runner.MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be <= {runner.MAX_WORKERS}, got {value}")
+    return value
+
+
+def _worker_list(text: str) -> list[int]:
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected worker counts like 1,2,4, got {text!r}")
+    return [_worker_count(p.strip()) for p in parts]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _add_common(cmd: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    if json_flag:
+        cmd.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    cmd.add_argument(
+        "--progress", action="store_true", help="show progress on stderr even when not a terminal"
+    )
+
+
+def _add_measuring(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--quick", action="store_true", help="shorter, noisier measurements")
+    cmd.add_argument(
+        "--start-method",
+        choices=runner.start_methods(),
+        default=None,
+        help=f"how processes start (default: {runner.default_start_method()})",
+    )
+
+
 def _build_parser() -> _Parser:
     parser = _Parser(prog="gilx", description="Make the CPython GIL visible and measurable.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    tour = commands.add_parser("tour", help="the seed's tour, every claim measured now (default)")
+    _add_measuring(tour)
+    tour.add_argument("--workers", type=_worker_count, default=None, help="workers per measurement")
+    _add_common(tour, json_flag=False)
+
+    table = commands.add_parser("table", help="the seed's GIL and hardware table, measured")
+    _add_measuring(table)
+    table.add_argument("--workers", type=_worker_count, default=None, help="workers per cell")
+    _add_common(table)
 
     race_cmd = commands.add_parser("race", help="the lost-update race, expected vs observed")
     race_cmd.add_argument("--kind", choices=[*KINDS, "all"], default="all")
     race_cmd.add_argument("--threads", type=_positive_int, default=2)
     race_cmd.add_argument("--increments", type=_positive_int, default=1_000_000)
     race_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+
+    scale = commands.add_parser("scale", help="a scaling curve for one workload")
+    scale.add_argument("--workload", required=True, choices=workloads.NAMES)
+    scale.add_argument("--mode", choices=runner.MODES, default="threads")
+    scale.add_argument(
+        "--workers", type=_worker_list, default=[1, 2, 4], help="worker counts, e.g. 1,2,4"
+    )
+    scale.add_argument(
+        "--size", type=_positive_int, default=None, help="total work (default: calibrated)"
+    )
+    scale.add_argument("--repeats", type=_positive_int, default=None)
+    _add_measuring(scale)
+    _add_common(scale)
+
+    probe = commands.add_parser("probe", help="does a callable release the GIL?")
+    probe.add_argument("target", metavar="MODULE:CALLABLE")
+    probe.add_argument("args", metavar="ARG", nargs="*", help="a Python literal, else a string")
+    probe.add_argument("--workers", type=_worker_count, default=2, help="threads (>= 2)")
+    probe.add_argument(
+        "--seconds",
+        type=_positive_float,
+        default=0.2,
+        help="each thread's share of calls, in seconds",
+    )
+    _add_common(probe)
     return parser
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], None] | None:
+    if getattr(args, "progress", False) or sys.stderr.isatty():
+        return lambda message: print(f"gilx: {message} ...", file=sys.stderr, flush=True)
+    return None
 
 
 def _run_race(args: argparse.Namespace) -> int:
     if args.threads > MAX_THREADS:
-        print(f"gilx race: error: --threads must be <= {MAX_THREADS}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--threads must be <= {MAX_THREADS}")
     kinds = KINDS if args.kind == "all" else (args.kind,)
     results = [race(kind, args.threads, args.increments) for kind in kinds]
     if args.json:
@@ -59,14 +150,168 @@ def _run_race(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_tour(args: argparse.Namespace) -> int:
+    from gilx import report
+    from gilx.tour import run
+
+    session = report.Session(
+        quick=args.quick,
+        workers=args.workers,
+        start_method=args.start_method,
+        progress=_progress(args),
+    )
+    run(session, lambda line: print(line, flush=True))
+    return 0
+
+
+def _run_table(args: argparse.Namespace) -> int:
+    from gilx.table import table
+
+    result = table(
+        quick=args.quick,
+        workers=args.workers,
+        start_method=args.start_method,
+        progress=_progress(args),
+    )
+    print(json.dumps(result.to_dict()) if args.json else result.render())
+    return 0
+
+
+def _format_scale(result: runner.ScaleResult) -> str:
+    how = (
+        f"processes, start method {result.start_method}"
+        if result.mode == "processes"
+        else "threads"
+    )
+    lines = [
+        f"{result.workload}: {workloads.get(result.workload).summary}",
+        f"on {how}; {result.size:,} {result.unit} in total, split among the workers;"
+        f" {len(result.baseline.samples)} repeats",
+        "",
+        f"{'workers':>7}  {'seconds: median (min..max)':<30}{'speedup':>8}{'efficiency':>12}"
+        + ("   start-up" if result.mode == "processes" else ""),
+    ]
+    for p in result.points:
+        t = p.timing
+        timing = f"{t.median:.4f} ({t.minimum:.4f}..{t.maximum:.4f}){' ~' if t.unstable else ''}"
+        line = f"{p.workers:>7}  {timing:<30}{p.speedup:>7.2f}x{p.efficiency:>11.0%}"
+        if p.startup is not None:
+            line += f"   {p.startup:.3f} s"
+        lines.append(line)
+    lines += [
+        "",
+        "speedup = time of 1 worker doing all the work / time of k workers splitting it;"
+        " efficiency = speedup / k",
+    ]
+    if any(p.timing.unstable for p in result.points) or result.baseline.unstable:
+        lines.append(
+            f"~ = repeats spread more than {runner.SPREAD_LIMIT:.0%} of the median: a busy machine?"
+        )
+    if result.mode == "processes":
+        lines.append(
+            "start-up: launching the processes until all were ready, not counted in seconds"
+        )
+    return "\n".join(lines)
+
+
+def _run_scale(args: argparse.Namespace) -> int:
+    result = runner.scale(
+        args.workload,
+        args.mode,
+        args.workers,
+        quick=args.quick,
+        size=args.size,
+        repeats=args.repeats,
+        start_method=args.start_method,
+        progress=_progress(args),
+    )
+    print(json.dumps(result.to_dict()) if args.json else _format_scale(result))
+    return 0
+
+
+def _literal(text: str) -> object:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    module_name, sep, attr_path = target.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise UsageError(f"expected MODULE:CALLABLE, e.g. time:sleep; got {target!r}")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import {module_name!r}: {exc}") from None
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(f"{module_name!r} has no attribute {attr_path!r}") from None
+    if not callable(obj):
+        raise UsageError(f"{target} is not callable (it is a {type(obj).__name__})")
+    return obj  # type: ignore[no-any-return]
+
+
+def _run_probe(args: argparse.Namespace) -> int:
+    from gilx.probe import HOLD_LIMIT, probe
+
+    func = _resolve(args.target)
+    call_args = tuple(_literal(a) for a in args.args)
+    shown = f"{args.target}({', '.join(repr(a) for a in call_args)})"
+    try:
+        func(*call_args)  # one trial call: a wrong argument is the user's mistake
+    except Exception as exc:
+        raise UsageError(f"calling {shown} raised {type(exc).__name__}: {exc}") from None
+    say = _progress(args)
+    if say:
+        say(f"probing {shown}")
+    result = probe(func, *call_args, workers=args.workers, seconds=args.seconds, name=shown)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(f"probe {shown}")
+    if not result.gil_enabled:
+        print(
+            "  no GIL in this process (free-threaded build, GIL off): nothing to hold or release"
+        )
+    print(
+        f"  GIL held {result.hold_fraction:.0%} of the time while one thread made the calls"
+        " (a heartbeat thread asked for it every 1 ms and timed how late it got it)"
+    )
+    print(
+        f"  {result.workers} threads: {result.speedup:.2f}x the speed of 1 thread making the same"
+        f" {result.calls * result.workers:,} calls"
+    )
+    if result.gil_enabled:
+        verdict = "RELEASES the GIL" if result.releases_gil else "HOLDS the GIL"
+        print(
+            f"  verdict: {verdict} (held {'under' if result.releases_gil else 'at least'}"
+            f" {HOLD_LIMIT:.0%} of the time decides)"
+        )
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "tour": _run_tour,
+    "table": _run_table,
+    "race": _run_race,
+    "scale": _run_scale,
+    "probe": _run_probe,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # plain `gilx` is the tour
+        args = parser.parse_args(["tour"])
     try:
-        if args.command == "race":
-            return _run_race(args)
-        parser.print_help()
-        return 0
+        return _COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"gilx {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("gilx: interrupted", file=sys.stderr)
         return 130

@@ -90,7 +90,7 @@ class _Calls:
 
 @contextmanager
 def _library_pools_pinned() -> Iterator[None]:
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
 
     with threadpool_limits(limits=1):
         yield

@@ -43,9 +43,22 @@ def python_description() -> str:
     return f"{platform.python_implementation()} {platform.python_version()}{build}"
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (Unix), None where the OS has none."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def machine_line(workers: int) -> str:
+    """Cores, interpreter, GIL state, workers, and how busy the machine already was."""
     gil = "on" if gil_enabled() else "off"
-    return f"{cores()} cores, {python_description()}, GIL {gil}, {workers} workers per measurement"
+    line = f"{cores()} cores, {python_description()}, GIL {gil}, {workers} workers per measurement"
+    load = load_average()
+    if load is not None:
+        line += f"\nload average {load:.2f} before measuring: other work takes cores too"
+    return line
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from gilx import workloads
 
 MODES: tuple[str, ...] = ("threads", "processes")
+_SINGULAR = {"threads": "thread", "processes": "process"}
 
 #: A measurement whose repeats spread more than this (relative to the median) is flagged.
 SPREAD_LIMIT = 0.10
@@ -122,7 +123,9 @@ class Job(Protocol):
     def prepare(self, share: int, param: str, /) -> Callable[[], object]: ...
 
 
-def _spans(stamps: Sequence[tuple[int, float, float]], repeats: int) -> tuple[tuple[float, float], ...]:
+def _spans(
+    stamps: Sequence[tuple[int, float, float]], repeats: int
+) -> tuple[tuple[float, float], ...]:
     spans = []
     for r in range(repeats):
         mine = [(t0, t1) for (rep, t0, t1) in stamps if rep == r]
@@ -223,13 +226,16 @@ def run_processes(
     param: str = "",
     start_method: str | None = None,
 ) -> Run:
-    """Run the named workload on ``workers`` processes sharing ``total`` units, ``repeats`` times."""
+    """Run the named workload on ``workers`` processes sharing ``total`` units, repeatedly."""
     _check(workers, repeats, total)
     workloads.get(workload)  # fail here, not in a child
     method = start_method or default_start_method()
     if method not in start_methods():
-        raise ValueError(f"start method must be one of {', '.join(start_methods())}; got {method!r}")
-    ctx = multiprocessing.get_context(method)
+        raise ValueError(
+            f"start method must be one of {', '.join(start_methods())}; got {method!r}"
+        )
+    # typeshed types a context chosen by a runtime string as BaseContext, without .Process
+    ctx: Any = multiprocessing.get_context(method)
     barrier = ctx.Barrier(workers, timeout=BARRIER_TIMEOUT)
     results = ctx.Queue()
     launched = clock()
@@ -471,7 +477,7 @@ def scale(
             total = size
 
         def measure(k: int) -> Run:
-            say(f"{workload}: {k} {mode.removesuffix('es').removesuffix('s') if k == 1 else mode}")
+            say(f"{workload}: {k} {_SINGULAR[mode] if k == 1 else mode}")
             if mode == "threads":
                 return run_threads(job, total, k, nrepeats, param)
             return run_processes(workload, total, k, nrepeats, param, method)
@@ -479,7 +485,9 @@ def scale(
         runs = {k: measure(k) for k in sorted({1, *counts})}
     baseline = runs[1].timing
     points = tuple(
-        ScalePoint(k, runs[k].timing, speedup(baseline.median, runs[k].timing.median), runs[k].startup)
+        ScalePoint(
+            k, runs[k].timing, speedup(baseline.median, runs[k].timing.median), runs[k].startup
+        )
         for k in counts
     )
     return ScaleResult(workload, mode, total, job.unit, method, baseline, points)

@@ -98,8 +98,8 @@ class Table:
         lines = [
             "GIL and Hardware Utilization (measured now)",
             f"machine: {self.cpu_count} cores, {self.python}, GIL {gil}",
-            f"threading / multiprocessing: speedup of {self.workers} workers over 1 worker doing the"
-            " same total work",
+            f"threading / multiprocessing: speedup of {self.workers} workers over 1 worker"
+            " doing the same total work",
             f"  (processes: start method {self.start_method}; start-up not counted)",
             "numpy: times faster than pure Python for the same computation (matrix product; sum of"
             " words)",
@@ -112,11 +112,13 @@ class Table:
         names = ("threading", "multiprocessing", "numpy")
         for r in self.rows:
             texts = []
-            for value, shaky in zip(r.cells, r.unstable):
-                texts.append("N/A" if value is None else f"{mark(value)} {value:.2f}x{'~' if shaky else ''}")
+            for value, shaky in zip(r.cells, r.unstable, strict=True):
+                texts.append(
+                    "N/A" if value is None else f"{mark(value)} {value:.2f}x{'~' if shaky else ''}"
+                )
             lines.append(f"{r.label:<28}{texts[0]:<14}{texts[1]:<18}{texts[2]:<12}")
             if r.seed is not None:
-                for name, seed_mark, value in zip(names, r.seed, r.cells):
+                for name, seed_mark, value in zip(names, r.seed, r.cells, strict=True):
                     if value is not None and seed_mark != mark(value):
                         disagreements.append(
                             f"  {r.label}, {name}: the seed says {seed_mark}, measured"
@@ -146,8 +148,10 @@ def measure(session: report.Session) -> Table:
                 multiprocessing=procs.speedup,
                 numpy=comparison.numpy_speedup if comparison else None,
                 unstable=(
-                    threads.timing.unstable or session.scale(spec.workload, "threads").baseline.unstable,
-                    procs.timing.unstable or session.scale(spec.workload, "processes").baseline.unstable,
+                    threads.timing.unstable
+                    or session.scale(spec.workload, "threads").baseline.unstable,
+                    procs.timing.unstable
+                    or session.scale(spec.workload, "processes").baseline.unstable,
                     bool(comparison and (comparison.python.unstable or comparison.numpy.unstable)),
                 ),
                 seed=spec.seed,

@@ -49,7 +49,7 @@ def _matmul(steps: int) -> tuple[Fn, Fn]:
     cols = a.T.tolist()
 
     def python() -> object:
-        return [[sum(x * y for x, y in zip(row, col)) for col in cols] for row in rows]
+        return [[sum(x * y for x, y in zip(row, col, strict=True)) for col in cols] for row in rows]
 
     def vectorised() -> object:
         return np.dot(a, a)

@@ -108,7 +108,7 @@ def _prepare_numpy(share: int, param: str) -> Callable[[], object]:
 def _one_blas_thread() -> Iterator[object]:
     """Pin BLAS to one thread in this process, so threads show the GIL, not OpenBLAS."""
     import numpy  # noqa: F401  (loads BLAS, so threadpoolctl can find it)
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
 
     with threadpool_limits(limits=1, user_api="blas") as limits:
         yield limits

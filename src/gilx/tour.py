@@ -1,0 +1,214 @@
+"""The seed's tour, section by section, each claim shown with a number measured now.
+
+``run(session, out)`` prints through ``out`` as it goes, so a section appears
+as soon as it is measured.  Every number printed comes from ``session`` (or
+from ``gilx.race``), measured in this process on this machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+
+from gilx import report, runner, vectorise
+from gilx._gilstate import gil_enabled
+from gilx.race import KINDS, race
+from gilx.table import GAIN_THRESHOLD, Table, measure
+
+Out = Callable[[str], None]
+
+
+def _x(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _heading(out: Out, title: str) -> None:
+    out("")
+    out(title)
+    out("─" * len(title))
+
+
+def _seconds(point: runner.ScalePoint | runner.Timing) -> str:
+    timing = point if isinstance(point, runner.Timing) else point.timing
+    return f"{timing.median:.3f} s{report.flag(timing)}"
+
+
+def _scaling_lines(out: Out, session: report.Session, workload: str, mode: str) -> float:
+    result = session.scale(workload, mode)
+    point = result.point(session.workers)
+    noun = "process" if mode == "processes" else "thread"
+    one, many = f"1 {noun}:", f"{session.workers} {mode}:"
+    out(f"  {one:<14}{_seconds(result.baseline):<10}  ({result.size:,} {result.unit} in total)")
+    out(f"  {many:<14}{_seconds(point):<10}  speedup {_x(point.speedup)}")
+    return point.speedup
+
+
+def _race(out: Out, session: report.Session) -> None:
+    _heading(out, "1. What is the GIL? The refcount race")
+    increments = 200_000 if session.quick else 1_000_000
+    out(f"{session.workers} threads each add 1 to one shared counter {increments:,} times,")
+    out("with the GIL released, as a refcount++ without a GIL would:")
+    results = {kind: race(kind, session.workers, increments) for kind in KINDS}
+    for r in results.values():
+        out(
+            f"  {r.kind:<7} expected {r.expected:>10,}  observed {r.observed:>10,}"
+            f"  lost {r.lost:>9,}"
+        )
+    out("UnsafeCounter's plain load/add/store loses updates whenever two cores interleave;")
+    out("LockedCounter takes the GIL for every step: safe, and serialised, as the seed says.")
+    if results["unsafe"].lost == 0:
+        out("Nothing was lost on the unsafe line: the threads never overlapped this time (one")
+        out("core, or a busy machine); run `gilx race` again.")
+
+
+def _two_threads(out: Out, session: report.Session) -> float:
+    _heading(out, "2. Demonstrating the GIL: two threads vs one (pure-Python count)")
+    speed = _scaling_lines(out, session, "py", "threads")
+    verdict = (
+        "slower than"
+        if speed < 1
+        else "no faster than"
+        if speed < GAIN_THRESHOLD
+        else "faster than"
+    )
+    out(f"{session.workers} threads were {verdict} one: one thread at a time runs Python.")
+    return speed
+
+
+def _io(out: Out, session: report.Session) -> float:
+    _heading(out, "3. The GIL is released during I/O (downloads from a local delayed server)")
+    speed = _scaling_lines(out, session, "io", "threads")
+    out("While a thread waits in a socket read it has released the GIL; the others download.")
+    return speed
+
+
+def _numpy(out: Out, session: report.Session) -> float:
+    _heading(out, "4. NumPy releases the GIL (np.dot of 1000x1000, BLAS pinned to one thread)")
+    speed = _scaling_lines(out, session, "numpy", "threads")
+    out("np.dot runs its BLAS kernel with the GIL released, so threads can share the cores.")
+    return speed
+
+
+def _c_extensions(out: Out, session: report.Session) -> tuple[float, float]:
+    _heading(out, "5. C extensions that release the GIL (one C loop, run two ways)")
+    out("count_gil: the GIL held for the whole call")
+    held = _scaling_lines(out, session, "gil", "threads")
+    out("count_nogil: the same kernel inside Py_BEGIN_ALLOW_THREADS / Py_END_ALLOW_THREADS")
+    released = _scaling_lines(out, session, "nogil", "threads")
+    out("Only the version that releases the GIL can run on two cores at once.")
+    return held, released
+
+
+def _multiprocessing(out: Out, session: report.Session) -> float:
+    _heading(out, "6. Solution 1: multiprocessing (the pure-Python count again)")
+    result = session.scale("py", "processes")
+    speed = _scaling_lines(out, session, "py", "processes")
+    point = result.point(session.workers)
+    if point.startup is not None:
+        out(
+            f"Starting {session.workers} processes ({result.start_method}) took"
+            f" {point.startup:.3f} s more, not counted above."
+        )
+    out("Each process has its own interpreter and its own GIL.")
+    return speed
+
+
+def _vectorisation(out: Out, session: report.Session) -> float:
+    _heading(out, "7. Solution 2: NumPy vectorisation (the seed's sum of squares)")
+    c = session.compare(vectorise.SUM_SQUARES)
+    out(f"  n = {c.size:,}")
+    out(f"  Python  sum(x**2 for x in data): {_seconds(c.python)}")
+    out(f"  NumPy   np.sum(arr**2):          {_seconds(c.numpy)}")
+    out(f"  NumPy is {c.numpy_speedup:.0f}x faster: one C loop over raw numbers, not objects.")
+    return c.numpy_speedup
+
+
+def _numba(out: Out, session: report.Session) -> None:
+    _heading(out, "8. Solution 3: Numba with nogil / prange")
+    if importlib.util.find_spec("numba") is None:
+        out('Numba is not installed here; pip install "gilx[numba]" to measure this section.')
+        return
+    from gilx import _numba
+
+    r = _numba.measure(quick=session.quick)
+    out(f"  n = {r.size:,}")
+    out(f"  NumPy  np.sum(arr**2):             {_seconds(r.numpy)}")
+    out(f"  Numba  parallel_sum_squares(arr):  {_seconds(r.numba)}  (JIT warm-up not counted)")
+    ratio = r.numpy.median / r.numba.median if r.numba.median > 0 else float("inf")
+    out(f"  Numba's prange loop ran {_x(ratio)} as fast as NumPy, on {report.cores()} cores.")
+
+
+def _free_threading(out: Out, session: report.Session, py_threads: float, py_procs: float) -> None:
+    _heading(out, "9. The future: free-threaded Python")
+    out(f"This interpreter: {report.python_description()}; GIL {'on' if gil_enabled() else 'off'}.")
+    if gil_enabled():
+        out(f"Here pure-Python threads reached {_x(py_threads)} and processes {_x(py_procs)}.")
+        out(
+            "On a free-threaded build (python3.13t and later) with the GIL off, pure-Python threads"
+        )
+        out("could approach the processes' number, without their start-up and copying; count_gil")
+        out("would no longer stop other threads; UnsafeCounter would still lose updates (a race")
+        out(
+            "in C needs no GIL), and LockedCounter would use a critical section instead of the GIL."
+        )
+    else:
+        out(
+            f"The GIL is off: pure-Python threads reached {_x(py_threads)} here (processes:"
+            f" {_x(py_procs)}). count_gil holds no lock that stops other threads."
+        )
+
+
+def _decision_tree(
+    out: Out,
+    session: report.Session,
+    t: Table,
+) -> None:
+    _heading(out, "11. Decision tree, filled in with this machine's numbers")
+    k = session.workers
+    py, np_row, io = t.row("cpu-bound-python"), t.row("cpu-bound-numpy"), t.row("io-bound")
+    assert py.threading is not None and py.multiprocessing is not None
+    assert np_row.threading is not None and io.threading is not None
+
+    def agree(ok: bool) -> str:
+        return "agrees" if ok else "disagrees here"
+
+    processes_win = py.multiprocessing >= max(GAIN_THRESHOLD, py.threading)
+    out("Is your code CPU-bound?")
+    out("├── Yes: Pure Python?")
+    out(
+        f"│   ├── Yes → Use multiprocessing      [{k} processes {_x(py.multiprocessing)},"
+        f" {k} threads {_x(py.threading)}: {agree(processes_win)}]"
+    )
+    out(
+        f"│   └── No (NumPy) → Threading may help [{k} threads {_x(np_row.threading)}:"
+        f" {agree(np_row.threading >= GAIN_THRESHOLD)}]"
+    )
+    out(
+        f"└── No (I/O-bound) → Use threading or asyncio [{k} threads {_x(io.threading)}:"
+        f" {agree(io.threading >= GAIN_THRESHOLD)}]"
+    )
+    out(
+        f'("helps" means at least {GAIN_THRESHOLD:.1f}x; every number is measured now, on'
+        f" {report.cores()} cores.)"
+    )
+
+
+def run(session: report.Session, out: Out) -> Table:
+    """Walk the seed's sections in order; return the measured table."""
+    out("gilx tour: the seed's claims about the GIL, each measured now on this machine")
+    out(f"machine: {report.machine_line(session.workers)}")
+    out("(~ after a number: its repeats spread more than 10 %, treat it as rough)")
+    _race(out, session)
+    py_threads = _two_threads(out, session)
+    _io(out, session)
+    _numpy(out, session)
+    _c_extensions(out, session)
+    py_procs = _multiprocessing(out, session)
+    _vectorisation(out, session)
+    _numba(out, session)
+    _free_threading(out, session, py_threads, py_procs)
+    _heading(out, "10. GIL and Hardware Utilization")
+    measured = measure(session)
+    out(measured.render())
+    _decision_tree(out, session, measured)
+    return measured
