@@ -51,11 +51,10 @@ def load_average() -> float | None:
         return None
 
 
-def machine_line(workers: int) -> str:
+def machine_line(workers: int, load: float | None) -> str:
     """Cores, interpreter, GIL state, workers, and how busy the machine already was."""
     gil = "on" if gil_enabled() else "off"
     line = f"{cores()} cores, {python_description()}, GIL {gil}, {workers} workers per measurement"
-    load = load_average()
     if load is not None:
         line += f"\nload average {load:.2f} before measuring: other work takes cores too"
     return line
@@ -88,6 +87,7 @@ class Session:
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.quick = quick
+        self.load_before = load_average()  # before this session adds its own work
         self.workers = workers or default_workers()
         self.start_method = start_method
         self.progress = progress or (lambda _message: None)

@@ -76,6 +76,7 @@ class Table:
     workers: int
     start_method: str | None
     rows: tuple[TableRow, ...] = field(default_factory=tuple)
+    load_average: float | None = None  # before measuring
 
     def row(self, task: str) -> TableRow:
         for r in self.rows:
@@ -97,7 +98,12 @@ class Table:
         gil = "on" if self.gil_enabled else "off"
         lines = [
             "GIL and Hardware Utilization (measured now)",
-            f"machine: {self.cpu_count} cores, {self.python}, GIL {gil}",
+            f"machine: {self.cpu_count} cores, {self.python}, GIL {gil}"
+            + (
+                f"; load average {self.load_average:.2f} before measuring"
+                if self.load_average is not None
+                else ""
+            ),
             f"threading / multiprocessing: speedup of {self.workers} workers over 1 worker"
             " doing the same total work",
             f"  (processes: start method {self.start_method}; start-up not counted)",
@@ -165,6 +171,7 @@ def measure(session: report.Session) -> Table:
         workers=session.workers,
         start_method=method,
         rows=tuple(rows),
+        load_average=session.load_before,
     )
 
 

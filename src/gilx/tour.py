@@ -196,7 +196,7 @@ def _decision_tree(
 def run(session: report.Session, out: Out) -> Table:
     """Walk the seed's sections in order; return the measured table."""
     out("gilx tour: the seed's claims about the GIL, each measured now on this machine")
-    out(f"machine: {report.machine_line(session.workers)}")
+    out(f"machine: {report.machine_line(session.workers, session.load_before)}")
     out("(~ after a number: its repeats spread more than 10 %, treat it as rough)")
     _race(out, session)
     py_threads = _two_threads(out, session)
