@@ -209,7 +209,7 @@ def _format_scale(result: runner.ScaleResult) -> str:
         )
     if result.mode == "processes":
         lines.append(
-            "start-up: launching the processes until all were ready, not counted in seconds"
+            "start-up: launching the processes and preparing their shares (not in seconds)"
         )
     return "\n".join(lines)
 

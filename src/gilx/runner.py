@@ -104,7 +104,7 @@ class Run:
 
     ``spans`` holds each repeat's (start, end) on the ``perf_counter`` clock;
     ``startup`` is, for processes, the seconds from launching them to all
-    being ready at the barrier (None for threads).
+    being ready at the barrier, their shares prepared (None for threads).
     """
 
     workers: int

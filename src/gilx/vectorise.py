@@ -3,7 +3,7 @@
 Each :class:`Pair` builds its inputs for a size (in units linear in the
 pure-Python cost, so the size can be calibrated) and returns both versions.
 The ``numpy`` column of the table and the tour's vectorisation section time
-them side by side; NumPy runs as users get it (its own BLAS threads allowed).
+them side by side, both on one core (BLAS pinned to one thread).
 """
 
 from __future__ import annotations
