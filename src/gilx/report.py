@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import sysconfig
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,7 +140,3 @@ class Session:
 def flag(timing: runner.Timing) -> str:
     """``~`` after a number whose repeats spread more than runner.SPREAD_LIMIT."""
     return "~" if timing.unstable else ""
-
-
-def python_is(version: tuple[int, int]) -> bool:
-    return sys.version_info[:2] >= version
