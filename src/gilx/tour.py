@@ -61,31 +61,51 @@ def _race(out: Out, session: report.Session) -> None:
         out("core, or a busy machine); run `gilx race` again.")
 
 
+def _claim(out: Out, session: report.Session, claim: str, shown: bool) -> None:
+    """Say whether this machine's numbers show the seed's ``claim``, and why not if not."""
+    if shown:
+        out(f"Measured here: {claim}.")
+        return
+    out(f"Not shown by these numbers: {claim}.")
+    load = session.load_before
+    if load is not None and load >= 0.5:
+        out(
+            f"(The machine was busy, load average {load:.2f} before measuring: other work held"
+            " cores the workers needed.)"
+        )
+
+
+def _gain(speed: float) -> bool:
+    return speed >= GAIN_THRESHOLD
+
+
 def _two_threads(out: Out, session: report.Session) -> float:
-    _heading(out, "2. Demonstrating the GIL: two threads vs one (pure-Python count)")
+    k = session.workers
+    _heading(out, f"2. Demonstrating the GIL: {k} threads vs one (pure-Python count)")
     speed = _scaling_lines(out, session, "py", "threads")
-    verdict = (
-        "slower than"
-        if speed < 1
-        else "no faster than"
-        if speed < GAIN_THRESHOLD
-        else "faster than"
-    )
-    out(f"{session.workers} threads were {verdict} one: one thread at a time runs Python.")
+    if gil_enabled():
+        _claim(
+            out, session, f"{k} threads are no faster than one for pure Python", not _gain(speed)
+        )
+        out("With the GIL, one thread at a time runs Python bytecode.")
+    else:
+        out("There is no GIL in this process: pure-Python threads may run at once.")
     return speed
 
 
 def _io(out: Out, session: report.Session) -> float:
     _heading(out, "3. The GIL is released during I/O (downloads from a local delayed server)")
     speed = _scaling_lines(out, session, "io", "threads")
-    out("While a thread waits in a socket read it has released the GIL; the others download.")
+    _claim(out, session, "threading speeds up I/O-bound work", _gain(speed))
+    out("A thread waiting in a socket read has released the GIL; the others download meanwhile.")
     return speed
 
 
 def _numpy(out: Out, session: report.Session) -> float:
     _heading(out, "4. NumPy releases the GIL (np.dot of 1000x1000, BLAS pinned to one thread)")
     speed = _scaling_lines(out, session, "numpy", "threads")
-    out("np.dot runs its BLAS kernel with the GIL released, so threads can share the cores.")
+    _claim(out, session, "NumPy calls on several threads run in parallel", _gain(speed))
+    out("np.dot runs its BLAS kernel with the GIL released.")
     return speed
 
 
@@ -95,7 +115,15 @@ def _c_extensions(out: Out, session: report.Session) -> tuple[float, float]:
     held = _scaling_lines(out, session, "gil", "threads")
     out("count_nogil: the same kernel inside Py_BEGIN_ALLOW_THREADS / Py_END_ALLOW_THREADS")
     released = _scaling_lines(out, session, "nogil", "threads")
-    out("Only the version that releases the GIL can run on two cores at once.")
+    if gil_enabled():
+        _claim(
+            out,
+            session,
+            "only the version that releases the GIL runs on several cores at once",
+            _gain(released) and not _gain(held),
+        )
+    else:
+        out("Without a GIL both versions can run at once: count_gil has nothing to hold.")
     return held, released
 
 
@@ -106,9 +134,10 @@ def _multiprocessing(out: Out, session: report.Session) -> float:
     point = result.point(session.workers)
     if point.startup is not None:
         out(
-            f"Starting {session.workers} processes ({result.start_method}) took"
-            f" {point.startup:.3f} s more, not counted above."
+            f"Starting {session.workers} processes ({result.start_method}) and preparing their"
+            f" work took {point.startup:.3f} s more, not counted above."
         )
+    _claim(out, session, "processes run pure Python in parallel", _gain(speed))
     out("Each process has its own interpreter and its own GIL.")
     return speed
 
