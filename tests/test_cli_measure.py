@@ -124,7 +124,7 @@ def test_tour_walks_the_seed_sections_in_order(tiny, capsys):
     out = capsys.readouterr().out
     headings = [
         "refcount race",
-        "two threads vs one",
+        "threads vs one",
         "I/O",
         "NumPy releases the GIL",
         "C extensions",

@@ -107,8 +107,8 @@ class Table:
             f"threading / multiprocessing: speedup of {self.workers} workers over 1 worker"
             " doing the same total work",
             f"  (processes: start method {self.start_method}; start-up not counted)",
-            "numpy: times faster than pure Python for the same computation, both on one core"
-            " (matrix product; sum of a buffer's words)",
+            "numpy: times faster than pure Python for the same computation, both on one core",
+            "  (a matrix product; the sum of a large buffer's words)",
             f"✓ = at least {GAIN_THRESHOLD:.1f}x, ✗ = less; ~ = repeats spread more than 10 %",
             "",
         ]

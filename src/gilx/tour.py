@@ -30,7 +30,9 @@ def _heading(out: Out, title: str) -> None:
 
 def _seconds(point: runner.ScalePoint | runner.Timing) -> str:
     timing = point if isinstance(point, runner.Timing) else point.timing
-    return f"{timing.median:.3f} s{report.flag(timing)}"
+    median = timing.median
+    shown = f"{median:.3f} s" if median >= 0.01 else f"{median * 1000:.3f} ms"
+    return f"{shown}{report.flag(timing)}"
 
 
 def _scaling_lines(out: Out, session: report.Session, workload: str, mode: str) -> float:
