@@ -218,6 +218,16 @@ def start_methods() -> list[str]:
     return multiprocessing.get_all_start_methods()
 
 
+def _start_method(requested: str | None) -> str:
+    """``requested``, or the platform's default; ValueError if this platform lacks it."""
+    method = requested or default_start_method()
+    if method not in start_methods():
+        raise ValueError(
+            f"start method must be one of {', '.join(start_methods())}; got {method!r}"
+        )
+    return method
+
+
 def run_processes(
     workload: str,
     total: int,
@@ -229,11 +239,7 @@ def run_processes(
     """Run the named workload on ``workers`` processes sharing ``total`` units, repeatedly."""
     _check(workers, repeats, total)
     workloads.get(workload)  # fail here, not in a child
-    method = start_method or default_start_method()
-    if method not in start_methods():
-        raise ValueError(
-            f"start method must be one of {', '.join(start_methods())}; got {method!r}"
-        )
+    method = _start_method(start_method)
     # typeshed types a context chosen by a runtime string as BaseContext, without .Process
     ctx: Any = multiprocessing.get_context(method)
     barrier = ctx.Barrier(workers, timeout=BARRIER_TIMEOUT)
@@ -451,14 +457,7 @@ def scale(
         raise ValueError("workers must name at least one worker count")
     for k in counts:
         _check(k, 1, 0)
-    if mode == "processes":
-        method = start_method or default_start_method()
-        if method not in start_methods():
-            raise ValueError(
-                f"start method must be one of {', '.join(start_methods())}; got {method!r}"
-            )
-    else:
-        method = None
+    method = _start_method(start_method) if mode == "processes" else None
     nrepeats = repeats if repeats is not None else (QUICK_REPEATS if quick else FULL_REPEATS)
     say = progress or (lambda _message: None)
 
