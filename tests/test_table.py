@@ -1,0 +1,67 @@
+"""The table's marks, text and JSON, and the session that measures each thing once."""
+
+from __future__ import annotations
+
+from gilx import report, runner
+from gilx.table import GAIN_THRESHOLD, Table, TableRow, mark
+
+
+def test_marks_are_read_from_the_number_at_the_threshold():
+    assert mark(GAIN_THRESHOLD) == "✓"
+    assert mark(GAIN_THRESHOLD - 0.01) == "✗"
+    assert mark(None) == "N/A"
+
+
+def sample_table() -> Table:
+    rows = (
+        TableRow("cpu-bound-python", "CPU-bound Python", 0.9, 1.9, None, seed=("✗", "✓", "N/A")),
+        TableRow(
+            "memory-bound",
+            "Memory-bound",
+            1.8,
+            1.7,
+            80.0,
+            (True, False, False),
+            seed=("✗", "✗", "✓"),
+        ),
+        TableRow("cpu-bound-c-gil", "CPU-bound C, GIL held", 1.0, 2.0, None),
+    )
+    return Table(4, True, "CPython 3.x", 4, "fork", rows, load_average=0.1)
+
+
+def test_render_shows_machine_threshold_and_disagreements_with_the_seed():
+    text = sample_table().render()
+    assert "4 cores, CPython 3.x, GIL on" in text
+    assert f"✓ = at least {GAIN_THRESHOLD:.1f}x" in text
+    assert "✗ 0.90x" in text and "✓ 1.80x~" in text and "N/A" in text
+    assert "Memory-bound, threading: the seed says ✗, measured ✓ 1.80x" in text
+    assert "CPU-bound Python, threading" not in text.split("disagrees")[-1]
+
+
+def test_json_is_the_contract_shape():
+    d = sample_table().to_dict()
+    assert set(d) == {"cpu_count", "gil_enabled", "python", "rows"}
+    assert d["rows"][0] == {
+        "task": "cpu-bound-python",
+        "threading": 0.9,
+        "multiprocessing": 1.9,
+        "numpy": None,
+    }
+
+
+def test_session_measures_each_workload_and_mode_once(monkeypatch):
+    calls: list[tuple[str, str, int | None]] = []
+
+    def fake_scale(workload, mode, workers, *, size=None, **_):
+        calls.append((workload, mode, size))
+        timing = runner.Timing((1.0,))
+        points = tuple(runner.ScalePoint(k, timing, 1.0) for k in workers)
+        return runner.ScaleResult(workload, mode, size or 123, "units", None, timing, points)
+
+    monkeypatch.setattr(runner, "scale", fake_scale)
+    session = report.Session(quick=True, workers=2)
+    session.speedup("py", "threads")
+    session.speedup("py", "threads")
+    session.speedup("py", "processes")
+    # the processes run reuses the size calibrated for threads: the same total work
+    assert calls == [("py", "threads", None), ("py", "processes", 123)]
