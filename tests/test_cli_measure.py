@@ -154,6 +154,7 @@ def test_plain_gilx_is_the_tour(tiny, capsys):
         (["scale"], "required"),
         (["table", "--workers", "-3"], "must be >= 1"),
         (["race", "--threads", "0"], "must be >= 1"),
+        (["race", "--threads", "2", "--increments", str(2**62)], "too large"),
         (["probe"], "required"),
         (["probe", "time"], "MODULE:CALLABLE"),
         (["probe", "no_such_module_gilx:f"], "cannot import"),

@@ -139,7 +139,10 @@ def _run_race(args: argparse.Namespace) -> int:
     if args.threads > MAX_THREADS:
         raise UsageError(f"--threads must be <= {MAX_THREADS}")
     kinds = KINDS if args.kind == "all" else (args.kind,)
-    results = [race(kind, args.threads, args.increments) for kind in kinds]
+    try:
+        results = [race(kind, args.threads, args.increments) for kind in kinds]
+    except OverflowError as exc:  # threads * increments beyond the counter's range
+        raise UsageError(str(exc)) from None
     if args.json:
         print(json.dumps({"results": [r.to_dict() for r in results]}))
         return 0
