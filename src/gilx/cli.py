@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gilx import runner, workloads
+from gilx import report, runner, workloads
 from gilx.race import KINDS, MAX_THREADS, race
 
 
@@ -154,7 +154,6 @@ def _run_race(args: argparse.Namespace) -> int:
 
 
 def _run_tour(args: argparse.Namespace) -> int:
-    from gilx import report
     from gilx.tour import run
 
     session = report.Session(
@@ -180,13 +179,14 @@ def _run_table(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_scale(result: runner.ScaleResult) -> str:
+def _format_scale(result: runner.ScaleResult, load: float | None) -> str:
     how = (
         f"processes, start method {result.start_method}"
         if result.mode == "processes"
         else "threads"
     )
     lines = [
+        f"machine: {report.machine_line(None, load)}",
         f"{result.workload}: {workloads.get(result.workload).summary}",
         f"on {how}; {result.size:,} {result.unit} in total, split among the workers;"
         f" {len(result.baseline.samples)} repeats",
@@ -218,6 +218,7 @@ def _format_scale(result: runner.ScaleResult) -> str:
 
 
 def _run_scale(args: argparse.Namespace) -> int:
+    load = report.load_average()
     result = runner.scale(
         args.workload,
         args.mode,
@@ -228,7 +229,7 @@ def _run_scale(args: argparse.Namespace) -> int:
         start_method=args.start_method,
         progress=_progress(args),
     )
-    print(json.dumps(result.to_dict()) if args.json else _format_scale(result))
+    print(json.dumps(result.to_dict()) if args.json else _format_scale(result, load))
     return 0
 
 

@@ -50,10 +50,12 @@ def load_average() -> float | None:
         return None
 
 
-def machine_line(workers: int, load: float | None) -> str:
+def machine_line(workers: int | None, load: float | None) -> str:
     """Cores, interpreter, GIL state, workers, and how busy the machine already was."""
     gil = "on" if gil_enabled() else "off"
-    line = f"{cores()} cores, {python_description()}, GIL {gil}, {workers} workers per measurement"
+    line = f"{cores()} cores, {python_description()}, GIL {gil}"
+    if workers is not None:
+        line += f", {workers} workers per measurement"
     if load is not None:
         line += f"\nload average {load:.2f} before measuring: other work takes cores too"
     return line
