@@ -179,6 +179,10 @@ def _run_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _format_scale(result: runner.ScaleResult, load: float | None) -> str:
     how = (
         f"processes, start method {result.start_method}"
@@ -189,7 +193,7 @@ def _format_scale(result: runner.ScaleResult, load: float | None) -> str:
         f"machine: {report.machine_line(None, load)}",
         f"{result.workload}: {workloads.get(result.workload).summary}",
         f"on {how}; {result.size:,} {result.unit} in total, split among the workers;"
-        f" {len(result.baseline.samples)} repeats",
+        f" {_plural(len(result.baseline.samples), 'repeat')}",
         "",
         f"{'workers':>7}  {'seconds: median (min..max)':<30}{'speedup':>8}{'efficiency':>12}"
         + ("   start-up" if result.mode == "processes" else ""),
