@@ -11,6 +11,7 @@ import argparse
 import ast
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -320,3 +321,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gilx: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `gilx tour | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
