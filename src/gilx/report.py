@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from gilx import runner, vectorise, workloads
 from gilx._gilstate import gil_enabled
 
+#: A load average at least this high means other work was running: numbers may show it.
+BUSY_LOAD = 0.5
+
 
 def cores() -> int:
     """CPUs this process may run on (its affinity mask where the OS has one)."""
@@ -57,7 +60,9 @@ def machine_line(workers: int | None, load: float | None) -> str:
     if workers is not None:
         line += f", {workers} workers per measurement"
     if load is not None:
-        line += f"\nload average {load:.2f} before measuring: other work takes cores too"
+        line += f"\n1-minute load average {load:.2f} before measuring"
+        if load >= BUSY_LOAD:
+            line += ": other work may hold cores the workers need"
     return line
 
 

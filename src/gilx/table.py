@@ -100,7 +100,7 @@ class Table:
             "GIL and Hardware Utilization (measured now)",
             f"machine: {self.cpu_count} cores, {self.python}, GIL {gil}"
             + (
-                f"; load average {self.load_average:.2f} before measuring"
+                f"; 1-minute load average {self.load_average:.2f} before measuring"
                 if self.load_average is not None
                 else ""
             ),

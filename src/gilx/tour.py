@@ -70,7 +70,7 @@ def _claim(out: Out, session: report.Session, claim: str, shown: bool) -> None:
         return
     out(f"Not shown by these numbers: {claim}.")
     load = session.load_before
-    if load is not None and load >= 0.5:
+    if load is not None and load >= report.BUSY_LOAD:
         out(
             f"(The machine was busy, load average {load:.2f} before measuring: other work held"
             " cores the workers needed.)"
