@@ -3,45 +3,10 @@
  * run three ways.
  *
  * The kernel is the seed's `count += 1` loop.  All three functions call the
- * same static inline count_kernel(), so any difference in how they behave
+ * same static inline gilx_count_kernel() (gilx.h), so any difference in how they behave
  * on threads comes only from what they do with the GIL around it.
  */
 #include "gilx.h"
-
-/*
- * Keep the compiler from folding the loop.
- *
- * Left alone, an optimiser turns `for (i < n) count += 1` into
- * `count += n`, and the "work" would cost nothing.  After each increment we
- * pass `count` through an empty asm statement that claims to read and
- * modify it: the compiler must then materialise the value in a register
- * every iteration and cannot predict the next one, so the loop stays a
- * loop (add, add, compare, branch: about one cycle per iteration, cost
- * linear in n).  No instruction is emitted for the asm itself.  Compilers
- * without GNU asm get a volatile local instead, which costs a store and a
- * load per iteration but is just as unfoldable.
- */
-#if defined(__GNUC__) || defined(__clang__)
-static inline uint64_t
-count_kernel(uint64_t count, uint64_t n)
-{
-    for (uint64_t i = 0; i < n; i++) {
-        count += 1;
-        __asm__ volatile("" : "+r"(count));
-    }
-    return count;
-}
-#else
-static inline uint64_t
-count_kernel(uint64_t count, uint64_t n)
-{
-    volatile uint64_t c = count;
-    for (uint64_t i = 0; i < n; i++) {
-        c = c + 1;
-    }
-    return c;
-}
-#endif
 
 /*
  * Run the kernel over n iterations in chunks of GILX_COUNT_CHUNK.  With
@@ -65,11 +30,11 @@ count_chunked(uint64_t n, int release)
         }
         if (release) {
             Py_BEGIN_ALLOW_THREADS
-            count = count_kernel(count, chunk);
+            count = gilx_count_kernel(count, chunk);
             Py_END_ALLOW_THREADS
         }
         else {
-            count = count_kernel(count, chunk);
+            count = gilx_count_kernel(count, chunk);
         }
         done += chunk;
         if (PyErr_CheckSignals() < 0) {

@@ -54,6 +54,45 @@
 #define GILX_MAX_COUNT ((uint64_t)INT64_MAX)
 
 /* ------------------------------------------------------------------------
+ * The counting kernel, shared by count.c (count_gil, count_nogil, count_auto)
+ * and trace.c (count_traced): one loop, however it is run.
+ * ------------------------------------------------------------------------ */
+/*
+ * Keep the compiler from folding the loop.
+ *
+ * Left alone, an optimiser turns `for (i < n) count += 1` into
+ * `count += n`, and the "work" would cost nothing.  After each increment we
+ * pass `count` through an empty asm statement that claims to read and
+ * modify it: the compiler must then materialise the value in a register
+ * every iteration and cannot predict the next one, so the loop stays a
+ * loop (add, add, compare, branch: about one cycle per iteration, cost
+ * linear in n).  No instruction is emitted for the asm itself.  Compilers
+ * without GNU asm get a volatile local instead, which costs a store and a
+ * load per iteration but is just as unfoldable.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+static inline uint64_t
+gilx_count_kernel(uint64_t count, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        count += 1;
+        __asm__ volatile("" : "+r"(count));
+    }
+    return count;
+}
+#else
+static inline uint64_t
+gilx_count_kernel(uint64_t count, uint64_t n)
+{
+    volatile uint64_t c = count;
+    for (uint64_t i = 0; i < n; i++) {
+        c = c + 1;
+    }
+    return c;
+}
+#endif
+
+/* ------------------------------------------------------------------------
  * Module state: the heap types, created in Py_mod_exec.  One copy per
  * module object, so the module can be loaded in several (sub)interpreters.
  * ------------------------------------------------------------------------ */
@@ -192,6 +231,7 @@ PyObject *gilx_gate_error(gilx_gate_status status);
  * ------------------------------------------------------------------------ */
 extern PyMethodDef gilx_count_methods[];    /* count.c  */
 extern PyMethodDef gilx_stream_methods[];   /* stream.c */
+extern PyMethodDef gilx_trace_methods[];    /* trace.c  */
 
 /* counters.c, gate.c: create the heap types from their specs. */
 int gilx_counters_exec(PyObject *module, gilx_state *state);

@@ -50,6 +50,9 @@ gilx_exec(PyObject *module)
     if (PyModule_AddFunctions(module, gilx_stream_methods) < 0) {
         return -1;
     }
+    if (PyModule_AddFunctions(module, gilx_trace_methods) < 0) {
+        return -1;
+    }
     if (gilx_gate_exec(module, state) < 0) {
         return -1;
     }

@@ -127,7 +127,30 @@ def _build_parser() -> _Parser:
         help="each thread's share of calls, in seconds",
     )
     _add_common(probe)
+
+    timeline = commands.add_parser("timeline", help="which thread ran when, drawn as text")
+    timeline.add_argument("--workload", required=True, choices=workloads.NAMES)
+    timeline.add_argument("--threads", type=_timeline_threads, default=2)
+    timeline.add_argument(
+        "--seconds", type=_positive_float, default=None,
+        help="each thread's share of work, in seconds (default 0.25)",
+    )
+    timeline.add_argument(
+        "--width", type=_positive_int, default=None,
+        help="characters per line (default: the terminal's width)",
+    )
+    timeline.add_argument("--png", metavar="FILE", default=None, help="also draw it as a PNG")
+    _add_common(timeline)
     return parser
+
+
+def _timeline_threads(text: str) -> int:
+    from gilx.timeline import MAX_THREADS
+
+    value = _positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be <= {MAX_THREADS}, got {value}")
+    return value
 
 
 def _progress(args: argparse.Namespace) -> Callable[[str], None] | None:
@@ -299,7 +322,53 @@ def _run_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_timeline(args: argparse.Namespace) -> int:
+    import shutil
+
+    from gilx import timeline, timeline_text
+
+    width = args.width or shutil.get_terminal_size((100, 24)).columns
+    if width < timeline_text.MIN_WIDTH:
+        raise UsageError(f"--width must be >= {timeline_text.MIN_WIDTH}, got {width}")
+    if args.seconds is not None and args.seconds > 60:
+        raise UsageError(f"--seconds must be <= 60, got {args.seconds}")
+    if args.png is not None:
+        _check_png_target(args.png)
+    progress = _progress(args)
+    if progress:
+        progress(f"recording {args.workload} on {args.threads} thread(s)")
+    recorded = timeline.record(
+        args.workload, args.threads, args.seconds or timeline.DEFAULT_SECONDS
+    )
+    if args.png is not None:
+        from gilx.plot import PlotUnavailable, timeline_png
+
+        try:
+            timeline_png(recorded, args.png)
+        except PlotUnavailable as exc:
+            raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(recorded.to_dict()))
+    else:
+        print(timeline_text.draw(recorded, width))
+        if args.png is not None:
+            print(f"picture: {args.png}")
+    return 0
+
+
+def _check_png_target(path: str) -> None:
+    """Fail before measuring, not after, when the picture cannot be written."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--png: no such folder: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--png: cannot write in {folder}")
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "timeline": _run_timeline,
     "tour": _run_tour,
     "table": _run_table,
     "race": _run_race,
