@@ -113,6 +113,10 @@ def _build_parser() -> _Parser:
         "--size", type=_positive_int, default=None, help="total work (default: calibrated)"
     )
     scale.add_argument("--repeats", type=_positive_int, default=None)
+    scale.add_argument(
+        "--png", metavar="FILE", default=None,
+        help="also draw the curve as a PNG (measures threads and processes both)",
+    )
     _add_measuring(scale)
     _add_common(scale)
 
@@ -246,18 +250,34 @@ def _format_scale(result: runner.ScaleResult, load: float | None) -> str:
 
 
 def _run_scale(args: argparse.Namespace) -> int:
+    if args.png is not None:
+        _check_png_target(args.png)
     load = report.load_average()
-    result = runner.scale(
-        args.workload,
-        args.mode,
-        args.workers,
-        quick=args.quick,
-        size=args.size,
-        repeats=args.repeats,
-        start_method=args.start_method,
-        progress=_progress(args),
-    )
+
+    def measure(mode: str) -> runner.ScaleResult:
+        return runner.scale(
+            args.workload,
+            mode,
+            args.workers,
+            quick=args.quick,
+            size=args.size,
+            repeats=args.repeats,
+            start_method=args.start_method,
+            progress=_progress(args),
+        )
+
+    result = measure(args.mode)
     print(json.dumps(result.to_dict()) if args.json else _format_scale(result, load))
+    if args.png is not None:
+        from gilx.plot import PlotUnavailable, scale_png
+
+        other = measure("processes" if args.mode == "threads" else "threads")
+        curves = sorted([result, other], key=lambda r: r.mode != "threads")
+        try:
+            scale_png(curves, args.png)
+        except PlotUnavailable as exc:
+            raise UsageError(str(exc)) from None
+        print(f"picture: {args.png}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -12,6 +12,8 @@ there (blank: idle).  A summary line follows.
 
 from __future__ import annotations
 
+import textwrap
+
 from gilx.timeline import Event, Timeline
 
 RUN = "█"
@@ -72,7 +74,7 @@ def summary(timeline: Timeline) -> str:
         else "no waits"
     )
     return (
-        f"overlap {timeline.overlap_seconds():.3f} s with 2+ threads running · "
+        f"overlap {timeline.overlap_seconds():.3f} s (2+ threads running) · "
         f"hand-offs {timeline.handoffs()} · {longest}"
     )
 
@@ -88,13 +90,13 @@ def draw(timeline: Timeline, width: int = 80) -> str:
         f"{timeline.workload}, {timeline.threads} thread(s), {duration:.3f} s; "
         f"one column = {step * 1e3:.2f} ms; {RUN} running, {WAIT} waiting"
     )
-    lines = [header[:width]]
+    lines = textwrap.wrap(header, width)
     for t in range(timeline.threads):
         lines.append(f"{f'Thread {t}':<{_LABEL}} │{_thread_row(timeline, t, columns, step)}│")
     cpus = timeline.cpus()
     for cpu in cpus:
         lines.append(f"{f'Core {cpu}':<{_LABEL}} │{_core_row(timeline, cpu, columns, step)}│")
     if not cpus:
-        lines.append(_NO_CPUS[:width])
-    lines.append(summary(timeline)[:width])
+        lines += textwrap.wrap(_NO_CPUS, width)
+    lines += textwrap.wrap(summary(timeline), width)
     return "\n".join(lines)

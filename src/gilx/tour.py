@@ -126,7 +126,27 @@ def _c_extensions(out: Out, session: report.Session) -> tuple[float, float]:
         )
     else:
         out("Without a GIL both versions can run at once: count_gil has nothing to hold.")
+    _side_by_side_timelines(out, session)
     return held, released
+
+
+def _side_by_side_timelines(out: Out, session: report.Session) -> None:
+    """The seed's core diagrams, recorded: count_gil takes turns, count_nogil runs together."""
+    import shutil
+
+    from gilx import timeline, timeline_text
+
+    out("")
+    out("Who ran when, two threads each (gilx timeline --workload gil / nogil):")
+    seconds = 0.05 if session.quick else 0.2
+    half = max(timeline_text.MIN_WIDTH, (shutil.get_terminal_size((100, 24)).columns - 3) // 2)
+    drawings = [
+        timeline_text.draw(timeline.record(name, 2, seconds), half).splitlines()
+        for name in ("gil", "nogil")
+    ]
+    rows = max(len(d) for d in drawings)
+    for left, right in zip(*(d + [""] * (rows - len(d)) for d in drawings), strict=True):
+        out(f"{left:<{half}} | {right}")
 
 
 def _multiprocessing(out: Out, session: report.Session) -> float:
