@@ -1,7 +1,7 @@
 """gilx: make the CPython GIL visible and measurable.
 
-The public names of CONTRACT.md, and the measuring API: ``scale``, ``probe``
-and ``table`` with their result dataclasses (each has ``to_dict()`` giving the
+The public names of CONTRACT.md, and the measuring API: ``scale``, ``probe``,
+``table`` and ``record_timeline`` with their result dataclasses (each has ``to_dict()`` giving the
 JSON of CONTRACT.md).
 """
 
@@ -13,6 +13,8 @@ from gilx.pure import count_py
 from gilx.race import RaceResult, race
 from gilx.runner import ScalePoint, ScaleResult, Timing, scale
 from gilx.table import Table, TableRow, table
+from gilx.timeline import Timeline
+from gilx.timeline import record as record_timeline
 from gilx.workloads import NAMES as WORKLOADS
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "ScaleResult",
     "Table",
     "TableRow",
+    "Timeline",
     "Timing",
     "UnsafeCounter",
     "__version__",
@@ -34,6 +37,7 @@ __all__ = [
     "gil_enabled",
     "probe",
     "race",
+    "record_timeline",
     "scale",
     "table",
 ]
