@@ -95,55 +95,53 @@ locked_kernel(PyObject *op, uint64_t times)
 }
 
 /*
- * Parse increment()'s arguments: `times`, and the optional keyword `start`,
- * a StartGate.  The gate type lives in the module state, reached through
- * the class that defines the method (PEP 573), not through a global.
+ * Parse increment()'s arguments: `times`, and the optional keywords `start`
+ * (a StartGate) and `cancel` (a CancelToken).  Their types live in the
+ * module state, reached through the class that defines the method
+ * (PEP 573), not through a global.
  */
 static int
 parse_increment_args(PyTypeObject *defining_class, PyObject *const *args,
-                     Py_ssize_t nargs, PyObject *kwnames,
-                     uint64_t *times, StartGateObject **gate)
+                     Py_ssize_t nargs, PyObject *kwnames, gilx_state **state,
+                     uint64_t *times, StartGateObject **gate,
+                     CancelTokenObject **cancel)
 {
-    *gate = NULL;
-    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
     if (nargs != 1) {
         PyErr_Format(PyExc_TypeError,
                      "increment() takes exactly 1 positional argument "
                      "(times), got %zd", nargs);
         return -1;
     }
-    for (Py_ssize_t i = 0; i < nkw; i++) {
-        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        if (!PyUnicode_Check(name)
-            || PyUnicode_CompareWithASCIIString(name, "start") != 0) {
-            PyErr_Format(PyExc_TypeError,
-                         "increment() got an unexpected keyword argument %R",
-                         name);
-            return -1;
-        }
-        PyObject *value = args[nargs + i];
-        if (value == Py_None) {
-            continue;
-        }
-        gilx_state *state = PyType_GetModuleState(defining_class);
-        if (state == NULL) {
-            return -1;
-        }
-        if (!PyObject_TypeCheck(value, state->start_gate_type)) {
+    PyObject *start_obj = NULL;
+    PyObject *cancel_obj = NULL;
+    gilx_kwarg kwargs[] = {{"start", &start_obj}, {"cancel", &cancel_obj}};
+    if (gilx_parse_kwargs("increment", args + nargs, kwnames, kwargs, 2) < 0) {
+        return -1;
+    }
+    *state = PyType_GetModuleState(defining_class);
+    if (*state == NULL) {
+        return -1;
+    }
+    *gate = NULL;
+    if (start_obj != NULL && start_obj != Py_None) {
+        if (!PyObject_TypeCheck(start_obj, (*state)->start_gate_type)) {
             PyErr_Format(PyExc_TypeError,
                          "start must be a StartGate or None, not %.200s",
-                         Py_TYPE(value)->tp_name);
+                         Py_TYPE(start_obj)->tp_name);
             return -1;
         }
-        *gate = (StartGateObject *)value;
+        *gate = (StartGateObject *)start_obj;
+    }
+    if (gilx_parse_cancel(*state, cancel_obj, cancel) < 0) {
+        return -1;
     }
     return gilx_parse_count(args[0], "times", times);
 }
 
 /*
  * Run `kernel` over `times` increments in chunks of GILX_COUNTER_CHUNK,
- * checking signals between chunks (the policy of gilx.h).  With `release`,
- * the GIL is released around each chunk.
+ * checking signals and the cancel token between chunks (the policy of
+ * gilx.h).  With `release`, the GIL is released around each chunk.
  *
  * With a gate, the caller first waits at it with the GIL released, and a
  * releasing kernel starts its first chunk in that same released region:
@@ -156,10 +154,12 @@ counter_run(PyObject *self, PyTypeObject *defining_class,
             PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
             void (*kernel)(PyObject *, uint64_t), int release)
 {
+    gilx_state *state;
     uint64_t times;
     StartGateObject *gate;
-    if (parse_increment_args(defining_class, args, nargs, kwnames,
-                             &times, &gate) < 0) {
+    CancelTokenObject *cancel;
+    if (parse_increment_args(defining_class, args, nargs, kwnames, &state,
+                             &times, &gate, &cancel) < 0) {
         return NULL;
     }
     gilx_gate_status status = GILX_GATE_OPEN;
@@ -197,7 +197,9 @@ counter_run(PyObject *self, PyTypeObject *defining_class,
         if (ran) {
             done += chunk;
         }
-        if (PyErr_CheckSignals() < 0) {
+        /* Also between the spin rounds of a gate: a thread stuck waiting
+         * for parties that never come can be cancelled too. */
+        if (gilx_check_interrupts(state, cancel) < 0) {
             return NULL;
         }
         if (ran && done >= times) {
@@ -333,13 +335,16 @@ counter_dealloc(PyObject *self)
 }
 
 PyDoc_STRVAR(increment_doc,
-"increment($self, times, /, *, start=None)\n"
+"increment($self, times, /, *, start=None, cancel=None)\n"
 "--\n"
 "\n"
 "Add one to the counter `times` times.\n"
 "\n"
 "With start=StartGate(k), wait (GIL released) until k threads have\n"
-"called increment with that gate, so that they all begin together.");
+"called increment with that gate, so that they all begin together.\n"
+"With cancel=CancelToken(), token.cancel() from any thread makes the call\n"
+"raise gilx.Cancelled at its next chunk boundary (or while it waits at\n"
+"the gate); the increments already made stay.");
 
 PyDoc_STRVAR(reset_doc,
 "reset($self, /)\n"

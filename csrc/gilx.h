@@ -62,6 +62,8 @@ typedef struct {
     PyTypeObject *unsafe_counter_type;
     PyTypeObject *atomic_counter_type;
     PyTypeObject *locked_counter_type;
+    PyTypeObject *cancel_token_type;
+    PyObject *cancelled_error;      /* the exception class gilx.Cancelled */
 } gilx_state;
 
 static inline gilx_state *
@@ -81,6 +83,21 @@ gilx_get_state(PyObject *module)
  * argument.  Returns 0 on success, -1 with an exception set.
  * ------------------------------------------------------------------------ */
 int gilx_parse_count(PyObject *obj, const char *name, uint64_t *out);
+
+/*
+ * Keyword arguments of a METH_FASTCALL | METH_KEYWORDS function.  Each entry
+ * names one accepted keyword and where to store its (borrowed) value; a
+ * keyword that is not in the table is a TypeError naming `funcname`.
+ * Entries whose keyword was not passed are left untouched.  Returns 0, or
+ * -1 with an exception set.
+ */
+typedef struct {
+    const char *name;
+    PyObject **value;
+} gilx_kwarg;
+
+int gilx_parse_kwargs(const char *funcname, PyObject *const *kwvalues,
+                      PyObject *kwnames, gilx_kwarg *table, size_t ntable);
 
 /* ------------------------------------------------------------------------
  * Atomics
@@ -188,13 +205,46 @@ gilx_gate_status gilx_gate_spin(StartGateObject *gate, int64_t since_ns);
 PyObject *gilx_gate_error(gilx_gate_status status);
 
 /* ------------------------------------------------------------------------
+ * CancelToken (cancel.c): stopping a long call from another thread.
+ *
+ * Ctrl-C reaches a long call only in the main thread: CPython runs signal
+ * handlers there and nowhere else, so PyErr_CheckSignals() in a worker
+ * thread never raises.  A call running in a worker is stopped instead
+ * through a CancelToken passed as its keyword-only `cancel` argument:
+ * token.cancel(), from any thread, sets an atomic flag; the call checks the
+ * flag at the same place as signals, between its ~1 ms chunks (and between
+ * the spin rounds of a StartGate), and raises gilx.Cancelled.  A token only
+ * ever goes from "not cancelled" to "cancelled", so one relaxed atomic load
+ * per chunk is the whole cost, and reading it needs no lock and no GIL.
+ * ------------------------------------------------------------------------ */
+typedef struct {
+    PyObject_HEAD
+    gilx_atomic_u64 cancelled;
+} CancelTokenObject;
+
+/* Turn the `cancel` argument into a token: None (or not passed, obj ==
+ * NULL) gives *out = NULL; anything but a CancelToken is a TypeError. */
+int gilx_parse_cancel(gilx_state *state, PyObject *obj,
+                      CancelTokenObject **out);
+
+/*
+ * What every long call does between two chunks, with the GIL held: run
+ * pending signal handlers (Ctrl-C raises KeyboardInterrupt here, in the main
+ * thread), then honour the token.  Returns 0 to go on, or -1 with
+ * KeyboardInterrupt (or whatever a handler raised) or gilx.Cancelled set.
+ */
+int gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel);
+
+/* ------------------------------------------------------------------------
  * What each C file contributes to the module.
  * ------------------------------------------------------------------------ */
 extern PyMethodDef gilx_count_methods[];    /* count.c  */
 extern PyMethodDef gilx_stream_methods[];   /* stream.c */
 
-/* counters.c, gate.c: create the heap types from their specs. */
+/* counters.c, gate.c, cancel.c: create the heap types from their specs
+ * (and, for cancel.c, the exception class gilx.Cancelled). */
 int gilx_counters_exec(PyObject *module, gilx_state *state);
 int gilx_gate_exec(PyObject *module, gilx_state *state);
+int gilx_cancel_exec(PyObject *module, gilx_state *state);
 
 #endif /* GILX_H */

@@ -50,6 +50,9 @@ gilx_exec(PyObject *module)
     if (PyModule_AddFunctions(module, gilx_stream_methods) < 0) {
         return -1;
     }
+    if (gilx_cancel_exec(module, state) < 0) {
+        return -1;
+    }
     if (gilx_gate_exec(module, state) < 0) {
         return -1;
     }
@@ -73,7 +76,8 @@ gilx_exec(PyObject *module)
     return 0;
 }
 
-/* The module state holds strong references to the types; the garbage
+/* The module state holds strong references to the types (and to the
+ * exception class); the garbage
  * collector must see them (a type refers back to its module). */
 static int
 gilx_traverse(PyObject *module, visitproc visit, void *arg)
@@ -83,6 +87,8 @@ gilx_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->unsafe_counter_type);
     Py_VISIT(state->atomic_counter_type);
     Py_VISIT(state->locked_counter_type);
+    Py_VISIT(state->cancel_token_type);
+    Py_VISIT(state->cancelled_error);
     return 0;
 }
 
@@ -94,6 +100,8 @@ gilx_clear(PyObject *module)
     Py_CLEAR(state->unsafe_counter_type);
     Py_CLEAR(state->atomic_counter_type);
     Py_CLEAR(state->locked_counter_type);
+    Py_CLEAR(state->cancel_token_type);
+    Py_CLEAR(state->cancelled_error);
     return 0;
 }
 

@@ -7,7 +7,15 @@ from dataclasses import asdict, dataclass, field
 from typing import SupportsIndex
 
 from gilx._args import as_count
-from gilx._core import MAX_COUNT, AtomicCounter, LockedCounter, StartGate, UnsafeCounter
+from gilx._core import (
+    MAX_COUNT,
+    AtomicCounter,
+    Cancelled,
+    CancelToken,
+    LockedCounter,
+    StartGate,
+    UnsafeCounter,
+)
 
 COUNTER_TYPES: dict[str, type[UnsafeCounter] | type[AtomicCounter] | type[LockedCounter]] = {
     "unsafe": UnsafeCounter,
@@ -19,6 +27,10 @@ KINDS: tuple[str, ...] = tuple(COUNTER_TYPES)
 #: More threads than this is a mistake, not an experiment: refuse it rather
 #: than exhaust the process's thread limit.
 MAX_THREADS = 1024
+
+#: How often (seconds) race() looks at a caller's CancelToken while it waits
+#: for its threads.
+_POLL_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,8 @@ def race(
     kind: str = "unsafe",
     threads: SupportsIndex = 2,
     increments: SupportsIndex = 1_000_000,
+    *,
+    cancel: CancelToken | None = None,
 ) -> RaceResult:
     """Run ``threads`` threads, each calling ``increment(increments)`` on one shared counter.
 
@@ -55,6 +69,12 @@ def race(
     Python barrier the second thread often starts only after the first has
     finished 1,000,000 increments, a quarter of a millisecond, and nothing
     races.)
+
+    No thread outlives the call.  If waiting for them is interrupted (Ctrl-C)
+    or one of them fails, the others are stopped through a :class:`CancelToken`
+    of race()'s own, then joined, then the exception propagates.  Pass
+    ``cancel=`` to stop a race running in another thread: ``cancel.cancel()``
+    makes it raise :class:`gilx.Cancelled` within a few milliseconds.
     """
     if not isinstance(kind, str) or kind not in COUNTER_TYPES:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
@@ -70,13 +90,18 @@ def race(
 
     counter = COUNTER_TYPES[kind]()
     gate = StartGate(nthreads)
+    # Our own token, not the caller's: stopping our threads must not mark the
+    # caller's token as cancelled, and a Ctrl-C must stop them even when the
+    # caller passed none.
+    stop = CancelToken()
     errors: list[BaseException] = []
 
     def work() -> None:
         try:
-            counter.increment(each, start=gate)
+            counter.increment(each, start=gate, cancel=stop)
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
+            stop.cancel()  # one failed: the rest stop too
             gate.abort()
 
     workers = [
@@ -87,10 +112,29 @@ def race(
         for worker in workers:
             worker.start()
         for worker in workers:
-            worker.join()
+            _join(worker, cancel, stop)
     except BaseException:
-        gate.abort()  # e.g. Ctrl-C: release the threads still waiting
+        # e.g. Ctrl-C: stop the threads in their kernels, release the ones
+        # still waiting at the gate, and wait for all of them to end.
+        stop.cancel()
+        gate.abort()
+        for worker in workers:
+            if worker.ident is not None:
+                worker.join()
         raise
+    if cancel is not None and cancel.cancelled:
+        raise Cancelled("the race was cancelled through its CancelToken")
     if errors:
         raise errors[0]
     return RaceResult(kind=kind, threads=nthreads, expected=expected, observed=counter.value)
+
+
+def _join(worker: threading.Thread, cancel: CancelToken | None, stop: CancelToken) -> None:
+    """Wait for ``worker``; pass a cancellation of ``cancel`` on to ``stop``."""
+    if cancel is None:
+        worker.join()
+        return
+    while worker.is_alive():
+        if cancel.cancelled:
+            stop.cancel()
+        worker.join(_POLL_SECONDS)
