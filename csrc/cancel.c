@@ -10,6 +10,21 @@
  */
 #include "gilx.h"
 
+/* Cancelled, by cancel() or by the deadline.  Passing the deadline sets the
+ * flag too, so that every later reader agrees without reading the clock. */
+static int
+token_is_cancelled(CancelTokenObject *token)
+{
+    if (gilx_atomic_load(&token->cancelled)) {
+        return 1;
+    }
+    if (token->deadline_ns != 0 && gilx_monotonic_ns() >= token->deadline_ns) {
+        gilx_atomic_store(&token->cancelled, 1);
+        return 1;
+    }
+    return 0;
+}
+
 int
 gilx_parse_cancel(gilx_state *state, PyObject *obj, CancelTokenObject **out)
 {
@@ -37,7 +52,7 @@ gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel)
     if (PyErr_CheckSignals() < 0) {
         return -1;
     }
-    if (cancel != NULL && gilx_atomic_load(&cancel->cancelled)) {
+    if (cancel != NULL && token_is_cancelled(cancel)) {
         PyErr_SetString(state->cancelled_error,
                         "the call was cancelled through its CancelToken");
         return -1;
@@ -48,13 +63,36 @@ gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel)
 static PyObject *
 token_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
-        PyErr_Format(PyExc_TypeError, "%s() takes no arguments",
-                     type->tp_name);
+    static char *kwlist[] = {"timeout", NULL};
+    PyObject *timeout_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:CancelToken", kwlist,
+                                     &timeout_obj)) {
         return NULL;
     }
+    int64_t deadline_ns = 0;
+    if (timeout_obj != Py_None) {
+        double timeout = PyFloat_AsDouble(timeout_obj);
+        if (timeout == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+        /* `!(timeout >= 0)` is also true for NaN; the upper bound keeps the
+         * deadline far from int64 overflow. */
+        if (!(timeout >= 0) || timeout > 86400.0 * 365) {
+            PyErr_SetString(PyExc_ValueError,
+                            "timeout must be None or >= 0 and <= one year "
+                            "(in seconds)");
+            return NULL;
+        }
+        /* +1 so that timeout=0 still gives a deadline (0 means none). */
+        deadline_ns = gilx_monotonic_ns() + (int64_t)(timeout * 1e9) + 1;
+    }
     /* tp_alloc zero-fills: a new token is not cancelled. */
-    return type->tp_alloc(type, 0);
+    CancelTokenObject *self = (CancelTokenObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->deadline_ns = deadline_ns;
+    return (PyObject *)self;
 }
 
 static PyObject *
@@ -70,14 +108,13 @@ token_cancel(PyObject *op, PyObject *Py_UNUSED(ignored))
 static PyObject *
 token_get_cancelled(PyObject *op, void *Py_UNUSED(closure))
 {
-    return PyBool_FromLong(
-        gilx_atomic_load(&((CancelTokenObject *)op)->cancelled) != 0);
+    return PyBool_FromLong(token_is_cancelled((CancelTokenObject *)op));
 }
 
 static PyObject *
 token_repr(PyObject *op)
 {
-    int cancelled = gilx_atomic_load(&((CancelTokenObject *)op)->cancelled) != 0;
+    int cancelled = token_is_cancelled((CancelTokenObject *)op);
     return PyUnicode_FromFormat("%s(cancelled=%s)", Py_TYPE(op)->tp_name,
                                 cancelled ? "True" : "False");
 }
@@ -108,14 +145,18 @@ static PyGetSetDef token_getset[] = {
 };
 
 PyDoc_STRVAR(token_doc,
-"CancelToken()\n"
+"CancelToken(timeout=None)\n"
 "--\n"
 "\n"
 "A way to stop long gilx calls running in other threads, which Ctrl-C\n"
 "cannot reach.  Pass it as the keyword argument cancel= of count_gil,\n"
 "count_nogil, count_auto, stream_sum or a counter's increment; calling\n"
 "cancel() from any thread makes those calls raise gilx.Cancelled within\n"
-"about a millisecond.");
+"about a millisecond.\n"
+"\n"
+"With timeout (seconds), the token also cancels itself that long after it\n"
+"was made: the only way to bound count_gil in a worker thread on a GIL\n"
+"build, where no other Python code can run to call cancel().");
 
 static PyType_Slot token_slots[] = {
     {Py_tp_doc, (void *)token_doc},

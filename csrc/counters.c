@@ -193,6 +193,17 @@ counter_run(PyObject *self, PyTypeObject *defining_class,
         if (status == GILX_GATE_OPEN && !ran) {
             kernel(self, chunk);          /* GIL held: the lock */
             ran = 1;
+            if (times - done > chunk) {
+                /* Hand the lock round between chunks, as the eval loop
+                 * does between bytecodes: the chunk stays serialised, but
+                 * the other threads -- the main thread, above all, which
+                 * must take the GIL to run a Ctrl-C handler or to call
+                 * CancelToken.cancel() -- are not shut out for the whole
+                 * call.  (A waiter asks for the GIL after the switch
+                 * interval, and this release then hands it over.) */
+                Py_BEGIN_ALLOW_THREADS
+                Py_END_ALLOW_THREADS
+            }
         }
         if (ran) {
             done += chunk;

@@ -216,10 +216,20 @@ PyObject *gilx_gate_error(gilx_gate_status status);
  * the spin rounds of a StartGate), and raises gilx.Cancelled.  A token only
  * ever goes from "not cancelled" to "cancelled", so one relaxed atomic load
  * per chunk is the whole cost, and reading it needs no lock and no GIL.
+ *
+ * One case no other thread can reach: count_gil in a worker thread of a GIL
+ * build holds the GIL from start to end, so no Python code anywhere runs
+ * until it returns -- not cancel(), and not even the main thread's Ctrl-C
+ * handler.  That is what holding the GIL means, and the demonstration keeps
+ * it.  For that case a token can carry a deadline, CancelToken(timeout=s):
+ * the call itself reads the clock between chunks (one ~20 ns read per ~1 ms
+ * chunk) and cancels itself when the deadline has passed.
  * ------------------------------------------------------------------------ */
 typedef struct {
     PyObject_HEAD
     gilx_atomic_u64 cancelled;
+    int64_t deadline_ns;        /* gilx_monotonic_ns() time; 0: none.
+                                   Set in tp_new, read-only after. */
 } CancelTokenObject;
 
 /* Turn the `cancel` argument into a token: None (or not passed, obj ==

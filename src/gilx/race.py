@@ -95,31 +95,41 @@ def race(
     # caller passed none.
     stop = CancelToken()
     errors: list[BaseException] = []
+    # Each thread says it has finished through an Event rather than through
+    # join(): on CPython <= 3.12, a Ctrl-C that interrupts Thread.join() can
+    # leave the Thread marked as stopped while it still runs (the bpo-45274
+    # clean-up cannot tell), and every later join() returns at once.  An
+    # interrupted Event.wait() leaves nothing behind.
+    finished = [threading.Event() for _ in range(nthreads)]
 
-    def work() -> None:
+    def work(done: threading.Event) -> None:
         try:
             counter.increment(each, start=gate, cancel=stop)
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
             stop.cancel()  # one failed: the rest stop too
             gate.abort()
+        finally:
+            done.set()
 
     workers = [
-        threading.Thread(target=work, name=f"gilx-race-{i}", daemon=True)
-        for i in range(nthreads)
+        threading.Thread(target=work, args=(done,), name=f"gilx-race-{i}", daemon=True)
+        for i, done in enumerate(finished)
     ]
     try:
         for worker in workers:
             worker.start()
-        for worker in workers:
-            _join(worker, cancel, stop)
+        for worker, done in zip(workers, finished, strict=True):
+            _wait(done, cancel, stop)
+            worker.join()  # it has finished: this returns at once
     except BaseException:
         # e.g. Ctrl-C: stop the threads in their kernels, release the ones
         # still waiting at the gate, and wait for all of them to end.
         stop.cancel()
         gate.abort()
-        for worker in workers:
-            if worker.ident is not None:
+        for worker, done in zip(workers, finished, strict=True):
+            if worker.ident is not None:  # started
+                done.wait()
                 worker.join()
         raise
     if cancel is not None and cancel.cancelled:
@@ -129,12 +139,11 @@ def race(
     return RaceResult(kind=kind, threads=nthreads, expected=expected, observed=counter.value)
 
 
-def _join(worker: threading.Thread, cancel: CancelToken | None, stop: CancelToken) -> None:
-    """Wait for ``worker``; pass a cancellation of ``cancel`` on to ``stop``."""
+def _wait(done: threading.Event, cancel: CancelToken | None, stop: CancelToken) -> None:
+    """Wait for ``done``; pass a cancellation of ``cancel`` on to ``stop``."""
     if cancel is None:
-        worker.join()
+        done.wait()
         return
-    while worker.is_alive():
+    while not done.wait(_POLL_SECONDS):
         if cancel.cancelled:
             stop.cancel()
-        worker.join(_POLL_SECONDS)
