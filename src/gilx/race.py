@@ -112,8 +112,10 @@ def race(
         finally:
             done.set()
 
+    # Not daemon threads: race() never returns while one runs (see the
+    # except clause), and isolated subinterpreters refuse daemon threads.
     workers = [
-        threading.Thread(target=work, args=(done,), name=f"gilx-race-{i}", daemon=True)
+        threading.Thread(target=work, args=(done,), name=f"gilx-race-{i}")
         for i, done in enumerate(finished)
     ]
     try:
