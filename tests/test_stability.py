@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from conftest import rss_meaningful
 
 import gilx
 from gilx import _core
@@ -66,6 +67,7 @@ def rss_kib() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+@rss_meaningful
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 def test_memory_flat_over_many_calls():
     def churn() -> None:
@@ -150,6 +152,7 @@ EVERY_CALL = {
 }
 
 
+@rss_meaningful
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 @pytest.mark.parametrize("name", list(EVERY_CALL))
 def test_memory_flat_over_100_000_calls(name):
