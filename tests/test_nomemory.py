@@ -34,10 +34,21 @@ pytestmark = pytest.mark.skipif(
 
 CHILD = textwrap.dedent(
     """
-    import gc, sys
+    import _imp, gc, importlib.util, sys
     import _testcapi
     import gilx
     from gilx import _core
+
+    SPEC = importlib.util.find_spec("gilx._core")
+
+    def fresh_module():
+        # A second module object from the same extension: PyInit, then the
+        # Py_mod_exec slot, whose every error path failing allocations reach.
+        # (_imp directly: importlib's Python half loops under failing
+        # allocations in module_from_spec, which is CPython's, not ours.)
+        module = _imp.create_dynamic(SPEC)
+        _imp.exec_dynamic(module)
+        return module
 
     arg = int("123456789012")            # not a cached small int
     small = int("1000")
@@ -65,6 +76,7 @@ CHILD = textwrap.dedent(
         "gate_error": (lambda: _core.StartGate(0), ValueError),
         "token_new": (lambda: gilx.CancelToken(timeout=5).cancelled, False),
         "cancelled": (lambda: gilx.count_nogil(small, cancel=CANCELLED), gilx.Cancelled),
+        "module_exec": (lambda: fresh_module().AtomicCounter().value, 0),
     }}
     CANCELLED = gilx.CancelToken()
     CANCELLED.cancel()
@@ -85,16 +97,22 @@ CHILD = textwrap.dedent(
             pass
     before = refcounts()
     outcomes = {{"ok": 0, "MemoryError": 0, "documented": 0}}
-    for start in range(0, {starts}):
+    def attempt(start, set_nomemory=_testcapi.set_nomemory,
+                remove=_testcapi.remove_mem_hooks):
+        # A function, so that everything between the two hooks uses fast
+        # locals: a store into module globals may itself allocate.
         result = error = None
-        _testcapi.set_nomemory(start, 0)
+        set_nomemory(start, 0)
         try:
             result = call()
         except BaseException as exc:
             error = exc
         finally:
-            # First thing in every path: until then, any allocation fails.
-            _testcapi.remove_mem_hooks()
+            remove()  # until this, every allocation fails
+        return result, error
+
+    for start in range(0, {starts}):
+        result, error = attempt(start)
         if isinstance(error, MemoryError):
             outcomes["MemoryError"] += 1
         elif error is not None:
@@ -120,6 +138,7 @@ CALL_NAMES = [
     "count_gil", "count_nogil", "count_auto", "count_gil_error", "count_nogil_overflow",
     "count_nogil_type", "stream_sum", "stream_sum_error", "counter_new", "increment",
     "increment_error", "value", "repr", "gate_new", "gate_error", "token_new", "cancelled",
+    "module_exec",
 ]
 # These succeed without allocating (they return None, True or a cached small int).
 ALLOCATE_NOTHING = {"increment", "value", "repr", "token_new"}
@@ -138,7 +157,7 @@ CASES = [
 @pytest.mark.parametrize(("name", "counter", "kind"), CASES,
                          ids=[f"{n}-{c}" if n in PER_COUNTER else n for n, c, _ in CASES])
 def test_failing_allocations_give_result_or_memory_error(name, counter, kind):
-    code = CHILD.format(counter=f"gilx.{counter}", name=counter, kind=kind, starts=120)
+    code = CHILD.format(counter=f"gilx.{counter}", name=counter, kind=kind, starts=250)
     proc = subprocess.run(
         [sys.executable, "-c", code, name], capture_output=True, text=True, timeout=300
     )
