@@ -5,7 +5,8 @@
 #
 #   bash tools/all_pythons.sh [pytest args...]
 #
-# Exits non-zero if any Python fails, or if none is found.  Set GILX_PYTHONS
+# Exits non-zero if any Python fails, if none is found, or if none is 3.12+
+# (the subinterpreter tests need one).  Set GILX_PYTHONS
 # to a space-separated list of interpreters to test those instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +68,17 @@ for exe in "${pythons[@]}"; do
     fi
     rm -rf "$venv"
 done
+
+# tests/test_subinterpreters.py skips below 3.12: make sure some Python here
+# ran it, or say that the check did not run.
+subinterp=0
+for exe in "${pythons[@]}"; do
+    "$exe" -c 'import sys; sys.exit(sys.version_info < (3, 12))' && subinterp=1
+done
+if [[ $subinterp -eq 0 && -z ${GILX_PYTHONS:-} ]]; then
+    echo "all_pythons: FAILED: no CPython >= 3.12 here, so the subinterpreter check did not run"
+    failed=1
+fi
 
 printf '\n=== all_pythons: %d CPython(s)\n' "${#pythons[@]}"
 for name in "${!result[@]}"; do
