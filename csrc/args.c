@@ -43,3 +43,37 @@ gilx_parse_count(PyObject *obj, const char *name, uint64_t *out)
     *out = (uint64_t)value;
     return 0;
 }
+
+int
+gilx_parse_kwargs(const char *funcname, PyObject *const *kwvalues,
+                  PyObject *kwnames, gilx_kwarg *table, size_t ntable)
+{
+    /* Vectorcall hands keywords over as a tuple of names plus the values
+     * after the positional ones.  The interpreter has already refused a
+     * keyword given twice, and the names are always str (a non-str key in
+     * **kwargs is a TypeError before the call), but we check rather than
+     * trust: the tuple is the C API's, not ours. */
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        size_t j = 0;
+        if (PyUnicode_Check(name)) {
+            while (j < ntable
+                   && PyUnicode_CompareWithASCIIString(name,
+                                                       table[j].name) != 0) {
+                j++;
+            }
+        }
+        else {
+            j = ntable;
+        }
+        if (j == ntable) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got an unexpected keyword argument %R",
+                         funcname, name);
+            return -1;
+        }
+        *table[j].value = kwvalues[i];
+    }
+    return 0;
+}

@@ -3,8 +3,9 @@
  * run three ways.
  *
  * The kernel is the seed's `count += 1` loop.  All three functions call the
- * same static inline gilx_count_kernel() (gilx.h), so any difference in how they behave
- * on threads comes only from what they do with the GIL around it.
+ * same static inline gilx_count_kernel() (gilx.h), so any difference in
+ * how they behave on threads comes only from what they do with the GIL
+ * around it.
  */
 #include "gilx.h"
 
@@ -12,14 +13,16 @@
  * Run the kernel over n iterations in chunks of GILX_COUNT_CHUNK.  With
  * `release`, the GIL is released around each chunk and nothing else: the
  * kernel touches only C locals, never a Python object.  Between chunks the
- * GIL is held and pending signals are handled, so Ctrl-C ends the call
- * (GIL held or not) after at most one chunk.
+ * GIL is held and gilx_check_interrupts() runs, so Ctrl-C (main thread) or
+ * a cancelled token (any thread) ends the call, GIL held or not, after at
+ * most one chunk.
  *
  * The loop is a do-while on purpose: even n == 0 releases and re-takes the
  * GIL once, so count_nogil(0) measures exactly the cost of one release.
  */
 static PyObject *
-count_chunked(uint64_t n, int release)
+count_chunked(gilx_state *state, uint64_t n, int release,
+              CancelTokenObject *cancel)
 {
     uint64_t count = 0;
     uint64_t done = 0;
@@ -37,7 +40,7 @@ count_chunked(uint64_t n, int release)
             count = gilx_count_kernel(count, chunk);
         }
         done += chunk;
-        if (PyErr_CheckSignals() < 0) {
+        if (gilx_check_interrupts(state, cancel) < 0) {
             return NULL;
         }
     } while (done < n);
@@ -46,67 +49,108 @@ count_chunked(uint64_t n, int release)
     return PyLong_FromUnsignedLongLong(count);
 }
 
+/* The GIL policies of the three functions; see count_run(). */
+typedef enum {
+    GILX_HOLD,          /* count_gil   */
+    GILX_RELEASE,       /* count_nogil */
+    GILX_AUTO           /* count_auto: release above the threshold */
+} gilx_gil_policy;
+
+/*
+ * Parse `(n, /, *, cancel=None)` and run the kernel.  Vectorcall
+ * (METH_FASTCALL | METH_KEYWORDS) rather than a tuple and a dict: these
+ * functions are timed at n == 0 to measure one GIL release, so the call
+ * itself must cost as little as possible.
+ */
 static PyObject *
-count_gil(PyObject *Py_UNUSED(module), PyObject *arg)
+count_run(PyObject *module, const char *funcname, PyObject *const *args,
+          Py_ssize_t nargs, PyObject *kwnames, gilx_gil_policy policy)
 {
-    uint64_t n;
-    if (gilx_parse_count(arg, "n", &n) < 0) {
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() takes exactly 1 positional argument (n), got %zd",
+                     funcname, nargs);
         return NULL;
     }
-    return count_chunked(n, 0);
+    PyObject *cancel_obj = NULL;
+    gilx_kwarg kwargs[] = {{"cancel", &cancel_obj}};
+    if (gilx_parse_kwargs(funcname, args + nargs, kwnames, kwargs, 1) < 0) {
+        return NULL;
+    }
+    gilx_state *state = gilx_get_state(module);
+    CancelTokenObject *cancel;
+    if (gilx_parse_cancel(state, cancel_obj, &cancel) < 0) {
+        return NULL;
+    }
+    uint64_t n;
+    if (gilx_parse_count(args[0], "n", &n) < 0) {
+        return NULL;
+    }
+    int release = policy == GILX_RELEASE
+                  || (policy == GILX_AUTO && n >= GILX_NOGIL_THRESHOLD);
+    return count_chunked(state, n, release, cancel);
 }
 
 static PyObject *
-count_nogil(PyObject *Py_UNUSED(module), PyObject *arg)
+count_gil(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+          PyObject *kwnames)
 {
-    uint64_t n;
-    if (gilx_parse_count(arg, "n", &n) < 0) {
-        return NULL;
-    }
-    return count_chunked(n, 1);
+    return count_run(module, "count_gil", args, nargs, kwnames, GILX_HOLD);
 }
 
 static PyObject *
-count_auto(PyObject *Py_UNUSED(module), PyObject *arg)
+count_nogil(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames)
 {
-    uint64_t n;
-    if (gilx_parse_count(arg, "n", &n) < 0) {
-        return NULL;
-    }
+    return count_run(module, "count_nogil", args, nargs, kwnames,
+                     GILX_RELEASE);
+}
+
+static PyObject *
+count_auto(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+           PyObject *kwnames)
+{
     /* The policy of gilx.h: release only when the work pays for it. */
-    return count_chunked(n, n >= GILX_NOGIL_THRESHOLD);
+    return count_run(module, "count_auto", args, nargs, kwnames, GILX_AUTO);
 }
 
 PyDoc_STRVAR(count_gil_doc,
-"count_gil($module, n, /)\n"
+"count_gil($module, n, /, *, cancel=None)\n"
 "--\n"
 "\n"
 "Count to n in C with the GIL held for the whole call; return n.\n"
 "\n"
 "Other Python threads cannot run meanwhile (on GIL builds).  Signals are\n"
-"still checked about every millisecond, so Ctrl-C stops it.");
+"still checked about every millisecond, so Ctrl-C stops it; in another\n"
+"thread, cancel=CancelToken() gives a way to stop it (gilx.Cancelled).");
 
 PyDoc_STRVAR(count_nogil_doc,
-"count_nogil($module, n, /)\n"
+"count_nogil($module, n, /, *, cancel=None)\n"
 "--\n"
 "\n"
 "Count to n in C with the GIL released; return n.\n"
 "\n"
 "Same kernel as count_gil.  The GIL is released in chunks of about 1 ms\n"
-"and re-taken between them to check for signals.");
+"and re-taken between them to check for signals and for a cancelled\n"
+"cancel=CancelToken() (which raises gilx.Cancelled).");
 
 PyDoc_STRVAR(count_auto_doc,
-"count_auto($module, n, /)\n"
+"count_auto($module, n, /, *, cancel=None)\n"
 "--\n"
 "\n"
-"Count to n in C, releasing the GIL only when n >= NOGIL_THRESHOLD; return n.\n"
+"Count to n in C, releasing the GIL only when n >= NOGIL_THRESHOLD;\n"
+"return n.\n"
 "\n"
 "The policy a well-behaved extension follows: small work keeps the GIL,\n"
-"because releasing it would cost more than the work itself.");
+"because releasing it would cost more than the work itself.  cancel= as\n"
+"for count_nogil.");
 
 PyMethodDef gilx_count_methods[] = {
-    {"count_gil", count_gil, METH_O, count_gil_doc},
-    {"count_nogil", count_nogil, METH_O, count_nogil_doc},
-    {"count_auto", count_auto, METH_O, count_auto_doc},
+    {"count_gil", (PyCFunction)(void (*)(void))count_gil,
+     METH_FASTCALL | METH_KEYWORDS, count_gil_doc},
+    {"count_nogil", (PyCFunction)(void (*)(void))count_nogil,
+     METH_FASTCALL | METH_KEYWORDS, count_nogil_doc},
+    {"count_auto", (PyCFunction)(void (*)(void))count_auto,
+     METH_FASTCALL | METH_KEYWORDS, count_auto_doc},
     {NULL, NULL, 0, NULL}
 };

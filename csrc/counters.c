@@ -95,55 +95,53 @@ locked_kernel(PyObject *op, uint64_t times)
 }
 
 /*
- * Parse increment()'s arguments: `times`, and the optional keyword `start`,
- * a StartGate.  The gate type lives in the module state, reached through
- * the class that defines the method (PEP 573), not through a global.
+ * Parse increment()'s arguments: `times`, and the optional keywords `start`
+ * (a StartGate) and `cancel` (a CancelToken).  Their types live in the
+ * module state, reached through the class that defines the method
+ * (PEP 573), not through a global.
  */
 static int
 parse_increment_args(PyTypeObject *defining_class, PyObject *const *args,
-                     Py_ssize_t nargs, PyObject *kwnames,
-                     uint64_t *times, StartGateObject **gate)
+                     Py_ssize_t nargs, PyObject *kwnames, gilx_state **state,
+                     uint64_t *times, StartGateObject **gate,
+                     CancelTokenObject **cancel)
 {
-    *gate = NULL;
-    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
     if (nargs != 1) {
         PyErr_Format(PyExc_TypeError,
                      "increment() takes exactly 1 positional argument "
                      "(times), got %zd", nargs);
         return -1;
     }
-    for (Py_ssize_t i = 0; i < nkw; i++) {
-        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        if (!PyUnicode_Check(name)
-            || PyUnicode_CompareWithASCIIString(name, "start") != 0) {
-            PyErr_Format(PyExc_TypeError,
-                         "increment() got an unexpected keyword argument %R",
-                         name);
-            return -1;
-        }
-        PyObject *value = args[nargs + i];
-        if (value == Py_None) {
-            continue;
-        }
-        gilx_state *state = PyType_GetModuleState(defining_class);
-        if (state == NULL) {
-            return -1;
-        }
-        if (!PyObject_TypeCheck(value, state->start_gate_type)) {
+    PyObject *start_obj = NULL;
+    PyObject *cancel_obj = NULL;
+    gilx_kwarg kwargs[] = {{"start", &start_obj}, {"cancel", &cancel_obj}};
+    if (gilx_parse_kwargs("increment", args + nargs, kwnames, kwargs, 2) < 0) {
+        return -1;
+    }
+    *state = PyType_GetModuleState(defining_class);
+    if (*state == NULL) {
+        return -1;
+    }
+    *gate = NULL;
+    if (start_obj != NULL && start_obj != Py_None) {
+        if (!PyObject_TypeCheck(start_obj, (*state)->start_gate_type)) {
             PyErr_Format(PyExc_TypeError,
                          "start must be a StartGate or None, not %.200s",
-                         Py_TYPE(value)->tp_name);
+                         Py_TYPE(start_obj)->tp_name);
             return -1;
         }
-        *gate = (StartGateObject *)value;
+        *gate = (StartGateObject *)start_obj;
+    }
+    if (gilx_parse_cancel(*state, cancel_obj, cancel) < 0) {
+        return -1;
     }
     return gilx_parse_count(args[0], "times", times);
 }
 
 /*
- * Run `kernel` over `times` increments in chunks of GILX_COUNTER_CHUNK,
- * checking signals between chunks (the policy of gilx.h).  With `release`,
- * the GIL is released around each chunk.
+ * Run `kernel` over `times` increments in chunks of `max_chunk` (gilx.h),
+ * checking signals and the cancel token between chunks (the policy of
+ * gilx.h).  With `release`, the GIL is released around each chunk.
  *
  * With a gate, the caller first waits at it with the GIL released, and a
  * releasing kernel starts its first chunk in that same released region:
@@ -154,12 +152,15 @@ parse_increment_args(PyTypeObject *defining_class, PyObject *const *args,
 static PyObject *
 counter_run(PyObject *self, PyTypeObject *defining_class,
             PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-            void (*kernel)(PyObject *, uint64_t), int release)
+            void (*kernel)(PyObject *, uint64_t), uint64_t max_chunk,
+            int release)
 {
+    gilx_state *state;
     uint64_t times;
     StartGateObject *gate;
-    if (parse_increment_args(defining_class, args, nargs, kwnames,
-                             &times, &gate) < 0) {
+    CancelTokenObject *cancel;
+    if (parse_increment_args(defining_class, args, nargs, kwnames, &state,
+                             &times, &gate, &cancel) < 0) {
         return NULL;
     }
     gilx_gate_status status = GILX_GATE_OPEN;
@@ -172,8 +173,8 @@ counter_run(PyObject *self, PyTypeObject *defining_class,
     uint64_t done = 0;
     for (;;) {
         uint64_t chunk = times - done;
-        if (chunk > GILX_COUNTER_CHUNK) {
-            chunk = GILX_COUNTER_CHUNK;
+        if (chunk > max_chunk) {
+            chunk = max_chunk;
         }
         int ran = 0;
         if (release || status == GILX_GATE_WAITING) {
@@ -193,11 +194,24 @@ counter_run(PyObject *self, PyTypeObject *defining_class,
         if (status == GILX_GATE_OPEN && !ran) {
             kernel(self, chunk);          /* GIL held: the lock */
             ran = 1;
+            if (times - done > chunk) {
+                /* Hand the lock round between chunks, as the eval loop
+                 * does between bytecodes: the chunk stays serialised, but
+                 * the other threads -- the main thread, above all, which
+                 * must take the GIL to run a Ctrl-C handler or to call
+                 * CancelToken.cancel() -- are not shut out for the whole
+                 * call.  (A waiter asks for the GIL after the switch
+                 * interval, and this release then hands it over.) */
+                Py_BEGIN_ALLOW_THREADS
+                Py_END_ALLOW_THREADS
+            }
         }
         if (ran) {
             done += chunk;
         }
-        if (PyErr_CheckSignals() < 0) {
+        /* Also between the spin rounds of a gate: a thread stuck waiting
+         * for parties that never come can be cancelled too. */
+        if (gilx_check_interrupts(state, cancel) < 0) {
             return NULL;
         }
         if (ran && done >= times) {
@@ -214,19 +228,19 @@ counter_run(PyObject *self, PyTypeObject *defining_class,
 static PyObject *
 unsafe_increment(INCREMENT_PARAMS)
 {
-    return counter_run(INCREMENT_ARGS, unsafe_kernel, 1);
+    return counter_run(INCREMENT_ARGS, unsafe_kernel, GILX_COUNTER_CHUNK, 1);
 }
 
 static PyObject *
 atomic_increment(INCREMENT_PARAMS)
 {
-    return counter_run(INCREMENT_ARGS, atomic_kernel, 1);
+    return counter_run(INCREMENT_ARGS, atomic_kernel, GILX_ATOMIC_CHUNK, 1);
 }
 
 static PyObject *
 locked_increment(INCREMENT_PARAMS)
 {
-    return counter_run(INCREMENT_ARGS, locked_kernel, 0);
+    return counter_run(INCREMENT_ARGS, locked_kernel, GILX_COUNTER_CHUNK, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -296,7 +310,8 @@ locked_reset(PyObject *op, PyObject *Py_UNUSED(ignored))
 static PyObject *
 counter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
+    if (PyTuple_GET_SIZE(args) != 0
+        || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
         PyErr_Format(PyExc_TypeError, "%s() takes no arguments",
                      type->tp_name);
         return NULL;
@@ -333,13 +348,16 @@ counter_dealloc(PyObject *self)
 }
 
 PyDoc_STRVAR(increment_doc,
-"increment($self, times, /, *, start=None)\n"
+"increment($self, times, /, *, start=None, cancel=None)\n"
 "--\n"
 "\n"
 "Add one to the counter `times` times.\n"
 "\n"
 "With start=StartGate(k), wait (GIL released) until k threads have\n"
-"called increment with that gate, so that they all begin together.");
+"called increment with that gate, so that they all begin together.\n"
+"With cancel=CancelToken(), token.cancel() from any thread makes the call\n"
+"raise gilx.Cancelled at its next chunk boundary (or while it waits at\n"
+"the gate); the increments already made stay.");
 
 PyDoc_STRVAR(reset_doc,
 "reset($self, /)\n"

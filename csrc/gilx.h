@@ -27,13 +27,17 @@
  * different amounts in each.
  *
  * GILX_COUNT_CHUNK: the counting kernel runs at about one iteration per
- *   cycle, so 2**21 iterations are 0.5-1 ms on a 2-4 GHz core.  One
- *   release + re-acquire + signal check per chunk costs well under a
+ *   cycle (0.24 ns here), so 2**22 iterations are ~1 ms on a 3-4 GHz core.
+ *   One release + re-acquire + signal check per chunk costs well under a
  *   microsecond, i.e. < 0.1 % of a chunk (benchmarks/ measures it).
- * GILX_COUNTER_CHUNK: a counter increment is a load/add/store (or a locked
- *   add) on a cache line that another core may be writing, 1-100 ns under
- *   contention, so chunks are 2**16 iterations: <= ~7 ms even when the
- *   cache line ping-pongs between cores.
+ * GILX_COUNTER_CHUNK: a plain load/add/store increment (UnsafeCounter,
+ *   LockedCounter) costs about as much as a counting step when the line
+ *   stays in one core's cache, so 2**22 of them are ~1 ms alone; when
+ *   another core writes the same line they slow to a few ns each, and a
+ *   chunk to ~10 ms.  Smaller chunks would not do: at 2**16 (16 us) the
+ *   waiting thread lost every GIL hand-off and the race never started.
+ * GILX_ATOMIC_CHUNK: a locked add costs ~5 ns alone and ~12 ns contended,
+ *   so the atomic counter takes 2**18 per chunk: 1.3-3 ms.
  * GILX_STREAM_CHUNK_WORDS: the memory kernel reads 8-byte words at a few
  *   GB/s per core; 2**19 words (4 MiB) are ~1 ms.
  *
@@ -45,6 +49,7 @@
  * ------------------------------------------------------------------------ */
 #define GILX_COUNT_CHUNK ((uint64_t)1 << 22)
 #define GILX_COUNTER_CHUNK ((uint64_t)1 << 22)
+#define GILX_ATOMIC_CHUNK ((uint64_t)1 << 18)
 #define GILX_STREAM_CHUNK_WORDS ((Py_ssize_t)1 << 19)
 #define GILX_NOGIL_THRESHOLD ((uint64_t)2048)
 
@@ -101,6 +106,8 @@ typedef struct {
     PyTypeObject *unsafe_counter_type;
     PyTypeObject *atomic_counter_type;
     PyTypeObject *locked_counter_type;
+    PyTypeObject *cancel_token_type;
+    PyObject *cancelled_error;      /* the exception class gilx.Cancelled */
 } gilx_state;
 
 static inline gilx_state *
@@ -120,6 +127,21 @@ gilx_get_state(PyObject *module)
  * argument.  Returns 0 on success, -1 with an exception set.
  * ------------------------------------------------------------------------ */
 int gilx_parse_count(PyObject *obj, const char *name, uint64_t *out);
+
+/*
+ * Keyword arguments of a METH_FASTCALL | METH_KEYWORDS function.  Each entry
+ * names one accepted keyword and where to store its (borrowed) value; a
+ * keyword that is not in the table is a TypeError naming `funcname`.
+ * Entries whose keyword was not passed are left untouched.  Returns 0, or
+ * -1 with an exception set.
+ */
+typedef struct {
+    const char *name;
+    PyObject **value;
+} gilx_kwarg;
+
+int gilx_parse_kwargs(const char *funcname, PyObject *const *kwvalues,
+                      PyObject *kwnames, gilx_kwarg *table, size_t ntable);
 
 /* ------------------------------------------------------------------------
  * Atomics
@@ -221,10 +243,52 @@ typedef enum {
 /* Count the caller in (GIL held or not). */
 void gilx_gate_arrive(StartGateObject *gate);
 /* Spin for about a millisecond at most, waiting for the others.  No Python
- * API: called with the GIL released.  `since_ns` is when the caller arrived. */
+ * API: called with the GIL released.  `since_ns` is when the caller
+ * arrived. */
 gilx_gate_status gilx_gate_spin(StartGateObject *gate, int64_t since_ns);
 /* Set the exception for a gate that did not open; return NULL. */
 PyObject *gilx_gate_error(gilx_gate_status status);
+
+/* ------------------------------------------------------------------------
+ * CancelToken (cancel.c): stopping a long call from another thread.
+ *
+ * Ctrl-C reaches a long call only in the main thread: CPython runs signal
+ * handlers there and nowhere else, so PyErr_CheckSignals() in a worker
+ * thread never raises.  A call running in a worker is stopped instead
+ * through a CancelToken passed as its keyword-only `cancel` argument:
+ * token.cancel(), from any thread, sets an atomic flag; the call checks the
+ * flag at the same place as signals, between its ~1 ms chunks (and between
+ * the spin rounds of a StartGate), and raises gilx.Cancelled.  A token only
+ * ever goes from "not cancelled" to "cancelled", so one relaxed atomic load
+ * per chunk is the whole cost, and reading it needs no lock and no GIL.
+ *
+ * One case no other thread can reach: count_gil in a worker thread of a GIL
+ * build holds the GIL from start to end, so no Python code anywhere runs
+ * until it returns -- not cancel(), and not even the main thread's Ctrl-C
+ * handler.  That is what holding the GIL means, and the demonstration keeps
+ * it.  For that case a token can carry a deadline, CancelToken(timeout=s):
+ * the call itself reads the clock between chunks (one ~20 ns read per ~1 ms
+ * chunk) and cancels itself when the deadline has passed.
+ * ------------------------------------------------------------------------ */
+typedef struct {
+    PyObject_HEAD
+    gilx_atomic_u64 cancelled;
+    int64_t deadline_ns;        /* gilx_monotonic_ns() time; 0: none.
+                                   Set in tp_new, read-only after. */
+} CancelTokenObject;
+
+/* Turn the `cancel` argument into a token: None (or not passed, obj ==
+ * NULL) gives *out = NULL; anything but a CancelToken is a TypeError. */
+int gilx_parse_cancel(gilx_state *state, PyObject *obj,
+                      CancelTokenObject **out);
+
+/*
+ * What every long call does between two chunks, with the GIL held: run
+ * pending signal handlers (Ctrl-C raises KeyboardInterrupt here, in the main
+ * thread), then honour the token.  Returns 0 to go on, or -1 with
+ * KeyboardInterrupt (or whatever a handler raised) or gilx.Cancelled set.
+ */
+int gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel);
 
 /* ------------------------------------------------------------------------
  * What each C file contributes to the module.
@@ -233,8 +297,10 @@ extern PyMethodDef gilx_count_methods[];    /* count.c  */
 extern PyMethodDef gilx_stream_methods[];   /* stream.c */
 extern PyMethodDef gilx_trace_methods[];    /* trace.c  */
 
-/* counters.c, gate.c: create the heap types from their specs. */
+/* counters.c, gate.c, cancel.c: create the heap types from their specs
+ * (and, for cancel.c, the exception class gilx.Cancelled). */
 int gilx_counters_exec(PyObject *module, gilx_state *state);
 int gilx_gate_exec(PyObject *module, gilx_state *state);
+int gilx_cancel_exec(PyObject *module, gilx_state *state);
 
 #endif /* GILX_H */

@@ -20,6 +20,7 @@ add_policy_constants(PyObject *module)
     } constants[] = {
         {"COUNT_CHUNK", GILX_COUNT_CHUNK},
         {"COUNTER_CHUNK", GILX_COUNTER_CHUNK},
+        {"ATOMIC_CHUNK", GILX_ATOMIC_CHUNK},
         {"STREAM_CHUNK_WORDS", (unsigned long long)GILX_STREAM_CHUNK_WORDS},
         {"NOGIL_THRESHOLD", GILX_NOGIL_THRESHOLD},
         {"MAX_COUNT", GILX_MAX_COUNT},
@@ -53,6 +54,9 @@ gilx_exec(PyObject *module)
     if (PyModule_AddFunctions(module, gilx_trace_methods) < 0) {
         return -1;
     }
+    if (gilx_cancel_exec(module, state) < 0) {
+        return -1;
+    }
     if (gilx_gate_exec(module, state) < 0) {
         return -1;
     }
@@ -63,7 +67,8 @@ gilx_exec(PyObject *module)
         return -1;
     }
     /* Which build this module was compiled for, as opposed to whether the
-     * GIL is on right now (sys._is_gil_enabled() can say it was re-enabled). */
+     * GIL is on right now (sys._is_gil_enabled() can say it was turned
+     * back on). */
 #ifdef Py_GIL_DISABLED
     if (PyModule_AddIntConstant(module, "FREE_THREADED_BUILD", 1) < 0) {
         return -1;
@@ -76,7 +81,8 @@ gilx_exec(PyObject *module)
     return 0;
 }
 
-/* The module state holds strong references to the types; the garbage
+/* The module state holds strong references to the types (and to the
+ * exception class); the garbage
  * collector must see them (a type refers back to its module). */
 static int
 gilx_traverse(PyObject *module, visitproc visit, void *arg)
@@ -86,6 +92,8 @@ gilx_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->unsafe_counter_type);
     Py_VISIT(state->atomic_counter_type);
     Py_VISIT(state->locked_counter_type);
+    Py_VISIT(state->cancel_token_type);
+    Py_VISIT(state->cancelled_error);
     return 0;
 }
 
@@ -97,6 +105,8 @@ gilx_clear(PyObject *module)
     Py_CLEAR(state->unsafe_counter_type);
     Py_CLEAR(state->atomic_counter_type);
     Py_CLEAR(state->locked_counter_type);
+    Py_CLEAR(state->cancel_token_type);
+    Py_CLEAR(state->cancelled_error);
     return 0;
 }
 

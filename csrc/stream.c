@@ -32,13 +32,24 @@ sum_words(const unsigned char *p, Py_ssize_t nwords)
 }
 
 static PyObject *
-stream_sum(PyObject *Py_UNUSED(module), PyObject *const *args,
-           Py_ssize_t nargs)
+stream_sum(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+           PyObject *kwnames)
 {
     if (nargs < 1 || nargs > 2) {
         PyErr_Format(PyExc_TypeError,
                      "stream_sum() takes 1 or 2 positional arguments "
                      "(buffer, passes=1), got %zd", nargs);
+        return NULL;
+    }
+    PyObject *cancel_obj = NULL;
+    gilx_kwarg kwargs[] = {{"cancel", &cancel_obj}};
+    if (gilx_parse_kwargs("stream_sum", args + nargs, kwnames, kwargs, 1)
+        < 0) {
+        return NULL;
+    }
+    gilx_state *state = gilx_get_state(module);
+    CancelTokenObject *cancel;
+    if (gilx_parse_cancel(state, cancel_obj, &cancel) < 0) {
         return NULL;
     }
     uint64_t passes = 1;
@@ -70,7 +81,7 @@ stream_sum(PyObject *Py_UNUSED(module), PyObject *const *args,
             total += sum_words(base + start * 8, chunk);
             Py_END_ALLOW_THREADS
             start += chunk;
-            if (PyErr_CheckSignals() < 0) {
+            if (gilx_check_interrupts(state, cancel) < 0) {
                 PyBuffer_Release(&view);
                 return NULL;
             }
@@ -81,17 +92,18 @@ stream_sum(PyObject *Py_UNUSED(module), PyObject *const *args,
 }
 
 PyDoc_STRVAR(stream_sum_doc,
-"stream_sum($module, buffer, passes=1, /)\n"
+"stream_sum($module, buffer, passes=1, /, *, cancel=None)\n"
 "--\n"
 "\n"
 "Sum a bytes-like buffer as native-endian unsigned 64-bit words, `passes`\n"
 "times over, with the GIL released; return the sum modulo 2**64.\n"
 "\n"
 "A trailing partial word is ignored.  Memory-bound for buffers larger\n"
-"than the caches.");
+"than the caches.  cancel=CancelToken() stops it from another thread\n"
+"(gilx.Cancelled), like count_nogil.");
 
 PyMethodDef gilx_stream_methods[] = {
-    {"stream_sum", (PyCFunction)(void (*)(void))stream_sum, METH_FASTCALL,
-     stream_sum_doc},
+    {"stream_sum", (PyCFunction)(void (*)(void))stream_sum,
+     METH_FASTCALL | METH_KEYWORDS, stream_sum_doc},
     {NULL, NULL, 0, NULL}
 };

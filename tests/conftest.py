@@ -57,3 +57,20 @@ def longest_stall(call: Callable[[], object]) -> tuple[float, float]:
 def retry(attempts: int, check: Callable[[], bool]) -> bool:
     """True if ``check`` holds in at least one of ``attempts`` tries (for races)."""
     return any(check() for _ in range(attempts))
+
+
+def asan_loaded() -> bool:
+    """AddressSanitizer is in this process (tools/asan.sh preloads it)."""
+    try:
+        with open("/proc/self/maps") as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
+# ASan keeps freed memory in quarantine (to catch use-after-free), so the
+# resident size grows with every allocation: RSS says nothing about leaks
+# there.  The normal run of the suite does these checks.
+rss_meaningful = pytest.mark.skipif(
+    asan_loaded(), reason="under ASan, freed memory stays in quarantine: RSS is not a leak measure"
+)

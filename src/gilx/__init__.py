@@ -1,11 +1,20 @@
 """gilx: make the CPython GIL visible and measurable.
 
-The public names of CONTRACT.md, and the measuring API: ``scale``, ``probe``,
-``table`` and ``record_timeline`` with their result dataclasses (each has ``to_dict()`` giving the
-JSON of CONTRACT.md).
+The public names of CONTRACT.md; ``CancelToken`` / ``Cancelled``, the way to
+stop a long call running in a thread that Ctrl-C cannot reach; and the
+measuring API: ``scale``, ``probe``, ``table`` and ``record_timeline`` with
+their result dataclasses (each has ``to_dict()`` giving the JSON of CONTRACT.md).
 """
 
-from gilx._core import AtomicCounter, LockedCounter, UnsafeCounter, count_gil, count_nogil
+from gilx._core import (
+    AtomicCounter,
+    Cancelled,
+    CancelToken,
+    LockedCounter,
+    UnsafeCounter,
+    count_gil,
+    count_nogil,
+)
 from gilx._gilstate import gil_enabled
 from gilx._version import __version__
 from gilx.probe import ProbeResult, probe
@@ -20,6 +29,8 @@ from gilx.workloads import NAMES as WORKLOADS
 __all__ = [
     "WORKLOADS",
     "AtomicCounter",
+    "CancelToken",
+    "Cancelled",
     "LockedCounter",
     "ProbeResult",
     "RaceResult",

@@ -1,0 +1,212 @@
+/*
+ * cancel.c -- CancelToken and gilx.Cancelled: stopping a long call that runs
+ * in a thread other than the main one, where Ctrl-C never arrives.
+ *
+ * The design is in gilx.h.  In short: the token is one atomic flag; every
+ * long call takes it as `cancel=token` and looks at it between its ~1 ms
+ * chunks, where it also checks for signals; a set flag makes the call raise
+ * gilx.Cancelled (a RuntimeError) with the GIL held, so the exception is
+ * raised in the calling thread like any other.
+ */
+#include "gilx.h"
+
+/* Cancelled, by cancel() or by the deadline.  Passing the deadline sets the
+ * flag too, so that every later reader agrees without reading the clock. */
+static int
+token_is_cancelled(CancelTokenObject *token)
+{
+    if (gilx_atomic_load(&token->cancelled)) {
+        return 1;
+    }
+    if (token->deadline_ns != 0 && gilx_monotonic_ns() >= token->deadline_ns) {
+        gilx_atomic_store(&token->cancelled, 1);
+        return 1;
+    }
+    return 0;
+}
+
+int
+gilx_parse_cancel(gilx_state *state, PyObject *obj, CancelTokenObject **out)
+{
+    *out = NULL;
+    if (obj == NULL || obj == Py_None) {
+        return 0;
+    }
+    if (!PyObject_TypeCheck(obj, state->cancel_token_type)) {
+        PyErr_Format(PyExc_TypeError,
+                     "cancel must be a CancelToken or None, not %.200s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    /* Borrowed: the caller's argument keeps the token alive for the whole
+     * call, which is the only time we use it. */
+    *out = (CancelTokenObject *)obj;
+    return 0;
+}
+
+int
+gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel)
+{
+    /* Signals first: in the main thread Ctrl-C should read as
+     * KeyboardInterrupt even when a token was cancelled at the same time. */
+    if (PyErr_CheckSignals() < 0) {
+        return -1;
+    }
+    if (cancel != NULL && token_is_cancelled(cancel)) {
+        PyErr_SetString(state->cancelled_error,
+                        "the call was cancelled through its CancelToken");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+token_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"timeout", NULL};
+    PyObject *timeout_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:CancelToken", kwlist,
+                                     &timeout_obj)) {
+        return NULL;
+    }
+    int64_t deadline_ns = 0;
+    if (timeout_obj != Py_None) {
+        double timeout = PyFloat_AsDouble(timeout_obj);
+        if (timeout == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+        /* `!(timeout >= 0)` is also true for NaN; the upper bound keeps the
+         * deadline far from int64 overflow. */
+        if (!(timeout >= 0) || timeout > 86400.0 * 365) {
+            PyErr_SetString(PyExc_ValueError,
+                            "timeout must be None or >= 0 and <= one year "
+                            "(in seconds)");
+            return NULL;
+        }
+        /* +1 so that timeout=0 still gives a deadline (0 means none). */
+        deadline_ns = gilx_monotonic_ns() + (int64_t)(timeout * 1e9) + 1;
+    }
+    /* tp_alloc zero-fills: a new token is not cancelled. */
+    CancelTokenObject *self = (CancelTokenObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->deadline_ns = deadline_ns;
+    return (PyObject *)self;
+}
+
+static PyObject *
+token_cancel(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    /* May be called from any thread, with or without the GIL held
+     * elsewhere: an atomic store is all it takes, and calls in flight see
+     * it at their next chunk boundary. */
+    gilx_atomic_store(&((CancelTokenObject *)op)->cancelled, 1);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+token_get_cancelled(PyObject *op, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(token_is_cancelled((CancelTokenObject *)op));
+}
+
+static PyObject *
+token_repr(PyObject *op)
+{
+    int cancelled = token_is_cancelled((CancelTokenObject *)op);
+    return PyUnicode_FromFormat("%s(cancelled=%s)", Py_TYPE(op)->tp_name,
+                                cancelled ? "True" : "False");
+}
+
+/* A token refers to no Python object but its type: not GC-tracked. */
+static void
+token_dealloc(PyObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+static PyMethodDef token_methods[] = {
+    {"cancel", token_cancel, METH_NOARGS,
+     PyDoc_STR("cancel($self, /)\n--\n\n"
+               "Make every call running with this token raise gilx.Cancelled\n"
+               "at its next chunk boundary (about 1 ms), and every later\n"
+               "call with it raise after its first chunk.  Thread-safe; a\n"
+               "token cannot be un-cancelled.")},
+    {NULL, NULL, 0, NULL}
+};
+
+static PyGetSetDef token_getset[] = {
+    {"cancelled", token_get_cancelled, NULL,
+     PyDoc_STR("Whether cancel() has been called."), NULL},
+    {NULL, NULL, NULL, NULL, NULL}
+};
+
+PyDoc_STRVAR(token_doc,
+"CancelToken(timeout=None)\n"
+"--\n"
+"\n"
+"A way to stop long gilx calls running in other threads, which Ctrl-C\n"
+"cannot reach.  Pass it as the keyword argument cancel= of count_gil,\n"
+"count_nogil, count_auto, stream_sum or a counter's increment; calling\n"
+"cancel() from any thread makes those calls raise gilx.Cancelled within\n"
+"about a millisecond.\n"
+"\n"
+"With timeout (seconds), the token also cancels itself that long after it\n"
+"was made: the only way to bound count_gil in a worker thread on a GIL\n"
+"build, where no other Python code can run to call cancel().");
+
+static PyType_Slot token_slots[] = {
+    {Py_tp_doc, (void *)token_doc},
+    {Py_tp_new, token_new},
+    {Py_tp_repr, token_repr},
+    {Py_tp_dealloc, token_dealloc},
+    {Py_tp_methods, token_methods},
+    {Py_tp_getset, token_getset},
+    {0, NULL}
+};
+
+static PyType_Spec token_spec = {
+    .name = "gilx.CancelToken",
+    .basicsize = sizeof(CancelTokenObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = token_slots,
+};
+
+PyDoc_STRVAR(cancelled_doc,
+"Raised by a gilx call whose CancelToken was cancelled.\n"
+"\n"
+"A RuntimeError, so `except Exception` in a worker thread catches it.  The\n"
+"work done before the call stopped is not undone (a counter keeps the\n"
+"increments it made).");
+
+int
+gilx_cancel_exec(PyObject *module, gilx_state *state)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, &token_spec, NULL);
+    if (type == NULL) {
+        return -1;
+    }
+    if (PyModule_AddType(module, (PyTypeObject *)type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    state->cancel_token_type = (PyTypeObject *)type;
+
+    /* A heap exception class per module object, like the types, so each
+     * (sub)interpreter has its own. */
+    PyObject *error = PyErr_NewExceptionWithDoc("gilx.Cancelled",
+                                                cancelled_doc,
+                                                PyExc_RuntimeError, NULL);
+    if (error == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "Cancelled", error) < 0) {
+        Py_DECREF(error);
+        return -1;
+    }
+    state->cancelled_error = error;
+    return 0;
+}
