@@ -154,6 +154,7 @@ class Crossover:
     n_alone: float
     n_contended: float | None
     bracket: tuple[int, int] | None  # last size that lost, first size that won for good
+    handoff: float | None  # seconds per call that releasing adds at n = 0 with a waiter
 
     @property
     def recommended(self) -> int:
@@ -204,7 +205,14 @@ def crossover(benches: list[Bench]) -> Crossover | None:
         g_lo, g_hi = gains[lo], gains[hi]
         n_contended = lo + (1.0 - g_lo) / (g_hi - g_lo) * (hi - lo)
         bracket = (lo, hi)
-    return Crossover(sizes, alone, contended, cost, slope, n_alone, n_contended, bracket)
+    handoff = None
+    zero = next((b for b in benches if b.group == "crossover-contended"
+                 and b.info.get("n") == 0 and "calls_per_thread" in b.info), None)
+    if 0 in contended and zero is not None:
+        gil, nogil = contended[0]
+        handoff = (nogil - gil) / (2 * zero.info["calls_per_thread"])
+    return Crossover(sizes, alone, contended, cost, slope, n_alone, n_contended, bracket,
+                     handoff)
 
 
 # --------------------------------------------------------------------------
@@ -352,6 +360,12 @@ def crossover_section(xo: Crossover | None, threshold: int | None) -> list[str]:
         lines += table(("n", "count_gil ms (2 threads)", "count_nogil ms (2 threads)",
                         "gain from releasing"), rows)
         lines += [""]
+        if xo.handoff is not None:
+            lines += [
+                f"At n = 0 the difference per call, {xo.handoff * 1e9:,.0f} ns, is what one "
+                f"release + re-acquire costs when another thread is waiting for the GIL "
+                f"(uncontended: {xo.release_cost * 1e9:.0f} ns).", "",
+            ]
     lines += [
         f"**Threshold.** The larger crossover, rounded up to a power of two, is "
         f"**{xo.recommended:,}**. `GILX_NOGIL_THRESHOLD` in `csrc/gilx.h` (used by "
