@@ -24,6 +24,7 @@ from the JSON file for BENCHMARKS.md.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 import sys
@@ -179,29 +180,82 @@ def _cpu_jiffies() -> tuple[int, int] | None:
     return user + nice + system + irq + softirq, steal
 
 
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 def _own_cpu_seconds() -> float:
-    """CPU seconds of this process and its (finished) children, e.g. the process pool."""
+    """CPU seconds of this process, its finished children, and its live worker processes."""
     times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in multiprocessing.active_children():  # a process pool's workers
+        try:
+            with open(f"/proc/{child.pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _HZ  # utime, stime
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+class CpuMeter:
+    """The share of all cores that other processes (and hypervisor steal) used since start()."""
+
+    def start(self) -> None:
+        self._jiffies = _cpu_jiffies()
+        self._own = _own_cpu_seconds()
+        self._time = time.perf_counter()
+
+    def foreign(self) -> float | None:
+        now = _cpu_jiffies()
+        if now is None or self._jiffies is None:
+            return None
+        elapsed = time.perf_counter() - self._time
+        busy = (now[0] - self._jiffies[0]) / _HZ
+        steal = (now[1] - self._jiffies[1]) / _HZ
+        foreign = max(0.0, busy - (_own_cpu_seconds() - self._own)) + steal
+        return foreign / (max(elapsed, 1e-9) * cores())
+
+
+#: Before each benchmark, wait (in 0.3 s looks) until other processes use less
+#: than QUIET_SHARE of the cores, for at most QUIET_WAIT_S; at most
+#: QUIET_BUDGET_S in the whole session, so the suite stays under 5 minutes.
+#: GILX_BENCH_QUIET_WAIT=0 turns the waiting off.
+QUIET_SHARE = 0.05
+QUIET_WAIT_S = float(os.environ.get("GILX_BENCH_QUIET_WAIT", "10"))
+QUIET_BUDGET_S = 120.0
+_quiet_spent = 0.0
+
+
+def wait_for_quiet(limit_s: float) -> tuple[float, float | None]:
+    """Wait up to ``limit_s`` for a quiet 0.3 s; return (seconds waited, last share seen)."""
+    meter = CpuMeter()
+    start = time.perf_counter()
+    share: float | None = None
+    while True:
+        meter.start()
+        time.sleep(0.3)
+        share = meter.foreign()
+        waited = time.perf_counter() - start
+        if share is None or share < QUIET_SHARE or waited >= limit_s:
+            return waited, share
 
 
 @pytest.fixture(autouse=True)
-def foreign_cpu(benchmark: Any) -> Iterator[None]:
-    """Record in extra_info the share of the cores that other processes used meanwhile."""
-    before = _cpu_jiffies()
-    own_before = _own_cpu_seconds()
-    start = time.perf_counter()
+def foreign_cpu(benchmark: Any, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Wait for a quiet machine, then record how busy other processes kept it meanwhile."""
+    global _quiet_spent
+    if not request.config.getoption("benchmark_disable") and QUIET_WAIT_S > 0:
+        limit = min(QUIET_WAIT_S, max(0.0, QUIET_BUDGET_S - _quiet_spent))
+        if limit > 0:
+            waited, share = wait_for_quiet(limit)
+            _quiet_spent += waited
+            benchmark.extra_info["quiet_wait_s"] = round(waited, 1)
+    meter = CpuMeter()
+    meter.start()
     yield
-    after = _cpu_jiffies()
-    if before is None or after is None:
-        return
-    elapsed = time.perf_counter() - start
-    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    busy = (after[0] - before[0]) / hz
-    steal = (after[1] - before[1]) / hz
-    own = _own_cpu_seconds() - own_before
-    foreign = max(0.0, busy - own) + steal
-    benchmark.extra_info["foreign_cpu"] = round(foreign / (elapsed * cores()), 3)
+    share = meter.foreign()
+    if share is not None:
+        benchmark.extra_info["foreign_cpu"] = round(share, 3)
 
 
 # --------------------------------------------------------------------------
