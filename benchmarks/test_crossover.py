@@ -32,7 +32,9 @@ from conftest import run_together
 
 from gilx._core import count_gil, count_nogil
 
-SIZES = (0, 64, 256, 1024, 2048, 3072, 4096, 6144, 8192, 16384, 65536)
+#: Dense where the contended crossover was found (between 256 and 2048 on the
+#: first quiet runs), sparse elsewhere.
+SIZES = (0, 64, 256, 512, 768, 1024, 1536, 2048, 4096, 8192, 16384, 65536)
 COUNTS = (count_gil, count_nogil)
 
 
@@ -73,7 +75,7 @@ def test_crossover_contended(
 ) -> None:
     calls = calls_for(n)
     benchmark.pedantic(
-        run_together, args=(repeat, [(count, n, calls)] * 2), rounds=9, warmup_rounds=1
+        run_together, args=(repeat, [(count, n, calls)] * 2), rounds=11, warmup_rounds=1
     )
     benchmark.extra_info.update(function=count.__name__, n=n, threads=2, calls_per_thread=calls)
     if benchmark.stats is None:

@@ -38,15 +38,20 @@
  *   GB/s per core; 2**19 words (4 MiB) are ~1 ms.
  *
  * GILX_NOGIL_THRESHOLD: below this many iterations, count_auto() keeps the
- *   GIL, because releasing and re-taking it costs more than the work (the
+ *   GIL, because releasing and re-taking it costs more than it gains (the
  *   idea of CPython's HASHLIB_GIL_MINSIZE and NumPy's
- *   NPY_BEGIN_THREADS_THRESHOLDED).  Measured by
- *   benchmarks/test_crossover.py; see BENCHMARKS.md.
+ *   NPY_BEGIN_THREADS_THRESHOLDED, neither of them measured).  Measured by
+ *   benchmarks/test_crossover.py (CPython 3.11, 2-core AMD EPYC VM; numbers
+ *   in BENCHMARKS.md): (a) alone, a release + re-acquire costs ~30 ns, the
+ *   work of ~120 iterations; (b) with a second thread calling too, releasing
+ *   made the pair 2-4x slower at n <= 256 and faster from n ~= 800 on
+ *   (1.2x at 1024, 1.7x at 2048).  The larger crossover, rounded up to a
+ *   power of two: 1024.
  * ------------------------------------------------------------------------ */
 #define GILX_COUNT_CHUNK ((uint64_t)1 << 22)
 #define GILX_COUNTER_CHUNK ((uint64_t)1 << 22)
 #define GILX_STREAM_CHUNK_WORDS ((Py_ssize_t)1 << 19)
-#define GILX_NOGIL_THRESHOLD ((uint64_t)2048)
+#define GILX_NOGIL_THRESHOLD ((uint64_t)1024)
 
 /* The largest work size any function accepts: the C type is uint64_t, but
  * Python callers see a signed 64-bit limit, which keeps every count

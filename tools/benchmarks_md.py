@@ -155,6 +155,7 @@ class Crossover:
     n_contended: float | None
     bracket: tuple[int, int] | None  # last size that lost, first size that won for good
     handoff: float | None  # seconds per call that releasing adds at n = 0 with a waiter
+    excluded: list[int]  # contended sizes left out: another process took > NOISY of the cores
 
     @property
     def recommended(self) -> int:
@@ -163,16 +164,25 @@ class Crossover:
         return 1 << math.ceil(math.log2(worst))
 
 
+#: A two-thread run during which other processes took more than this share of
+#: the cores measured the neighbour, not the GIL: crossover (b) leaves it out.
+NOISY = 0.10
 #: The largest n whose calls are short enough to read the release cost from.
 SHORT_CALL = 2048
 
 
 def crossover(benches: list[Bench]) -> Crossover | None:
+    excluded: list[int] = []
+
     def pairs(group: str) -> dict[int, tuple[float, float]]:
         found: dict[int, dict[str, float]] = {}
         for b in benches:
-            if b.group == group:
-                found.setdefault(b.info["n"], {})[b.info["function"]] = b.median
+            if b.group != group:
+                continue
+            if group == "crossover-contended" and b.info.get("foreign_cpu", 0.0) > NOISY:
+                excluded.append(b.info["n"])
+                continue
+            found.setdefault(b.info["n"], {})[b.info["function"]] = b.median
         return {
             n: (v["count_gil"], v["count_nogil"])
             for n, v in sorted(found.items())
@@ -212,7 +222,7 @@ def crossover(benches: list[Bench]) -> Crossover | None:
         gil, nogil = contended[0]
         handoff = (nogil - gil) / (2 * zero.info["calls_per_thread"])
     return Crossover(sizes, alone, contended, cost, slope, n_alone, n_contended, bracket,
-                     handoff)
+                     handoff, sorted(set(excluded)))
 
 
 # --------------------------------------------------------------------------
@@ -366,9 +376,9 @@ def crossover_section(xo: Crossover | None, threshold: int | None) -> list[str]:
         lines += [
             f"**(b) Another thread waiting for the GIL.** Two threads each call the function on "
             f"many inputs of size n from a Python loop, so whenever one holds the GIL the other "
-            f"is waiting for it. Releasing now buys real parallelism, but every release hands "
-            f"the GIL to the waiting thread (a futex wake-up of a sleeping thread), and the "
-            f"releasing thread must get it back afterwards: {verdict}.", "",
+            f"is waiting for it. Releasing now buys real parallelism, but every release lets "
+            f"the waiting thread take the GIL, and the releasing thread must win it back "
+            f"afterwards: {verdict}.", "",
         ]
         rows = []
         for n in sorted(xo.contended):
@@ -377,6 +387,12 @@ def crossover_section(xo: Crossover | None, threshold: int | None) -> list[str]:
         lines += table(("n", "count_gil ms (2 threads)", "count_nogil ms (2 threads)",
                         "gain from releasing"), rows)
         lines += [""]
+        if xo.excluded:
+            lines += [
+                f"Left out: n = {', '.join(f'{n:,}' for n in xo.excluded)}, where other "
+                f"processes took more than {NOISY:.0%} of the cores during a run (see "
+                f"`crossover-contended` below for those numbers).", "",
+            ]
         if xo.handoff is not None:
             lines += [
                 f"At n = 0 the difference per call, {xo.handoff * 1e9:,.0f} ns, is what one "
@@ -388,7 +404,7 @@ def crossover_section(xo: Crossover | None, threshold: int | None) -> list[str]:
         f"**{xo.recommended:,}**. `GILX_NOGIL_THRESHOLD` in `csrc/gilx.h` (used by "
         f"`count_auto`) is **{threshold if threshold is not None else '?'}** in this run"
         + ("; the same." if threshold == xo.recommended else
-           "; it differs (see the notes).") + "", "",
+           "; it differs from this run's measurement.") + "", "",
     ]
     return lines
 
