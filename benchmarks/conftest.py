@@ -27,12 +27,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import platform
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -181,15 +182,18 @@ def _cpu_jiffies() -> tuple[int, int] | None:
 
 
 _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+#: Processes this suite started outside multiprocessing (their CPU is ours).
+_HELPER_PIDS: set[int] = set()
 
 
 def _own_cpu_seconds() -> float:
     """CPU seconds of this process, its finished children, and its live worker processes."""
     times = os.times()
     total = times.user + times.system + times.children_user + times.children_system
-    for child in multiprocessing.active_children():  # a process pool's workers
+    pids = {child.pid for child in multiprocessing.active_children()} | _HELPER_PIDS
+    for pid in pids:  # a process pool's workers, the io group's server
         try:
-            with open(f"/proc/{child.pid}/stat", encoding="ascii") as stat:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / _HZ  # utime, stime
         except (OSError, ValueError, IndexError):
@@ -259,43 +263,33 @@ def foreign_cpu(benchmark: Any, request: pytest.FixtureRequest) -> Iterator[None
 
 
 # --------------------------------------------------------------------------
-# The loopback HTTP server of the io scenario: answers every GET after a
-# delay.  It binds 127.0.0.1 only; nothing here ever reaches another address.
+# The loopback HTTP server of the io scenario (benchmarks/delay_server.py):
+# answers every GET after a delay, from a process of its own.  It binds
+# 127.0.0.1 only; nothing here ever reaches another address.
 # --------------------------------------------------------------------------
 IO_DELAY_S = 0.05
-
-
-class _DelayedHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"  # one request per connection, as urlopen() does
-
-    def do_GET(self) -> None:
-        time.sleep(IO_DELAY_S)  # the "network": blocks without the GIL
-        body = b"gilx\n"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep the benchmark output clean
 
 
 @pytest.fixture(scope="session")
 def delay_server_url() -> Iterator[str]:
     """The URL of a local server that answers each GET after IO_DELAY_S seconds."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _DelayedHandler)
-    server.daemon_threads = True
-    server.request_queue_size = 64
-    thread = threading.Thread(target=server.serve_forever, name="gilx-bench-http", daemon=True)
-    thread.start()
+    script = Path(__file__).with_name("delay_server.py")
+    server = subprocess.Popen(
+        [sys.executable, str(script), "--delay", str(IO_DELAY_S)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    _HELPER_PIDS.add(server.pid)
     try:
-        host, port = server.server_address[:2]
-        yield f"http://{host}:{port}/"
+        assert server.stdout is not None
+        line = server.stdout.readline().split()
+        if len(line) != 2 or line[0] != "PORT":
+            raise RuntimeError(f"delay_server.py did not start: {line!r}")
+        yield f"http://127.0.0.1:{int(line[1])}/"
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+        server.terminate()
+        server.wait(timeout=10)
+        _HELPER_PIDS.discard(server.pid)
 
 
 # --------------------------------------------------------------------------
