@@ -58,8 +58,8 @@ def repeat(count: Callable[[int], int], n: int, calls: int) -> None:
 
 
 @pytest.mark.benchmark(group="crossover-alone")
-@pytest.mark.parametrize("n", SIZES, ids=lambda n: f"n={n}")
 @pytest.mark.parametrize("count", COUNTS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("n", SIZES, ids=lambda n: f"n={n}")
 def test_crossover_alone(benchmark, count: Callable[[int], int], n: int) -> None:
     # pedantic with a fixed number of calls per round: the reported time is
     # per call, and both functions get the same loop around them.
@@ -68,8 +68,10 @@ def test_crossover_alone(benchmark, count: Callable[[int], int], n: int) -> None
 
 
 @pytest.mark.benchmark(group="crossover-contended")
-@pytest.mark.parametrize("n", SIZES, ids=lambda n: f"n={n}")
 @pytest.mark.parametrize("count", COUNTS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("n", SIZES, ids=lambda n: f"n={n}")
+# n is the outer loop (the innermost parametrize varies slowest): count_gil
+# and count_nogil of one size run back to back, under the same conditions.
 def test_crossover_contended(
     benchmark, medians: dict[str, float], count: Callable[[int], int], n: int
 ) -> None:

@@ -206,7 +206,9 @@ def crossover(benches: list[Bench]) -> Crossover | None:
     csizes = sorted(contended)
     gains = {n: gil / nogil for n, (gil, nogil) in contended.items()}
     losses = [n for n in csizes if gains[n] < 1.0]
-    if not losses:
+    if not csizes:
+        pass  # every contended run was disturbed: no crossover (b) from this file
+    elif not losses:
         n_contended, bracket = 0.0, None
     elif losses[-1] != csizes[-1]:
         lo = losses[-1]
@@ -330,6 +332,8 @@ def targets_section(benches: list[Bench], sp: dict[str, tuple[float, float | Non
                      interference(alone)))
         shown = "never lost" if xo.n_contended == 0 else (
             f"n ≈ {xo.n_contended:,.0f}" if xo.n_contended is not None else "not reached")
+        if not xo.contended:
+            shown = "no undisturbed run"
         rows.append(("crossover (b), another thread waiting", shown, DASH,
                      interference(contended)))
     lines = ["## Targets", "",
@@ -371,7 +375,11 @@ def crossover_section(xo: Crossover | None, threshold: int | None) -> list[str]:
     lines += table(("n", "count_gil ns/call", "count_nogil ns/call", "extra cost of release ns",
                     "work ns"), rows)
     lines += [""]
-    if xo.contended:
+    if not xo.contended:
+        lines += ["**(b) Another thread waiting for the GIL.** Not in this file: other "
+                  f"processes took more than {NOISY:.0%} of the cores during every contended "
+                  "run.", ""]
+    else:
         if xo.n_contended == 0:
             verdict = "releasing won at every size measured"
         elif xo.n_contended is None:
@@ -406,6 +414,13 @@ def crossover_section(xo: Crossover | None, threshold: int | None) -> list[str]:
                 f"release + re-acquire costs when another thread is waiting for the GIL "
                 f"(uncontended: {xo.release_cost * 1e9:.0f} ns).", "",
             ]
+    if xo.n_contended is None:
+        lines += [
+            f"**Threshold.** Not derived from this file: crossover (b) is missing. "
+            f"`GILX_NOGIL_THRESHOLD` in `csrc/gilx.h` (used by `count_auto`) is "
+            f"**{threshold if threshold is not None else '?'}** in this run.", "",
+        ]
+        return lines
     lines += [
         f"**Threshold.** The larger crossover, rounded up to a power of two, is "
         f"**{xo.recommended:,}**. `GILX_NOGIL_THRESHOLD` in `csrc/gilx.h` (used by "
