@@ -31,8 +31,8 @@ GROUPS: dict[str, str] = {
     "the process speedups above leave out.",
     "cpu-c": "The same C counting kernel with the GIL held (`count_gil`) and released "
     "(`count_nogil`), on one thread and on two threads splitting the work.",
-    "io": "Blocking HTTP GETs (urllib) against a server on 127.0.0.1 that answers after a delay; "
-    "the work is split over the threads.",
+    "io": "Blocking HTTP GETs (urllib), 8 per round split over the threads, against a server on "
+    "127.0.0.1 (`benchmarks/delay_server.py`, a process of its own) that answers after 50 ms.",
     "numpy-threads": "`np.dot` of 500x500 matrices, BLAS pinned to one thread (threadpoolctl), "
     "the products split over the threads.",
     "numpy-vs-python": "The seed's sum of squares: `sum(x**2 for x in data)` vs "
@@ -469,6 +469,11 @@ def reproduce_section() -> list[str]:
         "# or compare saved runs without running anything:",
         "pytest-benchmark compare --group-by=group --columns=median,iqr,min,rounds",
         "```", "",
+        "Before each benchmark the suite waits (up to 10 s, 120 s in all) for other processes "
+        "to leave the cores alone; `GILX_BENCH_QUIET_WAIT=0` turns that off. "
+        "`GILX_BENCH_START_METHOD=spawn` (or `forkserver`) picks the process start method "
+        "(default: the platform's). CI runs every benchmark once, untimed, as a smoke test: "
+        "`pytest benchmarks/ --benchmark-disable -q`.", "",
         "Numbers from a 2-core machine are only as good as its quietness: the column *other "
         "processes' CPU* is the share of all cores that other processes (and the hypervisor's "
         "steal time) took during each benchmark, read from `/proc/stat`. Above a few per cent, "
