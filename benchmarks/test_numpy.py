@@ -67,5 +67,6 @@ def test_sum_of_squares(benchmark, scaling: Scaling, impl: str) -> None:
         benchmark.pedantic(squares_python, args=(list(range(SQUARES_N)),), rounds=3,
                            warmup_rounds=1)
     else:
-        benchmark(squares_numpy, np.arange(SQUARES_N))
+        benchmark.pedantic(squares_numpy, args=(np.arange(SQUARES_N),), rounds=100,
+                           warmup_rounds=5)
     scaling.record(benchmark, "sum-of-squares", 1, efficiency=False, impl=impl, n=SQUARES_N)
