@@ -61,26 +61,32 @@ def load_average() -> list[float] | None:
         return None
 
 
-def run_together(target: Callable[..., object], args_per_worker: Sequence[tuple[Any, ...]]) -> None:
+def run_together(
+    target: Callable[..., object], args_per_worker: Sequence[tuple[Any, ...]]
+) -> list[float]:
     """Run ``target(*args)`` on one new thread per tuple, all released at once; wait for all.
 
     The threads wait at a barrier of their own, so the last one to be created
     is not a thread-start behind the first.  The first exception of any
-    worker is re-raised here.
+    worker is re-raised here.  Returns how long each worker's call took,
+    measured by the worker itself.
     """
     barrier = threading.Barrier(len(args_per_worker))
     errors: list[BaseException] = []
+    seconds = [0.0] * len(args_per_worker)
 
-    def work(args: tuple[Any, ...]) -> None:
+    def work(index: int, args: tuple[Any, ...]) -> None:
         try:
             barrier.wait()
+            start = time.perf_counter()
             target(*args)
+            seconds[index] = time.perf_counter() - start
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
             barrier.abort()
 
     threads = [
-        threading.Thread(target=work, args=(args,), name=f"gilx-bench-{i}", daemon=True)
+        threading.Thread(target=work, args=(i, args), name=f"gilx-bench-{i}", daemon=True)
         for i, args in enumerate(args_per_worker)
     ]
     for thread in threads:
@@ -89,6 +95,7 @@ def run_together(target: Callable[..., object], args_per_worker: Sequence[tuple[
         thread.join()
     if errors:
         raise errors[0]
+    return seconds
 
 
 #: The load before any benchmark ran (machine info is collected at the end).

@@ -271,6 +271,22 @@ def interference(involved: Iterable[Bench | None]) -> str:
     return pct(max(shares), 0) if shares else DASH
 
 
+def own_times(involved: Sequence[Bench | None], what: str) -> str:
+    """Where the time went, from the slowest worker's own time (when the suite recorded it).
+
+    The ratio of the one-worker and k-worker slowest-worker times is the
+    speedup of the work itself; the wall time minus the slowest worker's time
+    is what starting, dispatching and joining cost.
+    """
+    one, many = involved
+    if not (one and many and "slowest_worker_s" in one.info and "slowest_worker_s" in many.info):
+        return ""
+    work = one.info["slowest_worker_s"] / many.info["slowest_worker_s"]
+    rest_ms = (many.median - many.info["slowest_worker_s"]) * 1e3
+    return (f" (from the workers' own times: {work:.3f}; outside the work ({what}): "
+            f"{rest_ms:.1f} ms a round)")
+
+
 def targets_section(benches: list[Bench], sp: dict[str, tuple[float, float | None]],
                     xo: Crossover | None) -> list[str]:
     rows: list[tuple[str, str, str, str]] = []
@@ -289,7 +305,7 @@ def targets_section(benches: list[Bench], sp: dict[str, tuple[float, float | Non
 
     _, eff, involved = scaling("cpu-c", "count_nogil-1thread", "count_nogil-2thread")
     add("count_nogil, 2 threads: efficiency >= 0.97", eff, eff is not None and eff >= 0.97,
-        fmt(eff, 3), involved)
+        fmt(eff, 3) + own_times(involved, "threads"), involved)
     speedup, _, involved = scaling("cpu-c", "count_gil-1thread", "count_gil-2thread")
     add("count_gil, 2 threads: speedup <= 1.02", speedup,
         speedup is not None and speedup <= 1.02, fmt(speedup, 3), involved)
@@ -312,15 +328,9 @@ def targets_section(benches: list[Bench], sp: dict[str, tuple[float, float | Non
             add("chunking overhead <= 1 % (derived: (release + signal check) / chunk)", derived,
                 derived <= 0.01, pct(derived, 4), [gil0, nogil0, one])
     speedup, _, involved = scaling("cpu-python", "1process", "2process")
-    shown = fmt(speedup, 3)
-    one, many = involved
-    if one and many and "slowest_worker_s" in one.info and "slowest_worker_s" in many.info:
-        work = one.info["slowest_worker_s"] / many.info["slowest_worker_s"]
-        pool_ms = (many.median - many.info["slowest_worker_s"]) * 1e3
-        shown += (f" (the workers' own times alone: {work:.3f}; the pool's dispatch and "
-                  f"results: {pool_ms:.1f} ms a round)")
     add("processes, 2 workers: speedup >= 1.9 (pool start excluded)", speedup,
-        speedup is not None and speedup >= 1.9, shown, involved)
+        speedup is not None and speedup >= 1.9,
+        fmt(speedup, 3) + own_times(involved, "pool"), involved)
     for workers in (2, 4):
         _, eff, involved = scaling("io", "1thread", f"{workers}thread")
         add(f"io, {workers} threads: efficiency >= 0.95", eff, eff is not None and eff >= 0.95,
