@@ -156,6 +156,7 @@ class Crossover:
     bracket: tuple[int, int] | None  # last size that lost, first size that won for good
     handoff: float | None  # seconds per call that releasing adds at n = 0 with a waiter
     excluded: list[int]  # contended sizes left out: another process took > NOISY of the cores
+    nogil_spread: dict[int, float]  # IQR / median of the contended count_nogil runs, by n
 
     @property
     def recommended(self) -> int:
@@ -167,6 +168,8 @@ class Crossover:
 #: A two-thread run during which other processes took more than this share of
 #: the cores measured the neighbour, not the GIL: crossover (b) leaves it out.
 NOISY = 0.10
+#: A spread (IQR / median) above this marks a contended size as bimodal.
+WIDE = 0.15
 #: The largest n whose calls are short enough to read the release cost from.
 SHORT_CALL = 2048
 
@@ -223,8 +226,10 @@ def crossover(benches: list[Bench]) -> Crossover | None:
     if 0 in contended and zero is not None:
         gil, nogil = contended[0]
         handoff = (nogil - gil) / (2 * zero.info["calls_per_thread"])
+    spread = {b.info["n"]: b.spread for b in benches if b.group == "crossover-contended"
+              and b.info.get("function") == "count_nogil" and b.info["n"] in contended}
     return Crossover(sizes, alone, contended, cost, slope, n_alone, n_contended, bracket,
-                     handoff, sorted(set(excluded)))
+                     handoff, sorted(set(excluded)), spread)
 
 
 # --------------------------------------------------------------------------
@@ -412,6 +417,15 @@ def crossover_section(xo: Crossover | None, threshold: int | None) -> list[str]:
         lines += table(("n", "count_gil ms (2 threads)", "count_nogil ms (2 threads)",
                         "gain from releasing"), rows)
         lines += [""]
+        wide = [n for n, spread in sorted(xo.nogil_spread.items()) if spread > WIDE]
+        if wide:
+            lines += [
+                f"The two-thread `count_nogil` runs were bimodal (spread over {WIDE:.0%}) at "
+                f"n = {', '.join(f'{n:,}' for n in wide)}: whether the waiting thread wakes up "
+                f"in time to take the GIL while the other one works decides whether a round "
+                f"runs in parallel or in turns, so near the crossover a median can land on "
+                f"either side.", "",
+            ]
         if xo.excluded:
             lines += [
                 f"Left out: n = {', '.join(f'{n:,}' for n in xo.excluded)}, where other "
