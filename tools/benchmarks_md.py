@@ -168,7 +168,7 @@ class Crossover:
 #: A two-thread run during which other processes took more than this share of
 #: the cores measured the neighbour, not the GIL: crossover (b) leaves it out.
 NOISY = 0.10
-#: A spread (IQR / median) above this marks a contended size as bimodal.
+#: A spread (IQR / median) above this marks a contended size as unsteady.
 WIDE = 0.15
 #: The largest n whose calls are short enough to read the release cost from.
 SHORT_CALL = 2048
@@ -420,11 +420,11 @@ def crossover_section(xo: Crossover | None, threshold: int | None) -> list[str]:
         wide = [n for n, spread in sorted(xo.nogil_spread.items()) if spread > WIDE]
         if wide:
             lines += [
-                f"The two-thread `count_nogil` runs were bimodal (spread over {WIDE:.0%}) at "
-                f"n = {', '.join(f'{n:,}' for n in wide)}: whether the waiting thread wakes up "
-                f"in time to take the GIL while the other one works decides whether a round "
-                f"runs in parallel or in turns, so near the crossover a median can land on "
-                f"either side.", "",
+                f"The two-thread `count_nogil` times varied widely from round to round "
+                f"(spread over {WIDE:.0%}) at n = {', '.join(f'{n:,}' for n in wide)}: a "
+                f"round runs partly in parallel and partly in turns, depending on whether the "
+                f"waiting thread wakes up in time to take the GIL while the other one works, "
+                f"so near the crossover a median can land on either side of it.", "",
             ]
         if xo.excluded:
             lines += [
