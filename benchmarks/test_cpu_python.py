@@ -12,16 +12,18 @@ import multiprocessing
 import os
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.pool import Pool
 
 import pytest
 from conftest import Scaling, run_together, split
 
-from gilx import count_py
+from gilx import count_gil, count_py
 
 #: About 0.1 s of pure-Python counting on a current core.
 N_PY = 6_000_000
+#: About 0.1 s of the C kernel (the control of the process group).
+N_C_PROCESSES = 400_000_000
 WORKERS = (1, 2)
 ROUNDS = 5
 
@@ -55,25 +57,55 @@ def timed_count_py(n: int) -> float:
     return time.perf_counter() - start
 
 
+def timed_count_gil(n: int) -> float:
+    """count_gil(n) in a worker process; return how long the worker itself took."""
+    start = time.perf_counter()
+    count_gil(n)
+    return time.perf_counter() - start
+
+
+def run_pool(benchmark, pool: Pool, work: Callable[[int], float], n: int, workers: int) -> float:
+    """Time ``pool.map(work, shares)`` in ROUNDS rounds; return the slowest worker's own time.
+
+    That median of the slowest worker's own time tells how much of the wall
+    time is the work itself and how much is the pool (dispatch, results, the
+    workers not starting at the same instant).
+    """
+    shares = split(n, workers)
+    slowest: list[float] = []
+
+    def run() -> None:
+        slowest.append(max(pool.map(work, shares, 1)))
+
+    benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=1)
+    return statistics.median(slowest[1:] or slowest)  # without the warm-up round
+
+
 @pytest.mark.benchmark(group="cpu-python")
 @pytest.mark.parametrize("workers", WORKERS, ids=lambda k: f"{k}process")
 def test_count_py_processes(benchmark, scaling: Scaling, pool: Pool, workers: int) -> None:
     # The baseline is one process of the same pool doing all the work, so
-    # both sides pay the same pickling and result passing.  Each worker also
-    # times its own share: the slowest worker's time tells how much of the
-    # wall time is the work itself and how much is the pool (dispatch,
-    # results, the workers not starting at the same instant).
-    shares = split(N_PY, workers)
-    slowest: list[float] = []
-
-    def run() -> None:
-        slowest.append(max(pool.map(timed_count_py, shares, 1)))
-
-    benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=1)
+    # both sides pay the same pickling and result passing.
+    worker_s = run_pool(benchmark, pool, timed_count_py, N_PY, workers)
     target = ("speedup", ">=", 1.9) if workers > 1 else None
-    worker_s = statistics.median(slowest[1:] or slowest)  # without the warm-up round
     scaling.record(
         benchmark, "count_py-processes", workers, target=target, n=N_PY,
+        start_method=start_method(), slowest_worker_s=round(worker_s, 5),
+    )
+
+
+@pytest.mark.benchmark(group="cpu-python")
+@pytest.mark.parametrize("workers", WORKERS, ids=lambda k: f"count_gil-{k}process")
+def test_count_gil_processes(benchmark, scaling: Scaling, pool: Pool, workers: int) -> None:
+    """The control: the same pool running the C kernel instead of the interpreter loop.
+
+    Where count_py scales worse than this on processes, the pool and the GIL
+    are not the reason (neither differs): the two cores run two interpreter
+    loops slower than one.
+    """
+    worker_s = run_pool(benchmark, pool, timed_count_gil, N_C_PROCESSES, workers)
+    scaling.record(
+        benchmark, "count_gil-processes", workers, n=N_C_PROCESSES,
         start_method=start_method(), slowest_worker_s=round(worker_s, 5),
     )
 

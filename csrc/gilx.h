@@ -43,15 +43,17 @@
  *   NPY_BEGIN_THREADS_THRESHOLDED, neither of them measured).  Measured by
  *   benchmarks/test_crossover.py (CPython 3.11, 2-core AMD EPYC VM; numbers
  *   in BENCHMARKS.md): (a) alone, a release + re-acquire costs ~30 ns, the
- *   work of ~120 iterations; (b) with a second thread calling too, releasing
- *   made the pair 2-4x slower at n <= 256 and faster from n ~= 800 on
- *   (1.2x at 1024, 1.7x at 2048).  The larger crossover, rounded up to a
- *   power of two: 1024.
+ *   work of ~110-130 iterations; (b) with a second thread calling too,
+ *   releasing made the pair 2-4x slower at n <= 256, and the crossover
+ *   moved between n ~= 810 and ~= 1830 from one quiet run to the next (five
+ *   runs): at 1024 releasing won twice (1.21x, 1.11x) and lost twice
+ *   (0.56x, 0.85x), at 2048 it won every time (1.09x to 1.74x).  So 2048:
+ *   the smallest power of two at which releasing never lost.
  * ------------------------------------------------------------------------ */
 #define GILX_COUNT_CHUNK ((uint64_t)1 << 22)
 #define GILX_COUNTER_CHUNK ((uint64_t)1 << 22)
 #define GILX_STREAM_CHUNK_WORDS ((Py_ssize_t)1 << 19)
-#define GILX_NOGIL_THRESHOLD ((uint64_t)1024)
+#define GILX_NOGIL_THRESHOLD ((uint64_t)2048)
 
 /* The largest work size any function accepts: the C type is uint64_t, but
  * Python callers see a signed 64-bit limit, which keeps every count
