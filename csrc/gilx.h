@@ -45,10 +45,11 @@
  *   in BENCHMARKS.md): (a) alone, a release + re-acquire costs ~30 ns, the
  *   work of ~110-130 iterations; (b) with a second thread calling too,
  *   releasing made the pair 2-4x slower at n <= 256, and the crossover
- *   moved between n ~= 810 and ~= 1830 from one quiet run to the next (five
- *   runs): at 1024 releasing won twice (1.21x, 1.11x) and lost twice
- *   (0.56x, 0.85x), at 2048 it won every time (1.09x to 1.74x).  So 2048:
- *   the smallest power of two at which releasing never lost.
+ *   moved between n ~= 880 and ~= 1830 from one quiet run to the next
+ *   (benchmarks/results/crossover-runs/, tools/crossover_runs.py): at 1024
+ *   and 1536 releasing still lost in some runs (down to 0.56x), from 2048
+ *   on it won in every run (1.09x to 1.79x at 2048).  So 2048: the
+ *   smallest power of two from which releasing never lost.
  * ------------------------------------------------------------------------ */
 #define GILX_COUNT_CHUNK ((uint64_t)1 << 22)
 #define GILX_COUNTER_CHUNK ((uint64_t)1 << 22)

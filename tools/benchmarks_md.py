@@ -451,11 +451,14 @@ def crossover_section(xo: Crossover | None, threshold: int | None) -> list[str]:
         ]
         return lines
     lines += [
-        f"**Threshold.** The larger crossover, rounded up to a power of two, is "
-        f"**{xo.recommended:,}**. `GILX_NOGIL_THRESHOLD` in `csrc/gilx.h` (used by "
-        f"`count_auto`) is **{threshold if threshold is not None else '?'}** in this run"
-        + ("; the same." if threshold == xo.recommended else
-           "; it differs from this run's measurement.") + "", "",
+        f"**Threshold.** In this run the larger crossover, rounded up to a power of two, is "
+        f"**{xo.recommended:,}**; `GILX_NOGIL_THRESHOLD` in `csrc/gilx.h` (used by "
+        f"`count_auto`) is **{threshold if threshold is not None else '?'}**"
+        + (", the same." if threshold == xo.recommended else ".")
+        + " One run's crossover (b) moves with how the waiting thread happens to wake up, so "
+        "the constant is set from several quiet runs: the smallest power of two from which "
+        "releasing never lost in any of them (`tools/crossover_runs.py "
+        "benchmarks/results/crossover-runs/*.json`).", "",
     ]
     return lines
 
@@ -495,6 +498,8 @@ def reproduce_section() -> list[str]:
         "# after a change: run again, compare with the saved run, fail on a 10 % slower median:",
         "pytest benchmarks/ --benchmark-only --benchmark-compare \\",
         "    --benchmark-compare-fail=median:10%",
+        "# crossover (b) over several runs (how GILX_NOGIL_THRESHOLD was chosen):",
+        "python tools/crossover_runs.py benchmarks/results/crossover-runs/*.json",
         "# or compare saved runs without running anything:",
         "pytest-benchmark compare --group-by=group --columns=median,iqr,min,rounds",
         "```", "",
