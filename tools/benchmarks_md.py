@@ -455,7 +455,7 @@ def crossover_section(xo: Crossover | None, threshold: int | None) -> list[str]:
         f"**{xo.recommended:,}**; `GILX_NOGIL_THRESHOLD` in `csrc/gilx.h` (used by "
         f"`count_auto`) is **{threshold if threshold is not None else '?'}**"
         + (", the same." if threshold == xo.recommended else ".")
-        + " One run's crossover (b) moves with how the waiting thread happens to wake up, so "
+        + " One run's crossover (b) moves from run to run, so "
         "the constant is set from several quiet runs: the smallest power of two from which "
         "releasing never lost in any of them (`tools/crossover_runs.py "
         "benchmarks/results/crossover-runs/*.json`).", "",

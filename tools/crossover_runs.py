@@ -3,7 +3,7 @@
 
     python tools/crossover_runs.py benchmarks/results/crossover-runs/*.json
 
-One run's crossover moves with how the waiting thread happens to wake up
+One run's crossover moves from run to run
 (BENCHMARKS.md), so the threshold is read off several quiet runs: for each
 size, the gain from releasing in every run, and the smallest power of two
 from which releasing never lost in any of them.  Standard library only.
