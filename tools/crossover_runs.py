@@ -3,10 +3,10 @@
 
     python tools/crossover_runs.py benchmarks/results/crossover-runs/*.json
 
-One run's crossover moves from run to run
-(BENCHMARKS.md), so the threshold is read off several quiet runs: for each
-size, the gain from releasing in every run, and the smallest power of two
-from which releasing never lost in any of them.  Standard library only.
+The crossover moves from run to run (BENCHMARKS.md), so the threshold is
+read off several quiet runs: for each size, the gain from releasing in every
+run, and the smallest power of two from which releasing never lost in any of
+them.  Standard library only.
 """
 
 from __future__ import annotations
