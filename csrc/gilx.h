@@ -42,10 +42,18 @@
  *   GB/s per core; 2**19 words (4 MiB) are ~1 ms.
  *
  * GILX_NOGIL_THRESHOLD: below this many iterations, count_auto() keeps the
- *   GIL, because releasing and re-taking it costs more than the work (the
+ *   GIL, because releasing and re-taking it costs more than it gains (the
  *   idea of CPython's HASHLIB_GIL_MINSIZE and NumPy's
- *   NPY_BEGIN_THREADS_THRESHOLDED).  Measured by
- *   benchmarks/test_crossover.py; see BENCHMARKS.md.
+ *   NPY_BEGIN_THREADS_THRESHOLDED, neither of them measured).  Measured by
+ *   benchmarks/test_crossover.py (CPython 3.11, 2-core AMD EPYC VM; numbers
+ *   in BENCHMARKS.md): (a) alone, a release + re-acquire costs ~30 ns, the
+ *   work of ~110-130 iterations; (b) with a second thread calling too,
+ *   releasing made the pair 2-4x slower at n <= 256, and the crossover
+ *   moved between n ~= 880 and ~= 1830 from one quiet run to the next
+ *   (benchmarks/results/crossover-runs/, tools/crossover_runs.py): at 1024
+ *   and 1536 releasing still lost in some runs (down to 0.56x), from 2048
+ *   on it won in every run (1.09x to 1.79x at 2048).  So 2048: the
+ *   smallest power of two from which releasing never lost.
  * ------------------------------------------------------------------------ */
 #define GILX_COUNT_CHUNK ((uint64_t)1 << 22)
 #define GILX_COUNTER_CHUNK ((uint64_t)1 << 22)

@@ -1,0 +1,570 @@
+#!/usr/bin/env python3
+"""Write BENCHMARKS.md from a pytest-benchmark ``--benchmark-json`` file of benchmarks/.
+
+    python tools/benchmarks_md.py benchmarks/results/RUN.json -o BENCHMARKS.md
+
+Nothing in BENCHMARKS.md is typed by hand: every number comes from the JSON
+file, and the speedups, targets and crossovers are recomputed from its
+medians here (the suite's extra_info carries the same values, for anyone
+reading the JSON directly).  Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path("benchmarks/results")
+
+#: Groups in the order BENCHMARKS.md shows them, with what each one shows.
+GROUPS: dict[str, str] = {
+    "cpu-python": "Pure-Python counting (`count_py`, the seed's `cpu_bound_task`): threads share "
+    "one GIL, processes each have their own. Pool start-up is excluded (see `process-pool-start`). "
+    "`count_gil-*process`: the control, the C kernel in the same pool.",
+    "process-pool-start": "Starting a 2-process pool, one tiny task each, shutting it down: what "
+    "the process speedups above leave out.",
+    "cpu-c": "The same C counting kernel with the GIL held (`count_gil`) and released "
+    "(`count_nogil`), on one thread and on two threads splitting the work.",
+    "io": "Blocking HTTP GETs (urllib), 8 per round split over the threads, against a server on "
+    "127.0.0.1 (`benchmarks/delay_server.py`, a process of its own) that answers after 50 ms.",
+    "numpy-threads": "`np.dot` of 500x500 matrices, BLAS pinned to one thread (threadpoolctl), "
+    "the products split over the threads.",
+    "numpy-vs-python": "The seed's sum of squares: `sum(x**2 for x in data)` vs "
+    "`np.sum(arr**2)`, one thread each; speedup = Python time / NumPy time.",
+    "memory": "`stream_sum` (GIL released) over a buffer far larger than the caches, split into "
+    "one contiguous slice per thread.",
+    "gil-release": "One call with zero work: `count_nogil(0)` releases and re-takes the GIL once, "
+    "`count_gil(0)` does everything else the same.",
+    "signal-check": "`PyErr_CheckSignals()` (the Ctrl-C check between chunks) through "
+    "`ctypes.pythonapi`, against a trivial C-API call through the same path.",
+    "chunking": "`count_nogil` over one chunk (`COUNT_CHUNK` iterations, one release) and over 64 "
+    "chunks (64 releases, re-acquires and signal checks); time per chunk.",
+    "crossover-alone": "Crossover (a): one thread, `count_gil(n)` vs `count_nogil(n)`, time per "
+    "call.",
+    "crossover-contended": "Crossover (b): two threads, each calling the function on many inputs "
+    "of size n from a Python loop; time for both to finish.",
+}
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One benchmark of the JSON file, with the numbers BENCHMARKS.md uses."""
+
+    group: str
+    name: str
+    median: float
+    iqr: float
+    min: float
+    max: float
+    rounds: int
+    info: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Bench:
+        stats = raw["stats"]
+        return cls(
+            group=raw["group"] or "",
+            name=raw["name"],
+            median=stats["median"],
+            iqr=stats["iqr"],
+            min=stats["min"],
+            max=stats["max"],
+            rounds=stats["rounds"],
+            info=raw.get("extra_info", {}),
+        )
+
+    @property
+    def spread(self) -> float:
+        """IQR / median: how noisy the rounds were."""
+        return self.iqr / self.median if self.median else math.nan
+
+
+# --------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------
+#: What an empty cell shows.
+DASH = "\u2013"
+UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+
+
+def unit_for(seconds: Iterable[float]) -> tuple[float, str]:
+    smallest = min(seconds, default=1.0)
+    for scale, name in UNITS:
+        if smallest >= scale:
+            return scale, name
+    return UNITS[-1]
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    return f"{value:,.{digits}f}"
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    return DASH if value is None or math.isnan(value) else f"{100 * value:.{digits}f} %"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+# --------------------------------------------------------------------------
+# Derived numbers
+# --------------------------------------------------------------------------
+def speedups(benches: list[Bench]) -> dict[str, tuple[float, float | None]]:
+    """name -> (speedup, efficiency), from the first one-worker run of each scenario."""
+    baselines: dict[str, float] = {}
+    out: dict[str, tuple[float, float | None]] = {}
+    for b in benches:
+        scenario, workers = b.info.get("scenario"), b.info.get("workers")
+        if scenario is None or workers is None:
+            continue
+        if workers == 1 and scenario not in baselines:
+            baselines[scenario] = b.median
+        if scenario in baselines:
+            speedup = baselines[scenario] / b.median
+            per_worker = scenario != "sum-of-squares"  # one worker each: no efficiency
+            out[b.name] = (speedup, speedup / workers if per_worker else None)
+    return out
+
+
+def find(benches: list[Bench], group: str, **info: Any) -> Bench | None:
+    for b in benches:
+        if b.group == group and all(b.info.get(k) == v for k, v in info.items()):
+            return b
+    return None
+
+
+@dataclass(frozen=True)
+class Crossover:
+    sizes: list[int]
+    alone: dict[int, tuple[float, float]]  # n -> (gil, nogil) seconds per call
+    contended: dict[int, tuple[float, float]]  # n -> (gil, nogil) seconds, both threads
+    release_cost: float  # seconds: median over n of nogil - gil, one thread
+    seconds_per_iteration: float
+    n_alone: float
+    n_contended: float | None
+    bracket: tuple[int, int] | None  # last size that lost, first size that won for good
+    handoff: float | None  # seconds per call that releasing adds at n = 0 with a waiter
+    excluded: list[int]  # contended sizes left out: another process took > NOISY of the cores
+    nogil_spread: dict[int, float]  # IQR / median of the contended count_nogil runs, by n
+
+    @property
+    def recommended(self) -> int:
+        """The next power of two at or above the larger crossover."""
+        worst = max(self.n_alone, self.n_contended or 0.0, 1.0)
+        return 1 << math.ceil(math.log2(worst))
+
+
+#: A two-thread run during which other processes took more than this share of
+#: the cores measured the neighbour, not the GIL: crossover (b) leaves it out.
+NOISY = 0.10
+#: A spread (IQR / median) above this marks a contended size as unsteady.
+WIDE = 0.15
+#: The largest n whose calls are short enough to read the release cost from.
+SHORT_CALL = 2048
+
+
+def crossover(benches: list[Bench]) -> Crossover | None:
+    excluded: list[int] = []
+
+    def pairs(group: str) -> dict[int, tuple[float, float]]:
+        found: dict[int, dict[str, float]] = {}
+        for b in benches:
+            if b.group != group:
+                continue
+            if group == "crossover-contended" and b.info.get("foreign_cpu", 0.0) > NOISY:
+                excluded.append(b.info["n"])
+                continue
+            found.setdefault(b.info["n"], {})[b.info["function"]] = b.median
+        return {
+            n: (v["count_gil"], v["count_nogil"])
+            for n, v in sorted(found.items())
+            if {"count_gil", "count_nogil"} <= v.keys()
+        }
+
+    alone, contended = pairs("crossover-alone"), pairs("crossover-contended")
+    if len(alone) < 2:
+        return None
+    sizes = sorted(alone)
+    # The extra cost of a release is a few tens of ns: read it where a call
+    # is short enough for that to show (up to ~0.5 µs of work), not where
+    # the noise of a long call is larger than the cost itself.
+    short = [n for n in sizes if n <= SHORT_CALL] or sizes[:1]
+    cost = statistics.median(alone[n][1] - alone[n][0] for n in short)
+    # Slope of count_gil's time in n: a least-squares line through all sizes.
+    slope = statistics.linear_regression(sizes, [alone[n][0] for n in sizes]).slope
+    n_alone = cost / slope
+    n_contended: float | None = None
+    bracket: tuple[int, int] | None = None
+    csizes = sorted(contended)
+    gains = {n: gil / nogil for n, (gil, nogil) in contended.items()}
+    losses = [n for n in csizes if gains[n] < 1.0]
+    if not csizes:
+        pass  # every contended run was disturbed: no crossover (b) from this file
+    elif not losses:
+        n_contended, bracket = 0.0, None
+    elif losses[-1] != csizes[-1]:
+        lo = losses[-1]
+        hi = csizes[csizes.index(lo) + 1]
+        # Linear interpolation of the gain between the two sizes: where it is 1.
+        g_lo, g_hi = gains[lo], gains[hi]
+        n_contended = lo + (1.0 - g_lo) / (g_hi - g_lo) * (hi - lo)
+        bracket = (lo, hi)
+    handoff = None
+    zero = next((b for b in benches if b.group == "crossover-contended"
+                 and b.info.get("n") == 0 and "calls_per_thread" in b.info), None)
+    if 0 in contended and zero is not None:
+        gil, nogil = contended[0]
+        handoff = (nogil - gil) / (2 * zero.info["calls_per_thread"])
+    spread = {b.info["n"]: b.spread for b in benches if b.group == "crossover-contended"
+              and b.info.get("function") == "count_nogil" and b.info["n"] in contended}
+    return Crossover(sizes, alone, contended, cost, slope, n_alone, n_contended, bracket,
+                     handoff, sorted(set(excluded)), spread)
+
+
+# --------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------
+def machine_section(data: dict[str, Any], source: Path) -> list[str]:
+    m = data.get("machine_info", {})
+    g = m.get("gilx", {})
+    run = data.get("gilx_run", {})
+    commit = data.get("commit_info", {})
+    cpu = m.get("cpu", {})
+    blas = ", ".join(
+        f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture')})"
+        for b in g.get("blas", [])
+    )
+    rows = [
+        ("CPU", f"{cpu.get('brand_raw', m.get('processor', '?'))}, {g.get('cores', '?')} cores "
+         f"usable ({g.get('cpu_count', '?')} online), {m.get('machine', '?')}"),
+        ("Python", f"{m.get('python_implementation', '?')} {m.get('python_version', '?')} "
+         f"({m.get('python_compiler', '')}); GIL enabled: {g.get('gil_enabled')}; "
+         f"switch interval {fmt(1e3 * g.get('switch_interval_s', math.nan), 1)} ms"),
+        ("OS", f"{m.get('system', '?')} {m.get('release', '')}"),
+        ("gilx", f"{g.get('version', '?')}, commit {commit.get('id', '?')[:12]}"
+         f"{' (dirty)' if commit.get('dirty') else ''} on {commit.get('branch', '?')}"),
+        ("GIL policy (gilx.h)", f"COUNT_CHUNK = {g.get('COUNT_CHUNK')}, "
+         f"NOGIL_THRESHOLD = {g.get('NOGIL_THRESHOLD')}"),
+        ("BLAS", f"{blas or DASH}; pinned to 1 thread in the numpy groups"),
+        ("Run", f"{data.get('datetime', '?')}, suite wall time {run.get('suite_seconds', '?')} s, "
+         f"load average {g.get('load_average_start')} before, "
+         f"{run.get('load_average_end')} after"),
+        ("Source", f"`{source.as_posix()}`"),
+    ]
+    return ["## The machine", "", *table(("", ""), rows), ""]
+
+
+def named(benches: list[Bench], group: str, suffix: str) -> Bench | None:
+    """The benchmark of ``group`` whose name ends with ``[suffix]``."""
+    return next((b for b in benches if b.group == group and b.name.endswith(f"[{suffix}]")), None)
+
+
+def interference(involved: Iterable[Bench | None]) -> str:
+    """The largest share of the cores other processes took during any of ``involved``."""
+    shares = [b.info["foreign_cpu"] for b in involved if b and "foreign_cpu" in b.info]
+    return pct(max(shares), 0) if shares else DASH
+
+
+def own_times(involved: Sequence[Bench | None], what: str) -> str:
+    """Where the time went, from the slowest worker's own time (when the suite recorded it).
+
+    The ratio of the one-worker and k-worker slowest-worker times is the
+    speedup of the work itself; the wall time minus the slowest worker's time
+    is what starting, dispatching and joining cost.
+    """
+    one, many = involved
+    if not (one and many and "slowest_worker_s" in one.info and "slowest_worker_s" in many.info):
+        return ""
+    work = one.info["slowest_worker_s"] / many.info["slowest_worker_s"]
+    rest_ms = (many.median - many.info["slowest_worker_s"]) * 1e3
+    return (f" (from the workers' own times: {work:.3f}; outside the work ({what}): "
+            f"{rest_ms:.1f} ms a round)")
+
+
+def targets_section(benches: list[Bench], sp: dict[str, tuple[float, float | None]],
+                    xo: Crossover | None) -> list[str]:
+    rows: list[tuple[str, str, str, str]] = []
+
+    def add(label: str, value: float | None, ok: bool, shown: str,
+            involved: Sequence[Bench | None]) -> None:
+        verdict = DASH if value is None else ("met" if ok else "**missed**")
+        rows.append((label, shown if value is not None else "not measured", verdict,
+                     interference(involved)))
+
+    def scaling(group: str, base: str, other: str) -> tuple[float | None, float | None,
+                                                              list[Bench | None]]:
+        one, many = named(benches, group, base), named(benches, group, other)
+        speedup, efficiency = sp.get(many.name, (None, None)) if many else (None, None)
+        return speedup, efficiency, [one, many]
+
+    _, eff, involved = scaling("cpu-c", "count_nogil-1thread", "count_nogil-2thread")
+    add("count_nogil, 2 threads: efficiency >= 0.97", eff, eff is not None and eff >= 0.97,
+        fmt(eff, 3) + own_times(involved, "threads"), involved)
+    speedup, _, involved = scaling("cpu-c", "count_gil-1thread", "count_gil-2thread")
+    add("count_gil, 2 threads: speedup <= 1.02", speedup,
+        speedup is not None and speedup <= 1.02, fmt(speedup, 3), involved)
+    gil0, nogil0 = named(benches, "gil-release", "count_gil"), named(benches, "gil-release",
+                                                                       "count_nogil")
+    release = (nogil0.median - gil0.median) * 1e9 if gil0 and nogil0 else None
+    add("one release + re-acquire (uncontended) <= 100 ns", release,
+        release is not None and release <= 100, f"{fmt(release, 1)} ns", [gil0, nogil0])
+    one, many = named(benches, "chunking", "1chunk"), named(benches, "chunking", "64chunk")
+    if one and many:
+        chunks = many.info["chunks"]
+        direct = (many.median / chunks) / one.median - 1
+        direct_min = (many.min / chunks) / one.min - 1
+        add(f"chunking overhead <= 1 % (measured: {chunks} chunks vs 1, time per chunk)", direct,
+            direct <= 0.01, f"{pct(direct, 2)} (from the mins: {pct(direct_min, 2)})",
+            [one, many])
+        signal = signal_check_seconds(benches) or 0.0
+        if release is not None:
+            derived = (release * 1e-9 + signal) / one.median
+            add("chunking overhead <= 1 % (derived: (release + signal check) / chunk)", derived,
+                derived <= 0.01, pct(derived, 4), [gil0, nogil0, one])
+    speedup, _, involved = scaling("cpu-python", "1process", "2process")
+    shown = fmt(speedup, 3) + own_times(involved, "pool")
+    control, _, control_involved = scaling("cpu-python", "count_gil-1process",
+                                           "count_gil-2process")
+    if control is not None:
+        shown += f"; the C kernel in the same pool: {control:.3f}"
+    add("processes, 2 workers: speedup >= 1.9 (pool start excluded)", speedup,
+        speedup is not None and speedup >= 1.9, shown, [*involved, *control_involved])
+    for workers in (2, 4):
+        _, eff, involved = scaling("io", "1thread", f"{workers}thread")
+        add(f"io, {workers} threads: efficiency >= 0.95", eff, eff is not None and eff >= 0.95,
+            fmt(eff, 3), involved)
+    if xo is not None:
+        alone = [b for b in benches if b.group == "crossover-alone"]
+        contended = [b for b in benches if b.group == "crossover-contended"]
+        rows.append(("crossover (a), one thread alone", f"n ≈ {xo.n_alone:,.0f}", DASH,
+                     interference(alone)))
+        shown = "never lost" if xo.n_contended == 0 else (
+            f"n ≈ {xo.n_contended:,.0f}" if xo.n_contended is not None else "not reached")
+        if not xo.contended:
+            shown = "no undisturbed run"
+        rows.append(("crossover (b), another thread waiting", shown, DASH,
+                     interference(contended)))
+    lines = ["## Targets", "",
+             "Shown, not asserted: the suite never fails on a number. Each figure is recomputed "
+             "from the medians of the JSON file. The last column is the largest share of the "
+             "cores that other processes took while the benchmarks behind a figure ran: a "
+             "2-worker figure measured with a neighbour busy says little about the GIL.", ""]
+    header = ("target", "measured", "", "other processes' CPU")
+    return [*lines, *table(header, rows), ""]
+
+
+def signal_check_seconds(benches: list[Bench]) -> float | None:
+    check = next((b for b in benches if b.name.endswith("[PyErr_CheckSignals]")), None)
+    base = next((b for b in benches if b.name.endswith("[Py_IsInitialized]")), None)
+    return check.median - base.median if check and base else None
+
+
+def crossover_section(xo: Crossover | None, threshold: int | None) -> list[str]:
+    if xo is None:
+        return []
+    lines = [
+        "## The crossover: when is releasing the GIL worth it?", "",
+        "CPython's hashlib releases the GIL only above 2047 bytes and NumPy only above 500 "
+        "elements; neither threshold was measured. Ours is, with one kernel run two ways "
+        "(`count_gil`, `count_nogil`), so the only difference is the release.", "",
+        f"**(a) One thread alone.** Releasing gains that thread nothing; it makes n iterations' "
+        f"worth of time available to some other thread, and costs the caller the release + "
+        f"re-acquire: {xo.release_cost * 1e9:.1f} ns (median over n <= {SHORT_CALL:,} of "
+        f"`count_nogil(n)` - `count_gil(n)`), while one iteration costs "
+        f"{xo.seconds_per_iteration * 1e9:.3f} ns (slope of `count_gil`). The two are equal at "
+        f"**n ≈ {xo.n_alone:,.0f}**: below it, a release costs more than the work it frees.", "",
+    ]
+    rows = []
+    for n in xo.sizes:
+        gil, nogil = xo.alone[n]
+        work = max(0.0, gil - xo.alone[xo.sizes[0]][0])
+        rows.append((f"{n:,}", fmt(gil * 1e9, 1), fmt(nogil * 1e9, 1),
+                     fmt((nogil - gil) * 1e9, 1), fmt(work * 1e9, 1)))
+    lines += table(("n", "count_gil ns/call", "count_nogil ns/call", "extra cost of release ns",
+                    "work ns"), rows)
+    lines += [""]
+    if not xo.contended:
+        lines += ["**(b) Another thread waiting for the GIL.** Not in this file: other "
+                  f"processes took more than {NOISY:.0%} of the cores during every contended "
+                  "run.", ""]
+    else:
+        if xo.n_contended == 0:
+            verdict = "releasing won at every size measured"
+        elif xo.n_contended is None:
+            verdict = "releasing never won at the sizes measured"
+        else:
+            assert xo.bracket is not None
+            verdict = (f"releasing loses up to n = {xo.bracket[0]:,} and wins from "
+                       f"n = {xo.bracket[1]:,} on; interpolated, **n ≈ {xo.n_contended:,.0f}**")
+        lines += [
+            f"**(b) Another thread waiting for the GIL.** Two threads each call the function on "
+            f"many inputs of size n from a Python loop, so whenever one holds the GIL the other "
+            f"is waiting for it. Releasing now buys real parallelism, but every release lets "
+            f"the waiting thread take the GIL, and the releasing thread must win it back "
+            f"afterwards: {verdict}.", "",
+        ]
+        rows = []
+        for n in sorted(xo.contended):
+            gil, nogil = xo.contended[n]
+            rows.append((f"{n:,}", fmt(gil * 1e3, 2), fmt(nogil * 1e3, 2), fmt(gil / nogil, 2)))
+        lines += table(("n", "count_gil ms (2 threads)", "count_nogil ms (2 threads)",
+                        "gain from releasing"), rows)
+        lines += [""]
+        wide = [n for n, spread in sorted(xo.nogil_spread.items()) if spread > WIDE]
+        if wide:
+            lines += [
+                f"The two-thread `count_nogil` times varied widely from round to round "
+                f"(spread over {WIDE:.0%}) at n = {', '.join(f'{n:,}' for n in wide)}: a "
+                f"round runs partly in parallel and partly in turns, depending on whether the "
+                f"waiting thread wakes up in time to take the GIL while the other one works, "
+                f"so near the crossover a median can land on either side of it.", "",
+            ]
+        if xo.excluded:
+            lines += [
+                f"Left out: n = {', '.join(f'{n:,}' for n in xo.excluded)}, where other "
+                f"processes took more than {NOISY:.0%} of the cores during a run (see "
+                f"`crossover-contended` below for those numbers).", "",
+            ]
+        if xo.handoff is not None:
+            lines += [
+                f"At n = 0 the difference per call, {xo.handoff * 1e9:,.0f} ns, is what one "
+                f"release + re-acquire costs when another thread is waiting for the GIL "
+                f"(uncontended: {xo.release_cost * 1e9:.0f} ns).", "",
+            ]
+    if xo.n_contended is None:
+        lines += [
+            f"**Threshold.** Not derived from this file: crossover (b) is missing. "
+            f"`GILX_NOGIL_THRESHOLD` in `csrc/gilx.h` (used by `count_auto`) is "
+            f"**{threshold if threshold is not None else '?'}** in this run.", "",
+        ]
+        return lines
+    lines += [
+        f"**Threshold.** In this run the larger crossover, rounded up to a power of two, is "
+        f"**{xo.recommended:,}**; `GILX_NOGIL_THRESHOLD` in `csrc/gilx.h` (used by "
+        f"`count_auto`) is **{threshold if threshold is not None else '?'}**"
+        + (", the same." if threshold == xo.recommended else ".")
+        + " One run's crossover (b) moves from run to run, so "
+        "the constant is set from several quiet runs: the smallest power of two from which "
+        "releasing never lost in any of them (`tools/crossover_runs.py "
+        "benchmarks/results/crossover-runs/*.json`).", "",
+    ]
+    return lines
+
+
+def group_section(group: str, benches: list[Bench],
+                  sp: dict[str, tuple[float, float | None]]) -> list[str]:
+    scale, unit = unit_for(b.median for b in benches)
+    has_speedup = any(b.name in sp for b in benches)
+    header = ["benchmark", f"median ({unit})", f"IQR ({unit})", "spread", f"min ({unit})",
+              "rounds"]
+    if has_speedup:
+        header += ["speedup", "efficiency"]
+    header += ["other processes' CPU"]
+    rows = []
+    for b in benches:
+        row = [f"`{b.name.split('[', 1)[-1].rstrip(']') if '[' in b.name else b.name}`",
+               fmt(b.median / scale, 3), fmt(b.iqr / scale, 3), pct(b.spread),
+               fmt(b.min / scale, 3), str(b.rounds)]
+        if has_speedup:
+            speedup, efficiency = sp.get(b.name, (None, None))
+            row += [fmt(speedup, 3), fmt(efficiency, 3)]
+        row += [pct(b.info.get("foreign_cpu"), 0)]
+        rows.append(row)
+    return [f"### `{group}`", "", GROUPS.get(group, ""), "", *table(header, rows), ""]
+
+
+def reproduce_section() -> list[str]:
+    return [
+        "## Reproduce and compare", "",
+        "```sh",
+        'pip install ".[bench]"',
+        "# the whole suite (under 5 minutes on 2 cores), saved for later comparison:",
+        "pytest benchmarks/ --benchmark-only --benchmark-save=mine \\",
+        "    --benchmark-json=benchmarks/results/mine.json",
+        "# this page, from that file:",
+        "python tools/benchmarks_md.py benchmarks/results/mine.json -o BENCHMARKS.md",
+        "# after a change: run again, compare with the saved run, fail on a 10 % slower median:",
+        "pytest benchmarks/ --benchmark-only --benchmark-compare \\",
+        "    --benchmark-compare-fail=median:10%",
+        "# crossover (b) over several runs (how GILX_NOGIL_THRESHOLD was chosen):",
+        "python tools/crossover_runs.py benchmarks/results/crossover-runs/*.json",
+        "# or compare saved runs without running anything:",
+        "pytest-benchmark compare --group-by=group --columns=median,iqr,min,rounds",
+        "```", "",
+        "Before each benchmark the suite waits (up to 10 s, 120 s in all) for other processes "
+        "to leave the cores alone; `GILX_BENCH_QUIET_WAIT=0` turns that off. "
+        "`GILX_BENCH_START_METHOD=spawn` (or `forkserver`) picks the process start method "
+        "(default: the platform's). CI runs every benchmark once, untimed, as a smoke test: "
+        "`pytest benchmarks/ --benchmark-disable -q`.", "",
+        "Numbers from a 2-core machine are only as good as its quietness: the column *other "
+        "processes' CPU* is the share of all cores that other processes (and the hypervisor's "
+        "steal time) took during each benchmark, read from `/proc/stat`. Above a few per cent, "
+        "a two-worker speedup is capped below 2 for reasons that have nothing to do with the "
+        "GIL; re-run on a quiet machine.", "",
+    ]
+
+
+def render(data: dict[str, Any], source: Path) -> str:
+    benches = [Bench.from_json(raw) for raw in data["benchmarks"]]
+    sp = speedups(benches)
+    xo = crossover(benches)
+    threshold = data.get("machine_info", {}).get("gilx", {}).get("NOGIL_THRESHOLD")
+    lines = [
+        "# gilx benchmarks", "",
+        f"<!-- Generated by tools/benchmarks_md.py from {source.as_posix()}; do not edit by hand. "
+        "-->", "",
+        "What the GIL costs and what releasing it buys, measured by the pytest-benchmark suite "
+        "in `benchmarks/` on the machine below. Speedup = median time of one worker doing all "
+        "the work / median time of k workers splitting it (all started together behind a "
+        "barrier); efficiency = speedup / k. *Spread* is IQR / median.", "",
+    ]
+    lines += machine_section(data, source)
+    lines += targets_section(benches, sp, xo)
+    lines += crossover_section(xo, threshold)
+    lines += ["## Every group", ""]
+    seen = list(GROUPS) + sorted({b.group for b in benches} - set(GROUPS))
+    for group in seen:
+        members = [b for b in benches if b.group == group]
+        if members:
+            lines += group_section(group, members, sp)
+    lines += reproduce_section()
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def newest_result() -> Path:
+    found = sorted(RESULTS.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise SystemExit(f"benchmarks_md: no JSON file in {RESULTS}/; pass one")
+    return found[-1]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("json", nargs="?", type=Path, help="a --benchmark-json file "
+                        f"(default: the newest in {RESULTS}/)")
+    parser.add_argument("-o", "--output", type=Path, help="write here (default: stdout)")
+    args = parser.parse_args(argv)
+    source: Path = args.json or newest_result()
+    data = json.loads(source.read_text(encoding="utf-8"))
+    text = render(data, source)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
