@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import SupportsIndex
@@ -102,8 +103,11 @@ def race(
     # interrupted Event.wait() leaves nothing behind.
     finished = [threading.Event() for _ in range(nthreads)]
 
-    def work(done: threading.Event) -> None:
+    cpus = _usable_cpus()
+
+    def work(index: int, done: threading.Event) -> None:
         try:
+            _pin_to(cpus, index)
             counter.increment(each, start=gate, cancel=stop)
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
@@ -115,7 +119,7 @@ def race(
     # Not daemon threads: race() never returns while one runs (see the
     # except clause), and isolated subinterpreters refuse daemon threads.
     workers = [
-        threading.Thread(target=work, args=(done,), name=f"gilx-race-{i}")
+        threading.Thread(target=work, args=(i, done), name=f"gilx-race-{i}")
         for i, done in enumerate(finished)
     ]
     try:
@@ -139,6 +143,31 @@ def race(
     if errors:
         raise errors[0]
     return RaceResult(kind=kind, threads=nthreads, expected=expected, observed=counter.value)
+
+
+def _usable_cpus() -> list[int]:
+    """The CPUs this process may run on, where the platform says (Linux); else none."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    return sorted(getaffinity(0)) if getaffinity is not None else []
+
+
+def _pin_to(cpus: list[int], index: int) -> None:
+    """Keep the calling thread on its own CPU (round-robin), where there are several.
+
+    The race shows what happens when threads *really* run at the same time.
+    Left to the scheduler, a new thread often starts on its creator's CPU
+    and waits there, behind the other, until the load balancer moves it: on
+    an otherwise idle machine (a halted virtual CPU wakes slowly) that took
+    longer than the first thread's 1,000,000 increments, and nothing raced.
+    Only race()'s own threads are pinned; they end with the call.
+    """
+    setaffinity = getattr(os, "sched_setaffinity", None)
+    if setaffinity is None or len(cpus) < 2:
+        return
+    try:
+        setaffinity(0, {cpus[index % len(cpus)]})  # 0: the calling thread, on Linux
+    except OSError:
+        pass  # a CPU set that changed under us: race unpinned rather than fail
 
 
 def _wait(done: threading.Event, cancel: CancelToken | None, stop: CancelToken) -> None:
