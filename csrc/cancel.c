@@ -140,7 +140,8 @@ static PyMethodDef token_methods[] = {
 
 static PyGetSetDef token_getset[] = {
     {"cancelled", token_get_cancelled, NULL,
-     PyDoc_STR("Whether cancel() has been called."), NULL},
+     PyDoc_STR("Whether cancel() was called or the timeout has passed."),
+     NULL},
     {NULL, NULL, NULL, NULL, NULL}
 };
 

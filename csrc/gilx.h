@@ -62,8 +62,10 @@
 #define GILX_NOGIL_THRESHOLD ((uint64_t)2048)
 
 /* The largest work size any function accepts: the C type is uint64_t, but
- * Python callers see a signed 64-bit limit, which keeps every count
- * representable as a C long long and every sum free of wrap-around. */
+ * Python callers see a signed 64-bit limit, which keeps every work size
+ * representable as a C long long and the bookkeeping of one call free of
+ * wrap-around.  (Results may wrap, well-defined in unsigned arithmetic:
+ * stream_sum is modulo 2**64 by definition.) */
 #define GILX_MAX_COUNT ((uint64_t)INT64_MAX)
 
 /* ------------------------------------------------------------------------

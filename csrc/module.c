@@ -124,9 +124,10 @@ static PyModuleDef_Slot gilx_slots[] = {
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif
 #ifdef Py_mod_gil
-    /* 3.13+: the module is safe without the GIL (its only shared mutable
-     * data are the counters, each protected as documented), so importing it
-     * does not re-enable the GIL on a free-threaded build. */
+    /* 3.13+: the module is safe without the GIL (its shared mutable data
+     * are the counters, each protected as documented, and the gate and
+     * token flags, which are atomic), so importing it does not re-enable
+     * the GIL on a free-threaded build. */
     {Py_mod_gil, Py_MOD_GIL_NOT_USED},
 #endif
     {0, NULL}

@@ -2,10 +2,12 @@
  * trace.c -- the counting kernel with a record of who ran when, for
  * `gilx timeline`.
  *
- * count_traced(n, release) runs exactly what count_gil (release=False) or
+ * count_traced(n, release) runs what count_gil (release=False) or
  * count_nogil (release=True) runs -- the same kernel, the same chunks, the
- * same GIL policy -- and also notes, per chunk, when it started and ended
- * (gilx_monotonic_ns) and on which CPU (sched_getcpu, Linux only).  It is a
+ * same GIL policy, but no cancel= argument (Ctrl-C still works in the main
+ * thread, and n is capped below) -- and also notes, per chunk, when it
+ * started and ended (gilx_monotonic_ns) and on which CPU (sched_getcpu,
+ * Linux only).  It is a
  * separate function so that the untraced calls carry no recording cost at
  * all.  The record lives in a C array while the GIL may be released and
  * becomes Python objects only afterwards, with the GIL held.
@@ -17,7 +19,7 @@
 #endif
 
 /* The largest n count_traced accepts: 2**36 iterations are ~16 s of work and
- * 16,384 chunk records (393 KiB), enough for any picture. */
+ * 16,384 chunk records (384 KiB), enough for any picture. */
 #define GILX_TRACE_MAX_N ((uint64_t)1 << 36)
 
 typedef struct {
