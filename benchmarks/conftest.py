@@ -1,45 +1,43 @@
 """Shared helpers for the gilx benchmark suite (``pytest benchmarks/ --benchmark-only``).
 
-How threads are timed
+One measurement stack
 ---------------------
-pytest-benchmark's ``benchmark`` fixture may be used once per test and is not
-thread-safe, so no worker thread ever touches it.  Each multi-worker
-benchmark instead times a function that *starts* its worker threads, lets
-them all go at once from a ``threading.Barrier``, and joins them
-(:func:`run_together`).  Thread start and join are therefore inside the
-timed region; they cost tens of microseconds against rounds of 50 ms or
-more, and the one-worker baseline starts one thread the same way, so the
-comparison stays fair.  These benchmarks use ``benchmark.pedantic`` with a
-fixed number of rounds: calibration would otherwise run the threaded
-function many times per round and re-size the work it is meant to compare.
+The benchmarks time what ``gilx scale`` times, with the package's own parts:
+workers are a crew of :mod:`gilx.backends` (threads, or processes), started
+and prepared before any timing, and each round is one ``crew.go()``: the
+workers leave a barrier together and the round ends when the last one is done
+(:func:`together`).  pytest-benchmark's ``benchmark`` fixture is used once per
+test and no worker thread ever touches it.  These benchmarks use
+``benchmark.pedantic`` with a fixed number of rounds: calibration would
+otherwise run the round many times and re-size the work it is meant to compare.
 
-Speedup has one definition (DESIGN.md): the median time of one worker doing
-the whole work, divided by the median time of k workers splitting the same
-work; efficiency = speedup / k.  :class:`Scaling` computes both right after
-each benchmark, from the baseline benchmark of the same scenario (which runs
-first: it is listed first), and stores them in ``benchmark.extra_info`` so
-they land in ``--benchmark-json``.  tools/benchmarks_md.py recomputes them
-from the JSON file for BENCHMARKS.md.
+Speedup has one definition, :func:`gilx.timing.speedup` (one worker's time for
+the whole work over k workers' time for the same work); :class:`Scaling`
+applies it right after each benchmark, to the baseline benchmark of the same
+scenario (which runs first: it is listed first), and stores speedup and
+efficiency in ``benchmark.extra_info`` so they land in ``--benchmark-json``.
+tools/benchmarks_md.py reads them from there.  Facts about the machine and
+the CPU other processes used meanwhile come from :mod:`gilx.machine`.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import functools
 import os
-import platform
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import gilx
-from gilx import _core
+from gilx import _core, _httpdelay, machine, timing
+from gilx.backends.base import Crew
+from gilx.backends.threads import ThreadCrew
+from gilx.timing import split
 
 #: When the session started, for the suite's wall time in the JSON file.
 _SESSION_START = time.perf_counter()
@@ -47,65 +45,46 @@ _SESSION_START = time.perf_counter()
 
 def cores() -> int:
     """CPUs this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return machine.cores()
 
 
 def load_average() -> list[float] | None:
     """The 1/5/15-minute load averages, where the OS has them: how busy the machine was."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
+    load = machine.load_average()
+    return [round(x, 2) for x in load] if load is not None else None
 
 
-def run_together(
+@contextmanager
+def together(
     target: Callable[..., object], args_per_worker: Sequence[tuple[Any, ...]]
-) -> list[float]:
-    """Run ``target(*args)`` on one new thread per tuple, all released at once; wait for all.
+) -> Iterator[Crew]:
+    """One prepared worker thread per tuple, each to run ``target(*args)`` at every ``go()``.
 
-    The threads wait at a barrier of their own, so the last one to be created
-    is not a thread-start behind the first.  The first exception of any
-    worker is re-raised here.  Returns how long each worker's call took,
-    measured by the worker itself.
+    The threads are started before the block and stopped after it, so a
+    round (``crew.go()``) times the work alone; ``crew.stamps`` then holds
+    each worker's own (start, end) of that round.
     """
-    barrier = threading.Barrier(len(args_per_worker))
-    errors: list[BaseException] = []
-    seconds = [0.0] * len(args_per_worker)
+    calls = [functools.partial(target, *args) for args in args_per_worker]
+    makers = [functools.partial(_ready, call) for call in calls]
+    with ThreadCrew(makers) as crew:
+        yield crew
 
-    def work(index: int, args: tuple[Any, ...]) -> None:
-        try:
-            barrier.wait()
-            start = time.perf_counter()
-            target(*args)
-            seconds[index] = time.perf_counter() - start
-        except BaseException as exc:  # re-raised in the caller's thread
-            errors.append(exc)
-            barrier.abort()
 
-    threads = [
-        threading.Thread(target=work, args=(i, args), name=f"gilx-bench-{i}", daemon=True)
-        for i, args in enumerate(args_per_worker)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return seconds
+def _ready(call: Callable[[], object]) -> Callable[[], object]:
+    """A worker's preparation when its call needs none."""
+    return call
+
+
+def slowest_worker(crew: Crew) -> float:
+    """The longest time one worker of the last round took by its own clock."""
+    return max(end - start for start, end in crew.stamps)
 
 
 #: The load before any benchmark ran (machine info is collected at the end).
 _LOAD_START = load_average()
 
-
-def split(total: int, workers: int) -> list[int]:
-    """``total`` split into ``workers`` near-equal integer shares that add up to it."""
-    share, rest = divmod(total, workers)
-    return [share + (1 if i < rest else 0) for i in range(workers)]
+#: What the benchmark modules import from here besides the above.
+__all__ = ["split"]
 
 
 def median_seconds(benchmark: Any) -> float | None:
@@ -148,10 +127,10 @@ class Scaling:
         baseline = self.baselines.get(scenario)
         if baseline is None:
             return
-        speedup = baseline / median
-        metrics = {"speedup": round(speedup, 4)}
+        gain = timing.speedup(baseline, median)
+        metrics = {"speedup": round(gain, 4)}
         if efficiency:
-            metrics["efficiency"] = round(speedup / workers, 4)
+            metrics["efficiency"] = round(timing.efficiency(gain, workers), 4)
         benchmark.extra_info.update(metrics)
         if target is not None:
             metric, op, value = target
@@ -175,56 +154,28 @@ def medians() -> dict[str, float]:
 # --------------------------------------------------------------------------
 # Noise: how much CPU other processes took while each benchmark ran.  On a
 # 2-core machine one busy neighbour halves what two threads can gain, so each
-# benchmark records it (Linux only: /proc/stat) and BENCHMARKS.md shows it.
+# benchmark records it (Linux only: /proc/stat; gilx.machine.CpuMeter) and
+# BENCHMARKS.md shows it.
 # --------------------------------------------------------------------------
-def _cpu_jiffies() -> tuple[int, int] | None:
-    """(busy, steal) jiffies of all CPUs since boot, or None off Linux."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            fields = [int(x) for x in stat.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return user + nice + system + irq + softirq, steal
+def _live_children() -> frozenset[int]:
+    """Worker processes of this suite still running (their CPU is ours, not noise)."""
+    import multiprocessing
 
-
-_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-#: Processes this suite started outside multiprocessing (their CPU is ours).
-_HELPER_PIDS: set[int] = set()
-
-
-def _own_cpu_seconds() -> float:
-    """CPU seconds of this process, its finished children, and its live worker processes."""
-    times = os.times()
-    total = times.user + times.system + times.children_user + times.children_system
-    pids = {child.pid for child in multiprocessing.active_children()} | _HELPER_PIDS
-    for pid in pids:  # a process pool's workers, the io group's server
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / _HZ  # utime, stime
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
+    return frozenset(p.pid for p in multiprocessing.active_children() if p.pid is not None)
 
 
 class CpuMeter:
     """The share of all cores that other processes (and hypervisor steal) used since start()."""
 
+    def __init__(self) -> None:
+        self._meter = machine.CpuMeter(_live_children)
+
     def start(self) -> None:
-        self._jiffies = _cpu_jiffies()
-        self._own = _own_cpu_seconds()
-        self._time = time.perf_counter()
+        self._meter.start()
 
     def foreign(self) -> float | None:
-        now = _cpu_jiffies()
-        if now is None or self._jiffies is None:
-            return None
-        elapsed = time.perf_counter() - self._time
-        busy = (now[0] - self._jiffies[0]) / _HZ
-        steal = (now[1] - self._jiffies[1]) / _HZ
-        foreign = max(0.0, busy - (_own_cpu_seconds() - self._own)) + steal
-        return foreign / (max(elapsed, 1e-9) * cores())
+        use = self._meter.stop()
+        return use.machine_share if use is not None else None
 
 
 #: Before each benchmark, wait (in 0.3 s looks) until other processes use less
@@ -270,62 +221,45 @@ def foreign_cpu(benchmark: Any, request: pytest.FixtureRequest) -> Iterator[None
 
 
 # --------------------------------------------------------------------------
-# The loopback HTTP server of the io scenario (benchmarks/delay_server.py):
-# answers every GET after a delay, from a process of its own.  It binds
-# 127.0.0.1 only; nothing here ever reaches another address.
+# The loopback HTTP server of the io scenario: the io workload's own server
+# (gilx._httpdelay), which answers every GET after a delay from a process of
+# its own.  It binds 127.0.0.1 only; nothing here ever reaches another address.
 # --------------------------------------------------------------------------
 IO_DELAY_S = 0.05
+#: The benchmarks' answers are tiny: the wait is the point, not the transfer.
+IO_BODY_BYTES = 5
 
 
 @pytest.fixture(scope="session")
 def delay_server_url() -> Iterator[str]:
     """The URL of a local server that answers each GET after IO_DELAY_S seconds."""
-    script = Path(__file__).with_name("delay_server.py")
-    server = subprocess.Popen(
-        [sys.executable, str(script), "--delay", str(IO_DELAY_S)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    _HELPER_PIDS.add(server.pid)
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline().split()
-        if len(line) != 2 or line[0] != "PORT":
-            raise RuntimeError(f"delay_server.py did not start: {line!r}")
-        yield f"http://127.0.0.1:{int(line[1])}/"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        _HELPER_PIDS.discard(server.pid)
+    with _httpdelay.serve(delay=IO_DELAY_S, body_bytes=IO_BODY_BYTES) as url:
+        yield url
 
 
 # --------------------------------------------------------------------------
 # What BENCHMARKS.md needs to know about the run, stored in the JSON file.
 # --------------------------------------------------------------------------
-def _blas_info() -> list[dict[str, Any]]:
-    try:
-        import numpy  # noqa: F401  (loads the BLAS that threadpoolctl inspects)
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return []
-    keys = ("internal_api", "version", "num_threads", "architecture")
-    return [{k: pool.get(k) for k in keys} for pool in threadpool_info()]
+def _python_build() -> str:
+    import platform
+
+    return platform.python_build()[0]
 
 
 def pytest_benchmark_update_machine_info(config: Any, machine_info: dict[str, Any]) -> None:
     machine_info["gilx"] = {
         "version": gilx.__version__,
         "gil_enabled": gilx.gil_enabled(),
-        "free_threaded_build": bool(_core.FREE_THREADED_BUILD),
+        "free_threaded_build": machine.free_threaded_build(),
         "cores": cores(),
         "cpu_count": os.cpu_count(),
         "load_average_start": _LOAD_START,
-        "python_build": platform.python_build()[0],
+        "python_build": _python_build(),
         "switch_interval_s": sys.getswitchinterval(),
         "COUNT_CHUNK": _core.COUNT_CHUNK,
         "STREAM_CHUNK_WORDS": _core.STREAM_CHUNK_WORDS,
         "NOGIL_THRESHOLD": _core.NOGIL_THRESHOLD,
-        "blas": _blas_info(),
+        "blas": machine.blas_info(),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
     }
 

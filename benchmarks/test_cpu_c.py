@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable
 
 import pytest
-from conftest import Scaling, run_together, split
+from conftest import Scaling, slowest_worker, split, together
 
 from gilx import count_gil, count_nogil
 
@@ -34,13 +34,16 @@ def test_count_c_threads(
     shares = [(share,) for share in split(N_C, workers)]
     # Each thread also times its own call: with the GIL released, the slowest
     # thread's own time against the wall time separates what the cores did
-    # (e.g. each running slower when both are busy) from start/join costs.
+    # (e.g. each running slower when both are busy) from the cost of
+    # releasing them together and collecting their results.
     slowest: list[float] = []
+    with together(count, shares) as crew:
 
-    def run() -> None:
-        slowest.append(max(run_together(count, shares)))
+        def run() -> None:
+            crew.go()
+            slowest.append(slowest_worker(crew))
 
-    benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=1)
+        benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=1)
     target = TARGETS[count.__name__] if workers > 1 else None
     worker_s = statistics.median(slowest[1:] or slowest)  # without the warm-up round
     scaling.record(

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import run_together
+from conftest import together
 
 from gilx._core import count_gil, count_nogil
 
@@ -76,9 +76,8 @@ def test_crossover_contended(
     benchmark, medians: dict[str, float], count: Callable[[int], int], n: int
 ) -> None:
     calls = calls_for(n)
-    benchmark.pedantic(
-        run_together, args=(repeat, [(count, n, calls)] * 2), rounds=11, warmup_rounds=1
-    )
+    with together(repeat, [(count, n, calls)] * 2) as crew:
+        benchmark.pedantic(crew.go, rounds=11, warmup_rounds=1)
     benchmark.extra_info.update(function=count.__name__, n=n, threads=2, calls_per_thread=calls)
     if benchmark.stats is None:
         return

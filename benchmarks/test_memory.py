@@ -8,7 +8,7 @@ bandwidth one core leaves unused (the seed's "limited").
 from __future__ import annotations
 
 import pytest
-from conftest import Scaling, run_together
+from conftest import Scaling, together
 
 from gilx._core import stream_sum
 
@@ -30,7 +30,8 @@ def test_stream_sum_threads(benchmark, scaling: Scaling, buffer: memoryview, wor
     # worker), PASSES times: the same bytes read in total.
     step = len(buffer) // workers
     shares = [(buffer[i * step:(i + 1) * step], PASSES) for i in range(workers)]
-    benchmark.pedantic(run_together, args=(stream_sum, shares), rounds=ROUNDS, warmup_rounds=1)
+    with together(stream_sum, shares) as crew:
+        benchmark.pedantic(crew.go, rounds=ROUNDS, warmup_rounds=1)
     median = benchmark.stats.stats.median if benchmark.stats else None
     gbps = round(BUFFER_BYTES * PASSES / median / 1e9, 2) if median else None
     scaling.record(

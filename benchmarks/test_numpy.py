@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import Scaling, run_together, split
+from conftest import Scaling, split, together
 
 np = pytest.importorskip("numpy")
 threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -41,7 +41,8 @@ def products(matrix: object, count: int) -> None:
 def test_numpy_dot_threads(benchmark, scaling: Scaling, workers: int) -> None:
     matrix = np.random.default_rng(0).random((MATRIX, MATRIX))
     shares = [(matrix, share) for share in split(PRODUCTS, workers)]
-    benchmark.pedantic(run_together, args=(products, shares), rounds=ROUNDS, warmup_rounds=1)
+    with together(products, shares) as crew:
+        benchmark.pedantic(crew.go, rounds=ROUNDS, warmup_rounds=1)
     blas_threads = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
     scaling.record(
         benchmark, "numpy-dot-threads", workers, matrix=MATRIX, products=PRODUCTS,

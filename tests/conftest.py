@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
 
-
-def cores() -> int:
-    """CPUs this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
+from gilx.machine import cores
 
 needs_two_cores = pytest.mark.skipif(cores() < 2, reason="needs at least 2 CPU cores")
 

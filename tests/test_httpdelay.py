@@ -21,12 +21,27 @@ def test_serves_on_loopback_only_and_shuts_down():
         pass
 
 
-def test_the_server_thread_is_gone_after_the_block():
+def test_the_server_runs_in_a_child_process_that_is_gone_after_the_block():
+    import os
     import threading
 
+    from gilx import machine
+
     with _httpdelay.serve(delay=0.001):
-        assert any(t.name == "gilx-httpdelay" for t in threading.enumerate())
-    assert not any(t.name == "gilx-httpdelay" for t in threading.enumerate())
+        # nothing of the server runs in this process: no thread on its GIL
+        assert not any(t.name == "gilx-httpdelay" for t in threading.enumerate())
+        (pid,) = machine._helper_pids
+        assert pid != os.getpid()
+        os.kill(pid, 0)  # alive
+    assert pid not in machine._helper_pids
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # exited and reaped
+
+
+@pytest.mark.parametrize(("delay", "body"), [(-1.0, 10), (0.01, -1)])
+def test_serve_refuses_a_negative_delay_or_size(delay, body):
+    with pytest.raises(ValueError, match="must be >= 0"), _httpdelay.serve(delay, body):
+        pass
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@
 Nothing in BENCHMARKS.md is typed by hand: every number comes from the JSON
 file, and the speedups, targets and crossovers are recomputed from its
 medians here (the suite's extra_info carries the same values, for anyone
-reading the JSON directly).  Standard library only.
+reading the JSON directly), with gilx's own definition of speedup
+(``gilx.timing``): run it where gilx is installed.
 """
 
 from __future__ import annotations
@@ -21,19 +22,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gilx.timing import efficiency, speedup
+
 RESULTS = Path("benchmarks/results")
 
 #: Groups in the order BENCHMARKS.md shows them, with what each one shows.
 GROUPS: dict[str, str] = {
     "cpu-python": "Pure-Python counting (`count_py`, the seed's `cpu_bound_task`): threads share "
-    "one GIL, processes each have their own. Pool start-up is excluded (see `process-pool-start`). "
-    "`count_gil-*process`: the control, the C kernel in the same pool.",
+    "one GIL, processes each have their own. Starting the processes is excluded (see "
+    "`process-start`). `count_gil-*process`: the control, the C kernel on the same backend.",
+    "process-start": "Starting 2 worker processes of gilx's processes backend, preparing their "
+    "shares, stopping them: what the process speedups above leave out.",
+    # the name of that group in runs before the benchmarks used gilx's backends
     "process-pool-start": "Starting a 2-process pool, one tiny task each, shutting it down: what "
     "the process speedups above leave out.",
     "cpu-c": "The same C counting kernel with the GIL held (`count_gil`) and released "
     "(`count_nogil`), on one thread and on two threads splitting the work.",
     "io": "Blocking HTTP GETs (urllib), 8 per round split over the threads, against a server on "
-    "127.0.0.1 (`benchmarks/delay_server.py`, a process of its own) that answers after 50 ms.",
+    "127.0.0.1 (the io workload's server, `gilx._httpdelay`, a process of its own) that answers "
+    "after 50 ms.",
     "numpy-threads": "`np.dot` of 500x500 matrices, BLAS pinned to one thread (threadpoolctl), "
     "the products split over the threads.",
     "numpy-vs-python": "The seed's sum of squares: `sum(x**2 for x in data)` vs "
@@ -132,9 +139,9 @@ def speedups(benches: list[Bench]) -> dict[str, tuple[float, float | None]]:
         if workers == 1 and scenario not in baselines:
             baselines[scenario] = b.median
         if scenario in baselines:
-            speedup = baselines[scenario] / b.median
+            gain = speedup(baselines[scenario], b.median)
             per_worker = scenario != "sum-of-squares"  # one worker each: no efficiency
-            out[b.name] = (speedup, speedup / workers if per_worker else None)
+            out[b.name] = (gain, efficiency(gain, workers) if per_worker else None)
     return out
 
 
@@ -287,7 +294,7 @@ def own_times(involved: Sequence[Bench | None], what: str) -> str:
     one, many = involved
     if not (one and many and "slowest_worker_s" in one.info and "slowest_worker_s" in many.info):
         return ""
-    work = one.info["slowest_worker_s"] / many.info["slowest_worker_s"]
+    work = speedup(one.info["slowest_worker_s"], many.info["slowest_worker_s"])
     rest_ms = (many.median - many.info["slowest_worker_s"]) * 1e3
     return (f" (from the workers' own times: {work:.3f}; outside the work ({what}): "
             f"{rest_ms:.1f} ms a round)")

@@ -1,18 +1,7 @@
-"""Is there a GIL in this process?"""
+"""Is there a GIL in this process?  (The answer lives in :mod:`gilx.machine`.)"""
 
 from __future__ import annotations
 
-import sys
+from gilx.machine import gil_enabled
 
-
-def gil_enabled() -> bool:
-    """Whether the GIL is on in this process.
-
-    ``sys._is_gil_enabled()`` where it exists (3.13+): on a free-threaded
-    build it is False unless something re-enabled the GIL.  Older Pythons
-    always have a GIL.
-    """
-    is_enabled = getattr(sys, "_is_gil_enabled", None)
-    if is_enabled is None:
-        return True
-    return bool(is_enabled())
+__all__ = ["gil_enabled"]

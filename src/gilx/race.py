@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import SupportsIndex
 
+from gilx import machine
 from gilx._args import as_count
 from gilx._core import (
     MAX_COUNT,
@@ -103,7 +103,7 @@ def race(
     # interrupted Event.wait() leaves nothing behind.
     finished = [threading.Event() for _ in range(nthreads)]
 
-    cpus = _usable_cpus()
+    cpus = machine.usable_cpus()
 
     def work(index: int, done: threading.Event) -> None:
         try:
@@ -145,12 +145,6 @@ def race(
     return RaceResult(kind=kind, threads=nthreads, expected=expected, observed=counter.value)
 
 
-def _usable_cpus() -> list[int]:
-    """The CPUs this process may run on, where the platform says (Linux); else none."""
-    getaffinity = getattr(os, "sched_getaffinity", None)
-    return sorted(getaffinity(0)) if getaffinity is not None else []
-
-
 def _pin_to(cpus: list[int], index: int) -> None:
     """Keep the calling thread on its own CPU (round-robin), where there are several.
 
@@ -161,13 +155,8 @@ def _pin_to(cpus: list[int], index: int) -> None:
     longer than the first thread's 1,000,000 increments, and nothing raced.
     Only race()'s own threads are pinned; they end with the call.
     """
-    setaffinity = getattr(os, "sched_setaffinity", None)
-    if setaffinity is None or len(cpus) < 2:
-        return
-    try:
-        setaffinity(0, {cpus[index % len(cpus)]})  # 0: the calling thread, on Linux
-    except OSError:
-        pass  # a CPU set that changed under us: race unpinned rather than fail
+    if len(cpus) >= 2:
+        machine.pin_thread(cpus[index % len(cpus)])  # if it fails: raced unpinned
 
 
 def _wait(done: threading.Event, cancel: CancelToken | None, stop: CancelToken) -> None:

@@ -8,25 +8,18 @@ compare the same total work.
 
 from __future__ import annotations
 
-import os
-import platform
-import sysconfig
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gilx import runner, vectorise, workloads
-from gilx._gilstate import gil_enabled
+from gilx import machine, runner, vectorise, workloads
+
+# cores and python_description are read through report by the tour's sections
+from gilx.machine import cores as cores
+from gilx.machine import gil_enabled
+from gilx.machine import python_description as python_description
 
 #: A load average at least this high means other work was running: numbers may show it.
 BUSY_LOAD = 0.5
-
-
-def cores() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def default_workers() -> int:
@@ -34,23 +27,10 @@ def default_workers() -> int:
     return max(2, min(cores(), 8))
 
 
-def free_threaded_build() -> bool:
-    """Whether this interpreter was built with --disable-gil (``Py_GIL_DISABLED``)."""
-    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
-
-
-def python_description() -> str:
-    """e.g. ``CPython 3.13.1 (free-threaded build)``."""
-    build = " (free-threaded build)" if free_threaded_build() else ""
-    return f"{platform.python_implementation()} {platform.python_version()}{build}"
-
-
 def load_average() -> float | None:
     """The 1-minute load average (Unix), None where the OS has none."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
+    load = machine.load_average()
+    return load[0] if load is not None else None
 
 
 def machine_line(workers: int | None, load: float | None) -> str:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gilx import report, vectorise
-from gilx._gilstate import gil_enabled
+from gilx import machine, report, vectorise
+from gilx.machine import gil_enabled
 
 #: A speedup at least this large is a gain (✓); below it, ✗.
 GAIN_THRESHOLD = 1.2
@@ -165,9 +165,9 @@ def measure(session: report.Session) -> Table:
         )
     method = session.scale("py", "processes").start_method
     return Table(
-        cpu_count=report.cores(),
+        cpu_count=machine.cores(),
         gil_enabled=gil_enabled(),
-        python=report.python_description(),
+        python=machine.python_description(),
         workers=session.workers,
         start_method=method,
         rows=tuple(rows),

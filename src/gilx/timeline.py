@@ -21,7 +21,6 @@ Nothing here patches the interpreter or preloads a library.
 from __future__ import annotations
 
 import statistics
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -273,30 +272,22 @@ def record(workload: str, threads: int = 2, seconds: float = DEFAULT_SECONDS) ->
 
 
 def _run_together(recorders: list[Recorder]) -> list[Raw]:
-    """Start one thread per recorder behind a barrier; the common start is when it opens."""
-    barrier = threading.Barrier(len(recorders) + 1)
+    """Run each recorder on a thread of its own, all started at once (one repeat of a crew).
+
+    The common start is taken just before the crew's barrier opens.
+    """
+    from gilx.backends.threads import ThreadCrew
+
     results: list[Raw] = [[] for _ in recorders]
-    errors: list[BaseException] = []
     start_ns: list[int] = []
 
-    def work(i: int, recorder: Recorder) -> None:
-        try:
-            barrier.wait()
+    def maker(i: int, recorder: Recorder) -> Callable[[], Callable[[], object]]:
+        def run() -> None:
             results[i] = recorder(start_ns[0])
-        except BaseException as exc:
-            errors.append(exc)
 
-    workers = [
-        threading.Thread(target=work, args=(i, r), name=f"gilx-timeline-{i}", daemon=True)
-        for i, r in enumerate(recorders)
-    ]
-    for w in workers:
-        w.start()
-    start_ns.append(_core.monotonic_ns())
-    barrier.wait()
-    for w in workers:
-        w.join()
-    if errors:
-        raise errors[0]
+        return lambda: run
+
+    with ThreadCrew([maker(i, r) for i, r in enumerate(recorders)]) as crew:
+        start_ns.append(_core.monotonic_ns())
+        crew.go()
     return results
-

@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 
-from gilx import report, runner, vectorise
-from gilx._gilstate import gil_enabled
+from gilx import machine, report, runner, vectorise
+from gilx.machine import gil_enabled
 from gilx.race import KINDS, race
 from gilx.table import GAIN_THRESHOLD, Table, measure
 
@@ -241,7 +241,7 @@ def _decision_tree(
     )
     out(
         f'("helps" means at least {GAIN_THRESHOLD:.1f}x; every number is measured now, on'
-        f" {report.cores()} cores.)"
+        f" {machine.cores()} cores.)"
     )
 
 

@@ -13,12 +13,12 @@ NumPy, threadpoolctl and urllib are imported only when their workload runs:
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 from gilx._core import count_gil, count_nogil, stream_sum
+from gilx.machine import last_level_cache_bytes
 from gilx.pure import count_py
 
 #: The seed's matrices: ``np.random.rand(1000, 1000)``.
@@ -28,27 +28,6 @@ MATRIX_SIZE = 1000
 #: times the last-level cache, so every pass streams from DRAM.
 MIN_BUFFER_BYTES = 64 * 1024 * 1024
 CACHE_MULTIPLE = 4
-
-
-def last_level_cache_bytes() -> int | None:
-    """The largest CPU cache of cpu0 as Linux reports it in sysfs; None where unknown."""
-    base = "/sys/devices/system/cpu/cpu0/cache"
-    sizes: list[int] = []
-    try:
-        entries = os.listdir(base)
-    except OSError:
-        return None
-    for entry in entries:
-        try:
-            with open(os.path.join(base, entry, "size"), encoding="ascii") as f:
-                text = f.read().strip()
-        except OSError:
-            continue
-        factor = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1:], 1)
-        digits = text.rstrip("KMG")
-        if digits.isdigit():
-            sizes.append(int(digits) * factor)
-    return max(sizes, default=None)
 
 
 def buffer_bytes() -> int:

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from gilx.timing import Span
 
@@ -64,11 +64,34 @@ def check_counts(workers: int, repeats: int = 1, total: int = 0) -> None:
         raise ValueError(f"total must be >= 0, got {total}")
 
 
-class Crew(ABC):
+_C = TypeVar("_C", bound="_Closing")
+
+
+class _Closing(ABC):
+    """``with`` closes it: a crew or a session is stopped however its block ends."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Crew(_Closing):
     """``workers`` prepared workers sharing ``total`` units; each ``go()`` is one repeat."""
 
     #: Seconds from launching the workers to all of them ready (None: nothing worth timing).
     startup: float | None = None
+    #: Each worker's own (start, end) in the last ``go()``, where the backend knows them.
+    stamps: tuple[Span, ...] = ()
 
     @abstractmethod
     def go(self) -> Span:
@@ -82,19 +105,8 @@ class Crew(ABC):
         """Live processes doing this crew's work, other than this one (their CPU is ours)."""
         return frozenset()
 
-    def __enter__(self) -> Crew:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class Session(ABC):
+class Session(_Closing):
     """A backend, started: crews are made inside it.  Close it to stop what it started."""
 
     #: Seconds starting the session took (None: nothing to start).
@@ -114,19 +126,8 @@ class Session(ABC):
         """Live processes this session started whose CPU belongs to the measurement."""
         return frozenset()
 
-    def close(self) -> None:  # noqa: B027  (most sessions have nothing to stop)
+    def close(self) -> None:
         """Stop what the session started."""
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class Backend(ABC):

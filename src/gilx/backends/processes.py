@@ -128,7 +128,8 @@ class ProcessCrew(Crew):
         try:
             for _ in range(self._workers):
                 self._permits.release()
-            return span_of([self._take("run")[1:] for _ in range(self._workers)])
+            self.stamps = tuple(self._take("run")[1:] for _ in range(self._workers))
+            return span_of(self.stamps)
         except BaseException:
             self.close()
             raise

@@ -8,8 +8,10 @@ at the barrier again.  A worker's exception is re-raised in the caller.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -18,18 +20,20 @@ from gilx.timing import Span, clock, span_of, split
 
 
 class ThreadCrew(Crew):
-    def __init__(self, job: Job, param: str, total: int, workers: int) -> None:
+    """One thread per maker: each calls its maker (untimed) to get the call it repeats.
+
+    The runner builds the makers from a job's shares (:meth:`ThreadSession.crew`);
+    the benchmarks build them from their own calls.
+    """
+
+    def __init__(self, makers: Sequence[Callable[[], Callable[[], object]]]) -> None:
+        workers = len(makers)
         self._workers = workers
         self._barrier = threading.Barrier(workers + 1, timeout=BARRIER_TIMEOUT)
         self._results: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
         self._threads = [
-            threading.Thread(
-                target=self._work,
-                args=(job, param, share),
-                name=f"gilx-worker-{i}",
-                daemon=True,
-            )
-            for i, share in enumerate(split(total, workers))
+            threading.Thread(target=self._work, args=(make,), name=f"gilx-worker-{i}", daemon=True)
+            for i, make in enumerate(makers)
         ]
         self._closed = False
         try:
@@ -42,9 +46,9 @@ class ThreadCrew(Crew):
             self._barrier.abort()
             raise
 
-    def _work(self, job: Job, param: str, share: int) -> None:
+    def _work(self, make: Callable[[], Callable[[], object]]) -> None:
         try:
-            run = job.prepare(share, param)
+            run = make()
             self._results.put(("ready", None, None))
             while True:
                 self._barrier.wait()
@@ -67,7 +71,8 @@ class ThreadCrew(Crew):
     def go(self) -> Span:
         try:
             self._barrier.wait()
-            return span_of([self._take("run") for _ in range(self._workers)])
+            self.stamps = tuple(self._take("run") for _ in range(self._workers))
+            return span_of(self.stamps)
         except BaseException:
             # e.g. Ctrl-C: free the workers waiting at the barrier, and do not
             # wait for one still busy with its share (they are daemon threads)
@@ -96,7 +101,10 @@ class ThreadSession(Session):
         self._closed = False
 
     def crew(self, total: int, workers: int) -> Crew:
-        return ThreadCrew(self._job, self._param, total, workers)
+        prepare, param = self._job.prepare, self._param
+        return ThreadCrew(
+            [functools.partial(prepare, share, param) for share in split(total, workers)]
+        )
 
     def describe(self) -> str:
         return "threads"
