@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from gilx import runner
+from gilx import machine, runner
 from gilx.cli import main
 
 TASKS = {
@@ -48,12 +48,14 @@ def test_table_json_has_every_row_and_nulls_where_the_seed_says_na(tiny, capsys)
     assert main(["table", "--quick", "--json"]) == 0
     out, err = capsys.readouterr()
     table = one_json_object(out)
-    assert set(table) == {"cpu_count", "gil_enabled", "python", "rows"}
+    assert {"cpu_count", "gil_enabled", "python", "rows"} <= set(table)
+    assert table["workers"] >= 2 and table["gain_threshold"] > 1
     assert isinstance(table["cpu_count"], int) and isinstance(table["gil_enabled"], bool)
     rows = {row["task"]: row for row in table["rows"]}
     assert set(rows) == TASKS
     for row in rows.values():
-        assert set(row) == {"task", "threading", "multiprocessing", "numpy"}
+        assert {"task", "threading", "multiprocessing", "numpy"} <= set(row)
+        assert set(row["unstable"]) == {"threading", "multiprocessing", "numpy"}
         assert isinstance(row["threading"], float) and isinstance(row["multiprocessing"], float)
     assert rows["cpu-bound-numpy"]["numpy"] > 0
     assert rows["memory-bound"]["numpy"] > 0
@@ -76,9 +78,12 @@ def test_scale_json_shape_for_every_workload(workload, capsys):
     result = one_json_object(capsys.readouterr().out)
     assert result["workload"] == workload and result["mode"] == "threads"
     assert [r["workers"] for r in result["results"]] == [1, 2]
+    assert result["size"] == 4 and result["repeats"] == 1 and result["start_method"] is None
     for r in result["results"]:
-        assert set(r) == {"workers", "seconds", "speedup", "efficiency"}
+        assert {"workers", "seconds", "speedup", "efficiency"} <= set(r)
         assert r["efficiency"] == pytest.approx(r["speedup"] / r["workers"])
+        assert r["min"] <= r["seconds"] <= r["max"]
+        assert r["startup"] is None  # threads: nothing to start
 
 
 @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
@@ -97,6 +102,27 @@ def test_scale_quick_calibrates_the_size(tiny, capsys):
     assert one_json_object(capsys.readouterr().out)["results"][0]["workers"] == 2
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["race", "--increments", "1000"],
+        ["scale", "--workload", "nogil", "--workers", "1", "--size", "10", "--repeats", "1"],
+        ["probe", "time:sleep", "0.001", "--seconds", "0.01"],
+        ["timeline", "--workload", "nogil", "--seconds", "0.01"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_every_json_object_starts_with_its_schema_and_the_machine(argv, capsys):
+    assert main([*argv, "--json"]) == 0
+    result = one_json_object(capsys.readouterr().out)
+    assert list(result)[:2] == ["schema", "machine"]
+    assert result["schema"] == 1
+    block = result["machine"]
+    assert block["cores"] == machine.cores()
+    assert block["gil_enabled"] is machine.gil_enabled()
+    assert block["free_threaded_build"] is machine.free_threaded_build()
+
+
 def test_race_json_shape(capsys):
     assert main(["race", "--increments", "1000", "--json"]) == 0
     results = one_json_object(capsys.readouterr().out)["results"]
@@ -108,7 +134,9 @@ def test_race_json_shape(capsys):
 def test_probe_json_shape_and_verdict(capsys):
     assert main(["probe", "time:sleep", "0.002", "--seconds", "0.01", "--json"]) == 0
     result = one_json_object(capsys.readouterr().out)
-    assert list(result) == ["callable", "releases_gil", "workers", "speedup", "hold_fraction"]
+    keys = ["callable", "releases_gil", "workers", "speedup", "hold_fraction"]
+    assert [k for k in result if k in keys] == keys
+    assert result["gil_enabled"] is machine.gil_enabled()
     assert result["callable"] == "time:sleep(0.002)"
     assert result["releases_gil"] is True
 

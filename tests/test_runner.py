@@ -88,12 +88,13 @@ def test_scale_measures_one_worker_as_the_baseline():
     point = result.point(2)
     assert point.speedup == pytest.approx(runner.speedup(result.baseline.median, point.seconds))
     assert point.efficiency == pytest.approx(point.speedup / 2)
-    assert result.to_dict() == {
-        "workload": "gil",
-        "mode": "threads",
-        "results": [point.to_dict()],
-    }
-    assert set(point.to_dict()) == {"workers", "seconds", "speedup", "efficiency"}
+    d = result.to_dict()
+    assert (d["workload"], d["mode"], d["results"]) == ("gil", "threads", [point.to_dict()])
+    assert (d["size"], d["repeats"], d["start_method"]) == (20_000, 2, None)
+    assert d["baseline"]["min"] <= d["baseline"]["seconds"] <= d["baseline"]["max"]
+    p = point.to_dict()
+    assert {"workers", "seconds", "speedup", "efficiency"} <= set(p)
+    assert (p["min"], p["max"]) == (point.timing.minimum, point.timing.maximum)
 
 
 def test_scale_on_one_worker_has_speedup_one():

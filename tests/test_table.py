@@ -40,13 +40,15 @@ def test_render_shows_machine_threshold_and_disagreements_with_the_seed():
 
 def test_json_is_the_contract_shape():
     d = sample_table().to_dict()
-    assert set(d) == {"cpu_count", "gil_enabled", "python", "rows"}
-    assert d["rows"][0] == {
+    assert {"cpu_count", "gil_enabled", "python", "rows"} <= set(d)
+    row = d["rows"][0]
+    assert {k: row[k] for k in ("task", "threading", "multiprocessing", "numpy")} == {
         "task": "cpu-bound-python",
         "threading": 0.9,
         "multiprocessing": 1.9,
         "numpy": None,
     }
+    assert row["seed"] == {"threading": "✗", "multiprocessing": "✓", "numpy": "N/A"}
 
 
 def test_session_measures_each_workload_and_mode_once(monkeypatch):

@@ -104,7 +104,7 @@ def test_cli_json_shape():
     out = _cli("--workload", "gil", "--threads", "2", "--seconds", "0.02", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert set(data) == {"workload", "threads", "events"}
+    assert {"workload", "threads", "events"} <= set(data)
     assert (data["workload"], data["threads"]) == ("gil", 2)
     for e in data["events"]:
         assert set(e) == {"thread", "start", "end", "state"}

@@ -157,6 +157,17 @@ def _timeline_threads(text: str) -> int:
     return value
 
 
+#: The version of the ``--json`` objects' shape: raised when a key changes meaning or goes.
+JSON_SCHEMA = 1
+
+
+def _json(result: dict[str, object]) -> str:
+    """One ``--json`` object: its schema version and the machine it was measured on, then it."""
+    from gilx import machine
+
+    return json.dumps({"schema": JSON_SCHEMA, "machine": machine.describe(), **result})
+
+
 def _progress(args: argparse.Namespace) -> Callable[[str], None] | None:
     if getattr(args, "progress", False) or sys.stderr.isatty():
         return lambda message: print(f"gilx: {message} ...", file=sys.stderr, flush=True)
@@ -172,7 +183,7 @@ def _run_race(args: argparse.Namespace) -> int:
     except OverflowError as exc:  # threads * increments beyond the counter's range
         raise UsageError(str(exc)) from None
     if args.json:
-        print(json.dumps({"results": [r.to_dict() for r in results]}))
+        print(_json({"results": [r.to_dict() for r in results]}))
         return 0
     print(f"{args.threads} threads x {args.increments:,} increments on one shared counter")
     print(f"{'kind':<8}{'expected':>16}{'observed':>16}{'lost':>14}")
@@ -203,7 +214,7 @@ def _run_table(args: argparse.Namespace) -> int:
         start_method=args.start_method,
         progress=_progress(args),
     )
-    print(json.dumps(result.to_dict()) if args.json else result.render())
+    print(_json(result.to_dict()) if args.json else result.render())
     return 0
 
 
@@ -263,7 +274,7 @@ def _run_scale(args: argparse.Namespace) -> int:
         )
 
     result = measure(args.mode)
-    print(json.dumps(result.to_dict()) if args.json else _format_scale(result, load))
+    print(_json(result.to_dict()) if args.json else _format_scale(result, load))
     if args.png is not None:
         from gilx.plot import PlotUnavailable, scale_png
 
@@ -317,7 +328,7 @@ def _run_probe(args: argparse.Namespace) -> int:
         say(f"probing {shown}")
     result = probe(func, *call_args, workers=args.workers, seconds=args.seconds, name=shown)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(_json(result.to_dict()))
         return 0
     print(f"probe {shown}")
     if not result.gil_enabled:
@@ -364,7 +375,7 @@ def _run_timeline(args: argparse.Namespace) -> int:
         except PlotUnavailable as exc:
             raise UsageError(str(exc)) from None
     if args.json:
-        print(json.dumps(recorded.to_dict()))
+        print(_json(recorded.to_dict()))
     else:
         print(timeline_text.draw(recorded, width))
         if args.png is not None:

@@ -60,6 +60,7 @@ class ProbeResult:
             "workers": self.workers,
             "speedup": self.speedup,
             "hold_fraction": self.hold_fraction,
+            "gil_enabled": self.gil_enabled,
         }
 
 

@@ -139,11 +139,15 @@ class ScalePoint:
         return efficiency(self.speedup, self.workers)
 
     def to_dict(self) -> dict[str, float | int | None]:
+        """One result of ``gilx scale --json``: the median, the repeats' range, start-up."""
         return {
             "workers": self.workers,
             "seconds": self.seconds,
             "speedup": self.speedup,
             "efficiency": self.efficiency,
+            "min": self.timing.minimum,
+            "max": self.timing.maximum,
+            "startup": self.startup,
         }
 
 
@@ -168,11 +172,18 @@ class ScaleResult:
         raise KeyError(workers)
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON object of ``gilx scale --json``."""
+        """The JSON object of ``gilx scale --json`` (less the CLI's schema and machine block)."""
+        base = self.baseline
         return {
             "workload": self.workload,
             "mode": self.mode,
             "results": [p.to_dict() for p in self.points],
+            "size": self.size,
+            "unit": self.unit,
+            "repeats": len(base.samples),
+            "start_method": self.start_method,
+            "session_startup": self.session_startup,
+            "baseline": {"seconds": base.median, "min": base.minimum, "max": base.maximum},
         }
 
 

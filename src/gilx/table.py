@@ -60,11 +60,16 @@ class TableRow:
         return (self.threading, self.multiprocessing, self.numpy)
 
     def to_dict(self) -> dict[str, object]:
+        names = ("threading", "multiprocessing", "numpy")
         return {
             "task": self.task,
             "threading": self.threading,
             "multiprocessing": self.multiprocessing,
             "numpy": self.numpy,
+            # a cell whose repeats spread more than SPREAD_LIMIT (the text's ~)
+            "unstable": dict(zip(names, self.unstable, strict=True)),
+            # the seed's marks for this row, where the seed has the row
+            "seed": dict(zip(names, self.seed, strict=True)) if self.seed else None,
         }
 
 
@@ -91,6 +96,9 @@ class Table:
             "gil_enabled": self.gil_enabled,
             "python": self.python,
             "rows": [r.to_dict() for r in self.rows],
+            "workers": self.workers,
+            "start_method": self.start_method,
+            "gain_threshold": GAIN_THRESHOLD,
         }
 
     def render(self) -> str:
