@@ -231,14 +231,16 @@ def _format_scale(result: runner.ScaleResult, load: float | None) -> str:
         f" {_plural(len(result.baseline.samples), 'repeat')}",
         "",
         f"{'workers':>7}  {'seconds: median (min..max)':<30}{'speedup':>8}{'efficiency':>12}"
-        + ("   start-up" if result.mode == "processes" else ""),
+        f"{'others':>8}" + ("   start-up" if result.mode == "processes" else ""),
     ]
     for p in result.points:
         t = p.timing
         timing = f"{t.median:.4f} ({t.minimum:.4f}..{t.maximum:.4f}){' ~' if t.unstable else ''}"
+        others = "?" if p.other_cpu is None else f"{p.other_cpu:.0%}"
         line = f"{p.workers:>7}  {timing:<30}{p.speedup:>7.2f}x{p.efficiency:>11.0%}"
+        line += f"{others:>7}{'!' if p.disturbed else ' '}"
         if p.startup is not None:
-            line += f"   {p.startup:.3f} s"
+            line += f"  {p.startup:.3f} s"
         lines.append(line)
     lines += [
         "",
@@ -248,6 +250,18 @@ def _format_scale(result: runner.ScaleResult, load: float | None) -> str:
     if any(p.timing.unstable for p in result.points) or result.baseline.unstable:
         lines.append(
             f"~ = repeats spread more than {runner.SPREAD_LIMIT:.0%} of the median: a busy machine?"
+        )
+    lines.append(
+        "others = the most of the CPU time the workers needed that other processes took during"
+        " a repeat" + ("" if result.points[0].other_cpu is not None else " (? = unknown here)")
+    )
+    if result.disturbed:
+        base = result.baseline
+        lines.append(
+            f"! = {report.NOT_JUDGED}: other processes took more than"
+            f" {runner.DISTURBED_SHARE:.0%} of it even after re-measuring"
+            + (" (in the 1-worker baseline too)" if base.disturbed else "")
+            + "; close other programs and run again"
         )
     if result.mode == "processes":
         lines.append(

@@ -247,7 +247,11 @@ class CpuMeter:
 
     def __init__(self, pids: Callable[[], Iterable[int]] = frozenset) -> None:
         self._pids = pids
-        self._cpus = frozenset(usable_cpus())
+        usable = frozenset(usable_cpus())
+        # With every CPU usable, the summary line: /proc/stat rounds each of its
+        # fields down to a clock tick once, where per-CPU lines round once per CPU.
+        self._cpus = frozenset() if len(usable) == os.cpu_count() else usable
+        self._ncores = len(usable) or cores()
         self._start: tuple[float, tuple[int, int] | None, float] | None = None
 
     def _read(self) -> tuple[float, tuple[int, int] | None, float]:
@@ -268,5 +272,4 @@ class CpuMeter:
         steal = (ticks1[1] - ticks0[1]) / _TICKS_PER_SECOND
         own = own1 - own0
         other = max(0.0, busy - own) + steal
-        ncores = len(self._cpus) or cores()
-        return CpuUse(seconds, ncores, other / seconds, own / seconds, steal / seconds)
+        return CpuUse(seconds, self._ncores, other / seconds, own / seconds, steal / seconds)

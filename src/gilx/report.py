@@ -56,6 +56,17 @@ class Comparison:
     numpy: runner.Timing
 
     @property
+    def disturbed(self) -> bool:
+        """Either timing stayed disturbed after re-measuring: not to be judged."""
+        return self.python.disturbed or self.numpy.disturbed
+
+    @property
+    def other_cpu(self) -> float | None:
+        shares = (self.python.busy_elsewhere, self.numpy.busy_elsewhere)
+        known = [x for x in shares if x is not None]
+        return max(known) if known else None
+
+    @property
     def numpy_speedup(self) -> float:
         """How many times faster NumPy was than pure Python (medians)."""
         return self.python.median / self.numpy.median if self.numpy.median > 0 else float("inf")
@@ -122,6 +133,16 @@ class Session:
                     runner.time_call(vectorised, repeats),
                 )
         return self._comparisons[pair.name]
+
+
+NOT_JUDGED = "disturbed — not judged"
+
+
+def busy_note(other_cpu: float | None) -> str:
+    """How much of the workers' CPU time the rest of the machine took, in words."""
+    if other_cpu is None:
+        return "other processes' CPU use unknown here"
+    return f"other processes took {other_cpu:.0%} of the CPU time the workers needed"
 
 
 def flag(timing: runner.Timing) -> str:

@@ -3,8 +3,10 @@
 Each threading / multiprocessing cell is the speedup of ``workers`` workers
 over one worker doing the same total work; each NumPy cell is how many times
 faster NumPy is than pure Python for the same computation.  A cell reads ✓
-when its number is at least :data:`GAIN_THRESHOLD`, ✗ below.  Cells the seed
-marks N/A stay ``None``.
+when its number is at least :data:`GAIN_THRESHOLD`, ✗ below, and ``?`` when
+its measurement stayed disturbed after re-measuring (other processes used the
+cores the workers needed): then it is not judged, and not compared with the
+seed.  Cells the seed marks N/A stay ``None``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class TableRow:
     numpy: float | None
     unstable: tuple[bool, bool, bool] = (False, False, False)
     seed: tuple[str, str, str] | None = None
+    disturbed: tuple[bool, bool, bool] = (False, False, False)
+    other_cpu: tuple[float | None, float | None, float | None] = (None, None, None)
 
     @property
     def cells(self) -> tuple[float | None, float | None, float | None]:
@@ -70,7 +74,18 @@ class TableRow:
             "unstable": dict(zip(names, self.unstable, strict=True)),
             # the seed's marks for this row, where the seed has the row
             "seed": dict(zip(names, self.seed, strict=True)) if self.seed else None,
+            # measured while other processes kept the workers' cores busy: not judged
+            "disturbed": dict(zip(names, self.disturbed, strict=True)),
+            "other_cpu": dict(zip(names, self.other_cpu, strict=True)),
         }
+
+    def cell_text(self, index: int) -> str:
+        """``✓ 1.80x``, ``? 1.09x`` (disturbed: not judged), ``N/A``; ``~`` when unsteady."""
+        value = self.cells[index]
+        if value is None:
+            return "N/A"
+        sign = "?" if self.disturbed[index] else mark(value)
+        return f"{sign} {value:.2f}x{'~' if self.unstable[index] else ''}"
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,11 @@ class Table:
     start_method: str | None
     rows: tuple[TableRow, ...] = field(default_factory=tuple)
     load_average: float | None = None  # before measuring
+
+    @property
+    def disturbed(self) -> bool:
+        """Some cell stayed disturbed after re-measuring (it is shown, not judged)."""
+        return any(any(r.disturbed) for r in self.rows)
 
     def row(self, task: str) -> TableRow:
         for r in self.rows:
@@ -96,6 +116,7 @@ class Table:
             "gil_enabled": self.gil_enabled,
             "python": self.python,
             "rows": [r.to_dict() for r in self.rows],
+            "disturbed": self.disturbed,
             "workers": self.workers,
             "start_method": self.start_method,
             "gain_threshold": GAIN_THRESHOLD,
@@ -118,32 +139,44 @@ class Table:
             "numpy: times faster than pure Python for the same computation, both on one core",
             "  (a matrix product; the sum of a large buffer's words)",
             f"✓ = at least {GAIN_THRESHOLD:.1f}x, ✗ = less; ~ = repeats spread more than 10 %",
+            f"? = {report.NOT_JUDGED}: other processes kept using the cores the workers needed,"
+            " even after re-measuring",
             "",
         ]
         header = f"{'Task Type':<28}{'Threading':<14}{'Multiprocessing':<18}{'NumPy':<12}"
         lines += [header, "─" * len(header)]
-        disagreements = []
+        disagreements: list[str] = []
+        not_judged: list[str] = []
         names = ("threading", "multiprocessing", "numpy")
         for r in self.rows:
-            texts = []
-            for value, shaky in zip(r.cells, r.unstable, strict=True):
-                texts.append(
-                    "N/A" if value is None else f"{mark(value)} {value:.2f}x{'~' if shaky else ''}"
-                )
+            texts = [r.cell_text(i) for i in range(3)]
             lines.append(f"{r.label:<28}{texts[0]:<14}{texts[1]:<18}{texts[2]:<12}")
-            if r.seed is not None:
-                for name, seed_mark, value in zip(names, r.seed, r.cells, strict=True):
-                    if value is not None and seed_mark != mark(value):
-                        disagreements.append(
-                            f"  {r.label}, {name}: the seed says {seed_mark}, measured"
-                            f" {mark(value)} {value:.2f}x"
-                        )
+            for i, name in enumerate(names):
+                value = r.cells[i]
+                if value is None:
+                    continue
+                if r.disturbed[i]:
+                    not_judged.append(
+                        f"  {r.label}, {name}: {value:.2f}x, {report.NOT_JUDGED}"
+                        f" ({report.busy_note(r.other_cpu[i])})"
+                    )
+                elif r.seed is not None and r.seed[i] != mark(value):
+                    disagreements.append(
+                        f"  {r.label}, {name}: the seed says {r.seed[i]}, measured"
+                        f" {mark(value)} {value:.2f}x"
+                    )
         lines.append("")
         if disagreements:
             lines.append("Where this machine disagrees with the seed:")
             lines += disagreements
+        elif not_judged:
+            lines.append("Every seed cell judged here agrees with this machine's measurements.")
         else:
             lines.append("Every seed cell agrees with this machine's measurements.")
+        if not_judged:
+            lines.append("Measured while the machine was busy elsewhere (close other programs and"
+                         " run again):")
+            lines += not_judged
         return "\n".join(lines)
 
 
@@ -169,6 +202,16 @@ def measure(session: report.Session) -> Table:
                     bool(comparison and (comparison.python.unstable or comparison.numpy.unstable)),
                 ),
                 seed=spec.seed,
+                disturbed=(
+                    threads.disturbed,
+                    procs.disturbed,
+                    comparison.disturbed if comparison else False,
+                ),
+                other_cpu=(
+                    threads.other_cpu,
+                    procs.other_cpu,
+                    comparison.other_cpu if comparison else None,
+                ),
             )
         )
     method = session.scale("py", "processes").start_method

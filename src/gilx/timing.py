@@ -53,9 +53,23 @@ def span_of(stamps: Sequence[Span]) -> Span:
 
 @dataclass(frozen=True)
 class Timing:
-    """Repeated measurements of one thing, in seconds."""
+    """Repeated measurements of one thing, in seconds.
+
+    ``other_cpu`` holds, per sample, the share of the CPU time the workers
+    needed that the rest of the machine used meanwhile (None where the OS
+    cannot say); ``disturbed`` is True when some samples stayed disturbed
+    after re-measuring (the runner decides, :mod:`gilx.runner`).
+    """
 
     samples: tuple[float, ...]
+    other_cpu: tuple[float | None, ...] = ()
+    disturbed: bool = False
+
+    @property
+    def busy_elsewhere(self) -> float | None:
+        """The largest ``other_cpu`` of the samples; None when none could be read."""
+        known = [share for share in self.other_cpu if share is not None]
+        return max(known) if known else None
 
     @property
     def median(self) -> float:

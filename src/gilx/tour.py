@@ -8,7 +8,7 @@ from ``gilx.race``), measured in this process on this machine.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from gilx import machine, report, runner, vectorise
 from gilx.machine import gil_enabled
@@ -16,6 +16,8 @@ from gilx.race import KINDS, race
 from gilx.table import GAIN_THRESHOLD, Table, measure
 
 Out = Callable[[str], None]
+#: A measurement a verdict is built on: (workload, mode).
+Judged = tuple[str, str]
 
 
 def _x(value: float) -> str:
@@ -41,7 +43,8 @@ def _scaling_lines(out: Out, session: report.Session, workload: str, mode: str) 
     noun = "process" if mode == "processes" else "thread"
     one, many = f"1 {noun}:", f"{session.workers} {mode}:"
     out(f"  {one:<14}{_seconds(result.baseline):<10}  ({result.size:,} {result.unit} in total)")
-    out(f"  {many:<14}{_seconds(point):<10}  speedup {_x(point.speedup)}")
+    busy = f"  [{report.NOT_JUDGED}]" if point.disturbed else ""
+    out(f"  {many:<14}{_seconds(point):<10}  speedup {_x(point.speedup)}{busy}")
     return point.speedup
 
 
@@ -63,8 +66,21 @@ def _race(out: Out, session: report.Session) -> None:
         out("core, or a busy machine); run `gilx race` again.")
 
 
-def _claim(out: Out, session: report.Session, claim: str, shown: bool) -> None:
-    """Say whether this machine's numbers show the seed's ``claim``, and why not if not."""
+def _claim(
+    out: Out, session: report.Session, claim: str, shown: bool, judged_on: Sequence[Judged]
+) -> None:
+    """Say whether this machine's numbers show the seed's ``claim``, and why not if not.
+
+    ``judged_on``: the (workload, mode) measurements the verdict is built on;
+    when one of them stayed disturbed, no verdict is given.
+    """
+    points = [session.speedup(workload, mode) for workload, mode in judged_on]
+    if any(p.disturbed for p in points):
+        known = [p.other_cpu for p in points if p.other_cpu is not None]
+        out(f"{report.NOT_JUDGED[0].upper()}{report.NOT_JUDGED[1:]}: {claim}?")
+        out(f"({report.busy_note(max(known) if known else None)}, even after re-measuring;")
+        out(" close other programs and run again.)")
+        return
     if shown:
         out(f"Measured here: {claim}.")
         return
@@ -87,7 +103,11 @@ def _two_threads(out: Out, session: report.Session) -> float:
     speed = _scaling_lines(out, session, "py", "threads")
     if gil_enabled():
         _claim(
-            out, session, f"{k} threads are no faster than one for pure Python", not _gain(speed)
+            out,
+            session,
+            f"{k} threads are no faster than one for pure Python",
+            not _gain(speed),
+            [("py", "threads")],
         )
         out("With the GIL, one thread at a time runs Python bytecode.")
     else:
@@ -98,7 +118,7 @@ def _two_threads(out: Out, session: report.Session) -> float:
 def _io(out: Out, session: report.Session) -> float:
     _heading(out, "3. The GIL is released during I/O (downloads from a local delayed server)")
     speed = _scaling_lines(out, session, "io", "threads")
-    _claim(out, session, "threading speeds up I/O-bound work", _gain(speed))
+    _claim(out, session, "threading speeds up I/O-bound work", _gain(speed), [("io", "threads")])
     out("A thread waiting in a socket read has released the GIL; the others download meanwhile.")
     return speed
 
@@ -106,7 +126,13 @@ def _io(out: Out, session: report.Session) -> float:
 def _numpy(out: Out, session: report.Session) -> float:
     _heading(out, "4. NumPy releases the GIL (np.dot of 1000x1000, BLAS pinned to one thread)")
     speed = _scaling_lines(out, session, "numpy", "threads")
-    _claim(out, session, "NumPy calls on several threads run in parallel", _gain(speed))
+    _claim(
+        out,
+        session,
+        "NumPy calls on several threads run in parallel",
+        _gain(speed),
+        [("numpy", "threads")],
+    )
     out("np.dot runs its BLAS kernel with the GIL released.")
     return speed
 
@@ -123,6 +149,7 @@ def _c_extensions(out: Out, session: report.Session) -> tuple[float, float]:
             session,
             "only the version that releases the GIL runs on several cores at once",
             _gain(released) and not _gain(held),
+            [("gil", "threads"), ("nogil", "threads")],
         )
     else:
         out("Without a GIL both versions can run at once: count_gil has nothing to hold.")
@@ -159,7 +186,9 @@ def _multiprocessing(out: Out, session: report.Session) -> float:
             f"Starting {session.workers} processes ({result.start_method}) and preparing their"
             f" work took {point.startup:.3f} s more, not counted above."
         )
-    _claim(out, session, "processes run pure Python in parallel", _gain(speed))
+    _claim(
+        out, session, "processes run pure Python in parallel", _gain(speed), [("py", "processes")]
+    )
     out("Each process has its own interpreter and its own GIL.")
     return speed
 
@@ -221,23 +250,26 @@ def _decision_tree(
     assert py.threading is not None and py.multiprocessing is not None
     assert np_row.threading is not None and io.threading is not None
 
-    def agree(ok: bool) -> str:
+    def agree(ok: bool, *disturbed: bool) -> str:
+        if any(disturbed):
+            return report.NOT_JUDGED
         return "agrees" if ok else "disagrees here"
 
     processes_win = py.multiprocessing >= max(GAIN_THRESHOLD, py.threading)
+    py_busy = py.disturbed[:2]
     out("Is your code CPU-bound?")
     out("├── Yes: Pure Python?")
     out(
         f"│   ├── Yes → Use multiprocessing      [{k} processes {_x(py.multiprocessing)},"
-        f" {k} threads {_x(py.threading)}: {agree(processes_win)}]"
+        f" {k} threads {_x(py.threading)}: {agree(processes_win, *py_busy)}]"
     )
     out(
         f"│   └── No (NumPy) → Threading may help [{k} threads {_x(np_row.threading)}:"
-        f" {agree(np_row.threading >= GAIN_THRESHOLD)}]"
+        f" {agree(np_row.threading >= GAIN_THRESHOLD, np_row.disturbed[0])}]"
     )
     out(
         f"└── No (I/O-bound) → Use threading or asyncio [{k} threads {_x(io.threading)}:"
-        f" {agree(io.threading >= GAIN_THRESHOLD)}]"
+        f" {agree(io.threading >= GAIN_THRESHOLD, io.disturbed[0])}]"
     )
     out(
         f'("helps" means at least {GAIN_THRESHOLD:.1f}x; every number is measured now, on'
