@@ -53,6 +53,9 @@ GROUPS: dict[str, str] = {
     "`ctypes.pythonapi`, against a trivial C-API call through the same path.",
     "chunking": "`count_nogil` over one chunk (`COUNT_CHUNK` iterations, one release) and over 64 "
     "chunks (64 releases, re-acquires and signal checks); time per chunk.",
+    "monitoring": "What measuring the disturbance costs the runner per timed repeat: one "
+    "`CpuMeter` start + stop (/proc/stat, this process's CPU time, two worker processes' "
+    "/proc/PID/stat); target: under 0.5 % of a `--quick` repeat (0.15 s).",
     "crossover-alone": "Crossover (a): one thread, `count_gil(n)` vs `count_nogil(n)`, time per "
     "call.",
     "crossover-contended": "Crossover (b): two threads, each calling the function on many inputs "
