@@ -3,8 +3,9 @@
     python tools/core_numbers.py [--repeats 5]
 
 Prints: ns per iteration of the counting kernel (C, and pure Python for
-scale), the 2-thread speedup of count_nogil and of count_gil (same total
-work, started behind a barrier, median of repeats), the updates lost by
+scale), the 2-thread speedup of count_nogil and of count_gil (gilx.scale:
+same total work, started behind a barrier, median of repeats, flagged when
+other processes disturbed it), the updates lost by
 UnsafeCounter in 10 races of 2 x 1,000,000, and the Ctrl-C latency of long
 calls (SIGINT sent from another process; both read the same monotonic clock).
 """
@@ -16,7 +17,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 
@@ -32,30 +32,9 @@ def best_seconds(call: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
-def on_threads(func: Callable[[int], object], n: int, k: int) -> float:
-    """Seconds for k threads, started together, each doing n // k."""
-    barrier = threading.Barrier(k + 1)
-    done: list[float] = []
-
-    def work() -> None:
-        barrier.wait()
-        func(n // k)
-
-    threads = [threading.Thread(target=work) for _ in range(k)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    done.append(time.perf_counter() - start)
-    return done[0]
-
-
-def speedup(func: Callable[[int], object], n: int, repeats: int) -> tuple[float, float, float]:
-    one = statistics.median(on_threads(func, n, 1) for _ in range(repeats))
-    two = statistics.median(on_threads(func, n, 2) for _ in range(repeats))
-    return one, two, one / two
+def speedup(workload: str, n: int, repeats: int) -> gilx.ScaleResult:
+    """One and two threads on the same total work: gilx's own runner, disturbance included."""
+    return gilx.scale(workload, "threads", [2], size=n, repeats=repeats)
 
 
 CHILD = """
@@ -97,10 +76,13 @@ def main() -> None:
           f"count_py {ns_py:.1f} ns/iter")
 
     work = int(0.5 / (ns_c * 1e-9))  # about 0.5 s for one thread
-    for name, func in (("count_nogil", gilx.count_nogil), ("count_gil", gilx.count_gil)):
-        one, two, s = speedup(func, work, r)
-        print(f"{name} on 2 threads: 1 thread {one:.3f} s, 2 threads {two:.3f} s, "
-              f"speedup {s:.3f}, efficiency {s / 2:.3f}")
+    for name, workload in (("count_nogil", "nogil"), ("count_gil", "gil")):
+        result = speedup(workload, work, r)
+        two = result.point(2)
+        busy = f"; DISTURBED, not judged: others took {two.other_cpu:.0%}" if two.disturbed else ""
+        print(f"{name} on 2 threads: 1 thread {result.baseline.median:.3f} s, 2 threads "
+              f"{two.seconds:.3f} s, speedup {two.speedup:.3f}, efficiency {two.efficiency:.3f}"
+              f"{busy}")
 
     lost = [gilx.race("unsafe", 2, 1_000_000).lost for _ in range(10)]
     print(f"UnsafeCounter, 10 races of 2 x 1,000,000: lost {lost} "
