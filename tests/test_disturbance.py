@@ -121,3 +121,13 @@ def test_the_hog_is_seen_as_other_cpu():
         return (_scale_with_a_hog().point(2).other_cpu or 0.0) > 0.2
 
     assert retry(3, seen)
+
+
+def test_a_table_with_every_seed_cell_disturbed_claims_no_agreement():
+    row = TableRow(
+        "io-bound", "I/O-bound", 1.7, 1.6, None,
+        seed=("✓", "✓", "N/A"), disturbed=(True, True, False), other_cpu=(0.9, 0.9, None),
+    )
+    text = Table(2, True, "CPython 3.x", 2, "fork", (row,)).render()
+    assert "No seed cell could be judged" in text
+    assert "agrees" not in text

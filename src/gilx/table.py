@@ -147,6 +147,7 @@ class Table:
         lines += [header, "─" * len(header)]
         disagreements: list[str] = []
         not_judged: list[str] = []
+        judged_seed_cells = 0
         names = ("threading", "multiprocessing", "numpy")
         for r in self.rows:
             texts = [r.cell_text(i) for i in range(3)]
@@ -160,7 +161,10 @@ class Table:
                         f"  {r.label}, {name}: {value:.2f}x, {report.NOT_JUDGED}"
                         f" ({report.busy_note(r.other_cpu[i])})"
                     )
-                elif r.seed is not None and r.seed[i] != mark(value):
+                    continue
+                if r.seed is not None:
+                    judged_seed_cells += 1
+                if r.seed is not None and r.seed[i] != mark(value):
                     disagreements.append(
                         f"  {r.label}, {name}: the seed says {r.seed[i]}, measured"
                         f" {mark(value)} {value:.2f}x"
@@ -169,6 +173,8 @@ class Table:
         if disagreements:
             lines.append("Where this machine disagrees with the seed:")
             lines += disagreements
+        elif not_judged and judged_seed_cells == 0:
+            lines.append("No seed cell could be judged: every one was measured while disturbed.")
         elif not_judged:
             lines.append("Every seed cell judged here agrees with this machine's measurements.")
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Sequence
 
-from gilx import machine, report, runner, vectorise
+from gilx import backends, machine, report, runner, vectorise
 from gilx.machine import gil_enabled
 from gilx.race import KINDS, race
 from gilx.table import GAIN_THRESHOLD, Table, measure
@@ -40,8 +40,8 @@ def _seconds(point: runner.ScalePoint | runner.Timing) -> str:
 def _scaling_lines(out: Out, session: report.Session, workload: str, mode: str) -> float:
     result = session.scale(workload, mode)
     point = result.point(session.workers)
-    noun = "process" if mode == "processes" else "thread"
-    one, many = f"1 {noun}:", f"{session.workers} {mode}:"
+    backend = backends.get(mode)
+    one, many = f"{backend.plural(1)}:", f"{backend.plural(session.workers)}:"
     out(f"  {one:<14}{_seconds(result.baseline):<10}  ({result.size:,} {result.unit} in total)")
     busy = f"  [{report.NOT_JUDGED}]" if point.disturbed else ""
     out(f"  {many:<14}{_seconds(point):<10}  speedup {_x(point.speedup)}{busy}")
