@@ -108,6 +108,24 @@ gilx_count_kernel(uint64_t count, uint64_t n)
 #endif
 
 /* ------------------------------------------------------------------------
+ * Critical sections on every build
+ *
+ * Py_BEGIN_CRITICAL_SECTION(op) ... Py_END_CRITICAL_SECTION() lock `op`'s
+ * per-object mutex on a free-threaded build and are an empty block on a GIL
+ * build of 3.13+, where the GIL already serialises the code.  Python 3.10 -
+ * 3.12 lack them; defining them as the same empty block there lets the code
+ * say what it needs once, with no #ifdef Py_GIL_DISABLED, so the free-threaded
+ * path is compiled (and -Werror-checked) by every build, not only by a
+ * free-threaded one.  The (void) use keeps the argument type-checked.
+ * ------------------------------------------------------------------------ */
+#if PY_VERSION_HEX < 0x030D0000
+#  define Py_BEGIN_CRITICAL_SECTION(op) { (void)(op);
+#  define Py_END_CRITICAL_SECTION() }
+#  define Py_BEGIN_CRITICAL_SECTION2(a, b) { (void)(a); (void)(b);
+#  define Py_END_CRITICAL_SECTION2() }
+#endif
+
+/* ------------------------------------------------------------------------
  * Module state: the heap types, created in Py_mod_exec.  One copy per
  * module object, so the module can be loaded in several (sub)interpreters.
  * ------------------------------------------------------------------------ */
