@@ -358,20 +358,6 @@ counter_repr(PyObject *self)
     return repr;
 }
 
-/*
- * The counters hold no reference to any Python object except their type, so
- * they cannot be part of a reference cycle and are not GC-tracked (no
- * Py_TPFLAGS_HAVE_GC, no tp_traverse).  An instance of a heap type owns a
- * reference to its type, dropped here after the memory is freed.
- */
-static void
-counter_dealloc(PyObject *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-}
-
 PyDoc_STRVAR(increment_doc,
 "increment($self, times, /, *, start=None, cancel=None)\n"
 "--\n"
@@ -396,7 +382,9 @@ PyDoc_STRVAR(value_doc, "The current count.");
  * The specs.  One per type; they differ only in their kernels.
  * ------------------------------------------------------------------------ */
 
-#define COUNTER_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE)
+/* GC-tracked: see gilx_dealloc() in gilx.h for the cycle they can be in. */
+#define COUNTER_FLAGS \
+    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC)
 
 static PyMethodDef unsafe_methods[] = {
     {"increment", (PyCFunction)(void (*)(void))unsafe_increment,
@@ -421,7 +409,8 @@ static PyType_Slot unsafe_slots[] = {
     {Py_tp_doc, (void *)unsafe_doc},
     {Py_tp_new, counter_new},
     {Py_tp_repr, counter_repr},
-    {Py_tp_dealloc, counter_dealloc},
+    {Py_tp_dealloc, gilx_dealloc},
+    {Py_tp_traverse, gilx_traverse_type},
     {Py_tp_methods, unsafe_methods},
     {Py_tp_getset, unsafe_getset},
     {0, NULL}
@@ -455,7 +444,8 @@ static PyType_Slot atomic_slots[] = {
     {Py_tp_doc, (void *)atomic_doc},
     {Py_tp_new, counter_new},
     {Py_tp_repr, counter_repr},
-    {Py_tp_dealloc, counter_dealloc},
+    {Py_tp_dealloc, gilx_dealloc},
+    {Py_tp_traverse, gilx_traverse_type},
     {Py_tp_methods, atomic_methods},
     {Py_tp_getset, atomic_getset},
     {0, NULL}
@@ -490,7 +480,8 @@ static PyType_Slot locked_slots[] = {
     {Py_tp_doc, (void *)locked_doc},
     {Py_tp_new, counter_new},
     {Py_tp_repr, counter_repr},
-    {Py_tp_dealloc, counter_dealloc},
+    {Py_tp_dealloc, gilx_dealloc},
+    {Py_tp_traverse, gilx_traverse_type},
     {Py_tp_methods, locked_methods},
     {Py_tp_getset, locked_getset},
     {0, NULL}

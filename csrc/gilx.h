@@ -147,6 +147,37 @@ gilx_get_state(PyObject *module)
 }
 
 /* ------------------------------------------------------------------------
+ * GC support shared by the five heap types (counters, StartGate,
+ * CancelToken), as CPython's isolation HOWTO asks of heap types.
+ *
+ * Their instances hold no Python object but a strong reference to their
+ * type, and that is enough for a cycle: an instance stored in the module's
+ * namespace makes instance -> type -> module -> module dict -> instance.
+ * The collector can only find such a cycle if every object in it says what
+ * it refers to, so the types are Py_TPFLAGS_HAVE_GC, tp_traverse visits
+ * Py_TYPE(self), and tp_dealloc untracks the object before freeing it (a
+ * collection triggered during the free must not see a half-freed object)
+ * and then drops the reference to the type.  No tp_clear: the only
+ * reference, the type, is not one an instance may drop while alive; the
+ * collector breaks the cycle at the module dict instead.
+ * ------------------------------------------------------------------------ */
+static inline int
+gilx_traverse_type(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static inline void
+gilx_dealloc(PyObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    type->tp_free(self);        /* PyObject_GC_Del, inherited */
+    Py_DECREF(type);
+}
+
+/* ------------------------------------------------------------------------
  * Argument parsing
  *
  * Every work size (n, times, passes) goes through gilx_parse_count(): it
