@@ -41,19 +41,23 @@
  * GILX_STREAM_CHUNK_WORDS: the memory kernel reads 8-byte words at a few
  *   GB/s per core; 2**19 words (4 MiB) are ~1 ms.
  *
- * GILX_NOGIL_THRESHOLD: below this many iterations, count_auto() keeps the
- *   GIL, because releasing and re-taking it costs more than it gains (the
- *   idea of CPython's HASHLIB_GIL_MINSIZE and NumPy's
- *   NPY_BEGIN_THREADS_THRESHOLDED, neither of them measured).  Measured by
- *   benchmarks/test_crossover.py (CPython 3.11, 2-core AMD EPYC VM; numbers
- *   in BENCHMARKS.md): (a) alone, a release + re-acquire costs ~30 ns, the
- *   work of ~110-130 iterations; (b) with a second thread calling too,
- *   releasing made the pair 2-4x slower at n <= 256, and the crossover
- *   moved between n ~= 880 and ~= 1830 from one quiet run to the next
- *   (benchmarks/results/crossover-runs/, tools/crossover_runs.py): at 1024
- *   and 1536 releasing still lost in some runs (down to 0.56x), from 2048
- *   on it won in every run (1.09x to 1.79x at 2048).  So 2048: the
- *   smallest power of two from which releasing never lost.
+ * GILX_NOGIL_THRESHOLD: below this much work (iterations of count_auto,
+ *   words x passes of stream_sum), a call keeps the GIL, because releasing
+ *   and re-taking it costs more than it gains (the idea of CPython's
+ *   HASHLIB_GIL_MINSIZE, 2048 bytes, and NumPy's
+ *   NPY_BEGIN_THREADS_THRESHOLDED, 500 elements, neither of them measured).
+ *   Measured by benchmarks/test_crossover.py; the numbers, and the machine
+ *   they were measured on, are in BENCHMARKS.md ("The crossover"), not
+ *   copied here, where they would go stale.  In short: (a) alone, one
+ *   release + re-acquire costs the work of some tens of iterations; (b) with
+ *   a second thread calling too, releasing loses below about a thousand
+ *   iterations, and the crossover moves from one quiet run to the next
+ *   (benchmarks/results/crossover-runs/, tools/crossover_runs.py).  2048 is
+ *   the smallest power of two from which releasing never lost in any run.
+ *   For stream_sum the same number counts 8-byte words: a cached word costs
+ *   about what a counting iteration does, or less once the compiler
+ *   vectorises the sum, so there the threshold errs towards releasing (it
+ *   was not measured separately).
  * ------------------------------------------------------------------------ */
 #define GILX_COUNT_CHUNK ((uint64_t)1 << 22)
 #define GILX_COUNTER_CHUNK ((uint64_t)1 << 22)
@@ -126,6 +130,52 @@ gilx_count_kernel(uint64_t count, uint64_t n)
 #endif
 
 /* ------------------------------------------------------------------------
+ * Atomics
+ *
+ * C11 <stdatomic.h> where the compiler has it; MSVC's Interlocked
+ * intrinsics otherwise (MSVC only ships stdatomic.h behind a flag).
+ * ------------------------------------------------------------------------ */
+#if defined(_MSC_VER) && !defined(__clang__)
+#  include <intrin.h>
+typedef volatile int64_t gilx_atomic_u64;
+static inline void
+gilx_atomic_add_one(gilx_atomic_u64 *p)
+{
+    _InterlockedIncrement64((volatile __int64 *)p);
+}
+static inline uint64_t
+gilx_atomic_load(gilx_atomic_u64 *p)
+{
+    return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0);
+}
+static inline void
+gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
+{
+    _InterlockedExchange64((volatile __int64 *)p, (__int64)v);
+}
+#else
+#  include <stdatomic.h>
+typedef _Atomic uint64_t gilx_atomic_u64;
+/* Relaxed order: the counter orders nothing else, it only has to count.
+ * The join() that a reader does afterwards supplies the happens-before. */
+static inline void
+gilx_atomic_add_one(gilx_atomic_u64 *p)
+{
+    atomic_fetch_add_explicit(p, 1, memory_order_relaxed);
+}
+static inline uint64_t
+gilx_atomic_load(gilx_atomic_u64 *p)
+{
+    return atomic_load_explicit(p, memory_order_relaxed);
+}
+static inline void
+gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
+{
+    atomic_store_explicit(p, v, memory_order_relaxed);
+}
+#endif
+
+/* ------------------------------------------------------------------------
  * Module state: the heap types, created in Py_mod_exec.  One copy per
  * module object, so the module can be loaded in several (sub)interpreters.
  * ------------------------------------------------------------------------ */
@@ -136,6 +186,8 @@ typedef struct {
     PyTypeObject *locked_counter_type;
     PyTypeObject *cancel_token_type;
     PyObject *cancelled_error;      /* the exception class gilx.Cancelled */
+    PyThread_type_lock demo_lock;   /* lockdemo.c */
+    gilx_atomic_u64 demo_lock_held;
 } gilx_state;
 
 static inline gilx_state *
@@ -203,52 +255,6 @@ int gilx_parse_kwargs(const char *funcname, PyObject *const *kwvalues,
                       PyObject *kwnames, gilx_kwarg *table, size_t ntable);
 
 /* ------------------------------------------------------------------------
- * Atomics
- *
- * C11 <stdatomic.h> where the compiler has it; MSVC's Interlocked
- * intrinsics otherwise (MSVC only ships stdatomic.h behind a flag).
- * ------------------------------------------------------------------------ */
-#if defined(_MSC_VER) && !defined(__clang__)
-#  include <intrin.h>
-typedef volatile int64_t gilx_atomic_u64;
-static inline void
-gilx_atomic_add_one(gilx_atomic_u64 *p)
-{
-    _InterlockedIncrement64((volatile __int64 *)p);
-}
-static inline uint64_t
-gilx_atomic_load(gilx_atomic_u64 *p)
-{
-    return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0);
-}
-static inline void
-gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
-{
-    _InterlockedExchange64((volatile __int64 *)p, (__int64)v);
-}
-#else
-#  include <stdatomic.h>
-typedef _Atomic uint64_t gilx_atomic_u64;
-/* Relaxed order: the counter orders nothing else, it only has to count.
- * The join() that a reader does afterwards supplies the happens-before. */
-static inline void
-gilx_atomic_add_one(gilx_atomic_u64 *p)
-{
-    atomic_fetch_add_explicit(p, 1, memory_order_relaxed);
-}
-static inline uint64_t
-gilx_atomic_load(gilx_atomic_u64 *p)
-{
-    return atomic_load_explicit(p, memory_order_relaxed);
-}
-static inline void
-gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
-{
-    atomic_store_explicit(p, v, memory_order_relaxed);
-}
-#endif
-
-/* ------------------------------------------------------------------------
  * A monotonic clock that may be read with the GIL released (it touches no
  * Python state), in nanoseconds from an arbitrary origin.
  * ------------------------------------------------------------------------ */
@@ -311,9 +317,12 @@ PyObject *gilx_gate_error(gilx_gate_status status);
 /* ------------------------------------------------------------------------
  * CancelToken (cancel.c): stopping a long call from another thread.
  *
- * Ctrl-C reaches a long call only in the main thread: CPython runs signal
- * handlers there and nowhere else, so PyErr_CheckSignals() in a worker
- * thread never raises.  A call running in a worker is stopped instead
+ * Ctrl-C reaches a long call only in the main thread of the MAIN
+ * interpreter: CPython runs signal handlers there and nowhere else, so
+ * PyErr_CheckSignals() in a worker thread never raises -- and neither does
+ * it in a subinterpreter (which module.c declares gilx supports), not even
+ * in the OS main thread; the signal waits for the main interpreter.  A call
+ * running in a worker or a subinterpreter is stopped instead
  * through a CancelToken passed as its keyword-only `cancel` argument:
  * token.cancel(), from any thread, sets an atomic flag; the call checks the
  * flag at the same place as signals, between its ~1 ms chunks (and between
@@ -355,11 +364,15 @@ int gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel);
 extern PyMethodDef gilx_count_methods[];    /* count.c  */
 extern PyMethodDef gilx_stream_methods[];   /* stream.c */
 extern PyMethodDef gilx_trace_methods[];    /* trace.c  */
+extern PyMethodDef gilx_lockdemo_methods[]; /* lockdemo.c */
 
 /* counters.c, gate.c, cancel.c: create the heap types from their specs
  * (and, for cancel.c, the exception class gilx.Cancelled). */
 int gilx_counters_exec(PyObject *module, gilx_state *state);
 int gilx_gate_exec(PyObject *module, gilx_state *state);
 int gilx_cancel_exec(PyObject *module, gilx_state *state);
+/* lockdemo.c: the demonstration lock, made in exec and freed in m_free. */
+int gilx_lockdemo_exec(gilx_state *state);
+void gilx_lockdemo_free(gilx_state *state);
 
 #endif /* GILX_H */
