@@ -1,7 +1,7 @@
 """The crossover: the work size under which releasing the GIL costs more than it gains.
 
-CPython's hashlib releases the GIL only above 2047 bytes (HASHLIB_GIL_MINSIZE)
-and NumPy only above 500 elements (NPY_BEGIN_THREADS_THRESHOLDED); neither
+CPython's hashlib releases the GIL only from 2048 bytes up (HASHLIB_GIL_MINSIZE
+is 2048) and NumPy only above 500 elements (NPY_BEGIN_THREADS_THRESHOLDED); neither
 number was measured.  Ours is, on count_gil vs count_nogil (one kernel, so the
 only difference is the release), at the sizes of SIZES:
 

@@ -119,15 +119,6 @@ token_repr(PyObject *op)
                                 cancelled ? "True" : "False");
 }
 
-/* A token refers to no Python object but its type: not GC-tracked. */
-static void
-token_dealloc(PyObject *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-}
-
 static PyMethodDef token_methods[] = {
     {"cancel", token_cancel, METH_NOARGS,
      PyDoc_STR("cancel($self, /)\n--\n\n"
@@ -163,7 +154,8 @@ static PyType_Slot token_slots[] = {
     {Py_tp_doc, (void *)token_doc},
     {Py_tp_new, token_new},
     {Py_tp_repr, token_repr},
-    {Py_tp_dealloc, token_dealloc},
+    {Py_tp_dealloc, gilx_dealloc},       /* GC: see gilx.h */
+    {Py_tp_traverse, gilx_traverse_type},
     {Py_tp_methods, token_methods},
     {Py_tp_getset, token_getset},
     {0, NULL}
@@ -172,7 +164,8 @@ static PyType_Slot token_slots[] = {
 static PyType_Spec token_spec = {
     .name = "gilx.CancelToken",
     .basicsize = sizeof(CancelTokenObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .flags = (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE
+              | Py_TPFLAGS_HAVE_GC),
     .slots = token_slots,
 };
 

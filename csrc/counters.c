@@ -85,13 +85,12 @@ atomic_kernel(PyObject *op, uint64_t times)
 static void
 locked_kernel(PyObject *op, uint64_t times)
 {
-#ifdef Py_GIL_DISABLED
+    /* No #ifdef: on a GIL build these two macros are an empty block
+     * (gilx.h supplies them before 3.13), and the compiler still checks
+     * the free-threaded code on every build. */
     Py_BEGIN_CRITICAL_SECTION(op);
     plain_increments(&((PlainCounterObject *)op)->value, times);
     Py_END_CRITICAL_SECTION();
-#else
-    plain_increments(&((PlainCounterObject *)op)->value, times);
-#endif
 }
 
 /*
@@ -139,15 +138,52 @@ parse_increment_args(PyTypeObject *defining_class, PyObject *const *args,
 }
 
 /*
- * Run `kernel` over `times` increments in chunks of `max_chunk` (gilx.h),
- * checking signals and the cancel token between chunks (the policy of
- * gilx.h).  With `release`, the GIL is released around each chunk.
+ * Wait at `gate` until all its parties have arrived.  Called with the GIL
+ * held; the caller has already counted itself in (gilx_gate_arrive) at
+ * `arrived_ns`.  The waiting is done with the GIL released, in spin rounds
+ * of about a millisecond (gate.c); between two rounds the GIL is taken back
+ * for gilx_check_interrupts(), as between two chunks, so a thread waiting
+ * for parties that never come still answers Ctrl-C and its token.
  *
- * With a gate, the caller first waits at it with the GIL released, and a
- * releasing kernel starts its first chunk in that same released region:
- * re-taking the GIL between the gate and the work would serialise the start
- * again.  (LockedCounter waits released too, then takes its lock, the GIL:
- * spinning while holding it would keep the other parties from arriving.)
+ * When the gate opens, this returns WITHOUT taking the GIL back: the result
+ * is this thread's saved state, for the caller's PyEval_RestoreThread().  A
+ * thread that re-took the GIL here would queue for it behind the other
+ * parties, which serialises again the very start the gate synchronises; a
+ * releasing kernel therefore starts its first chunk in this same released
+ * region.  On failure (gate aborted or timed out, interrupted, cancelled) it
+ * returns NULL with the GIL held and an exception set.
+ */
+static PyThreadState *
+gate_wait(gilx_state *state, StartGateObject *gate, int64_t arrived_ns,
+          CancelTokenObject *cancel)
+{
+    for (;;) {
+        PyThreadState *released = PyEval_SaveThread();
+        gilx_gate_status status = gilx_gate_spin(gate, arrived_ns);
+        if (status == GILX_GATE_OPEN) {
+            return released;
+        }
+        PyEval_RestoreThread(released);
+        if (status != GILX_GATE_WAITING) {
+            gilx_gate_error(status);
+            return NULL;
+        }
+        if (gilx_check_interrupts(state, cancel) < 0) {
+            return NULL;
+        }
+    }
+}
+
+/*
+ * Run `kernel` over `times` increments in chunks of `max_chunk` (gilx.h),
+ * the loop of count.c's count_chunked(): with `release` the GIL is released
+ * around each chunk and nothing else; between chunks it is held and
+ * gilx_check_interrupts() runs.
+ *
+ * `released` is the one extra: non-NULL while this thread has the GIL
+ * released.  Only a gate leaves it set on entry to the loop (gate_wait());
+ * the first chunk of a releasing kernel then runs without re-taking the GIL
+ * in between.
  */
 static PyObject *
 counter_run(PyObject *self, PyTypeObject *defining_class,
@@ -163,61 +199,58 @@ counter_run(PyObject *self, PyTypeObject *defining_class,
                              &times, &gate, &cancel) < 0) {
         return NULL;
     }
-    gilx_gate_status status = GILX_GATE_OPEN;
-    int64_t arrived_ns = 0;
+    PyThreadState *released = NULL;
     if (gate != NULL) {
-        status = GILX_GATE_WAITING;
-        arrived_ns = gilx_monotonic_ns();
+        int64_t arrived_ns = gilx_monotonic_ns();
         gilx_gate_arrive(gate);
+        released = gate_wait(state, gate, arrived_ns, cancel);
+        if (released == NULL) {
+            return NULL;
+        }
+        if (!release) {
+            /* LockedCounter's lock is the GIL: take it now.  It waited
+             * with the GIL released all the same, because spinning while
+             * holding it would keep the other parties from arriving. */
+            PyEval_RestoreThread(released);
+            released = NULL;
+        }
     }
     uint64_t done = 0;
-    for (;;) {
+    do {
         uint64_t chunk = times - done;
         if (chunk > max_chunk) {
             chunk = max_chunk;
         }
-        int ran = 0;
-        if (release || status == GILX_GATE_WAITING) {
-            Py_BEGIN_ALLOW_THREADS
-            if (status == GILX_GATE_WAITING) {
-                status = gilx_gate_spin(gate, arrived_ns);
+        if (release) {
+            if (released == NULL) {
+                released = PyEval_SaveThread();
             }
-            if (status == GILX_GATE_OPEN && release) {
-                kernel(self, chunk);
-                ran = 1;
-            }
-            Py_END_ALLOW_THREADS
+            kernel(self, chunk);
+            PyEval_RestoreThread(released);
+            released = NULL;
         }
-        if (status == GILX_GATE_ABORTED || status == GILX_GATE_TIMED_OUT) {
-            return gilx_gate_error(status);
-        }
-        if (status == GILX_GATE_OPEN && !ran) {
+        else {
             kernel(self, chunk);          /* GIL held: the lock */
-            ran = 1;
             if (times - done > chunk) {
                 /* Hand the lock round between chunks, as the eval loop
-                 * does between bytecodes: the chunk stays serialised, but
-                 * the other threads -- the main thread, above all, which
+                 * does between bytecodes: each chunk stays serialised, but
+                 * the other threads -- the main thread above all, which
                  * must take the GIL to run a Ctrl-C handler or to call
                  * CancelToken.cancel() -- are not shut out for the whole
                  * call.  (A waiter asks for the GIL after the switch
-                 * interval, and this release then hands it over.) */
+                 * interval, and this release then hands it over.)  Outside
+                 * the critical section of locked_kernel(): nothing here
+                 * depends on it staying held. */
                 Py_BEGIN_ALLOW_THREADS
                 Py_END_ALLOW_THREADS
             }
         }
-        if (ran) {
-            done += chunk;
-        }
-        /* Also between the spin rounds of a gate: a thread stuck waiting
-         * for parties that never come can be cancelled too. */
+        done += chunk;
         if (gilx_check_interrupts(state, cancel) < 0) {
             return NULL;
         }
-        if (ran && done >= times) {
-            Py_RETURN_NONE;
-        }
-    }
+    } while (done < times);
+    Py_RETURN_NONE;
 }
 
 #define INCREMENT_PARAMS \
@@ -280,26 +313,18 @@ static PyObject *
 locked_get_value(PyObject *op, void *Py_UNUSED(closure))
 {
     uint64_t value;
-#ifdef Py_GIL_DISABLED
     Py_BEGIN_CRITICAL_SECTION(op);
     value = ((PlainCounterObject *)op)->value;
     Py_END_CRITICAL_SECTION();
-#else
-    value = ((PlainCounterObject *)op)->value;
-#endif
     return PyLong_FromUnsignedLongLong(value);
 }
 
 static PyObject *
 locked_reset(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
-#ifdef Py_GIL_DISABLED
     Py_BEGIN_CRITICAL_SECTION(op);
     ((PlainCounterObject *)op)->value = 0;
     Py_END_CRITICAL_SECTION();
-#else
-    ((PlainCounterObject *)op)->value = 0;
-#endif
     Py_RETURN_NONE;
 }
 
@@ -333,20 +358,6 @@ counter_repr(PyObject *self)
     return repr;
 }
 
-/*
- * The counters hold no reference to any Python object except their type, so
- * they cannot be part of a reference cycle and are not GC-tracked (no
- * Py_TPFLAGS_HAVE_GC, no tp_traverse).  An instance of a heap type owns a
- * reference to its type, dropped here after the memory is freed.
- */
-static void
-counter_dealloc(PyObject *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-}
-
 PyDoc_STRVAR(increment_doc,
 "increment($self, times, /, *, start=None, cancel=None)\n"
 "--\n"
@@ -371,7 +382,9 @@ PyDoc_STRVAR(value_doc, "The current count.");
  * The specs.  One per type; they differ only in their kernels.
  * ------------------------------------------------------------------------ */
 
-#define COUNTER_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE)
+/* GC-tracked: see gilx_dealloc() in gilx.h for the cycle they can be in. */
+#define COUNTER_FLAGS \
+    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC)
 
 static PyMethodDef unsafe_methods[] = {
     {"increment", (PyCFunction)(void (*)(void))unsafe_increment,
@@ -396,7 +409,8 @@ static PyType_Slot unsafe_slots[] = {
     {Py_tp_doc, (void *)unsafe_doc},
     {Py_tp_new, counter_new},
     {Py_tp_repr, counter_repr},
-    {Py_tp_dealloc, counter_dealloc},
+    {Py_tp_dealloc, gilx_dealloc},
+    {Py_tp_traverse, gilx_traverse_type},
     {Py_tp_methods, unsafe_methods},
     {Py_tp_getset, unsafe_getset},
     {0, NULL}
@@ -430,7 +444,8 @@ static PyType_Slot atomic_slots[] = {
     {Py_tp_doc, (void *)atomic_doc},
     {Py_tp_new, counter_new},
     {Py_tp_repr, counter_repr},
-    {Py_tp_dealloc, counter_dealloc},
+    {Py_tp_dealloc, gilx_dealloc},
+    {Py_tp_traverse, gilx_traverse_type},
     {Py_tp_methods, atomic_methods},
     {Py_tp_getset, atomic_getset},
     {0, NULL}
@@ -465,7 +480,8 @@ static PyType_Slot locked_slots[] = {
     {Py_tp_doc, (void *)locked_doc},
     {Py_tp_new, counter_new},
     {Py_tp_repr, counter_repr},
-    {Py_tp_dealloc, counter_dealloc},
+    {Py_tp_dealloc, gilx_dealloc},
+    {Py_tp_traverse, gilx_traverse_type},
     {Py_tp_methods, locked_methods},
     {Py_tp_getset, locked_getset},
     {0, NULL}

@@ -138,15 +138,6 @@ gate_repr(PyObject *op)
                                 (unsigned long long)self->parties, arrived);
 }
 
-/* Like the counters, a gate refers to no other Python object: not GC. */
-static void
-gate_dealloc(PyObject *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-}
-
 static PyMethodDef gate_methods[] = {
     {"abort", gate_abort, METH_NOARGS,
      PyDoc_STR("abort($self, /)\n--\n\n"
@@ -176,7 +167,8 @@ static PyType_Slot gate_slots[] = {
     {Py_tp_doc, (void *)gate_doc},
     {Py_tp_new, gate_new},
     {Py_tp_repr, gate_repr},
-    {Py_tp_dealloc, gate_dealloc},
+    {Py_tp_dealloc, gilx_dealloc},        /* GC: see gilx.h */
+    {Py_tp_traverse, gilx_traverse_type},
     {Py_tp_methods, gate_methods},
     {Py_tp_getset, gate_getset},
     {0, NULL}
@@ -185,7 +177,8 @@ static PyType_Slot gate_slots[] = {
 static PyType_Spec gate_spec = {
     .name = "gilx.StartGate",
     .basicsize = sizeof(StartGateObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .flags = (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE
+              | Py_TPFLAGS_HAVE_GC),
     .slots = gate_slots,
 };
 

@@ -41,19 +41,23 @@
  * GILX_STREAM_CHUNK_WORDS: the memory kernel reads 8-byte words at a few
  *   GB/s per core; 2**19 words (4 MiB) are ~1 ms.
  *
- * GILX_NOGIL_THRESHOLD: below this many iterations, count_auto() keeps the
- *   GIL, because releasing and re-taking it costs more than it gains (the
- *   idea of CPython's HASHLIB_GIL_MINSIZE and NumPy's
- *   NPY_BEGIN_THREADS_THRESHOLDED, neither of them measured).  Measured by
- *   benchmarks/test_crossover.py (CPython 3.11, 2-core AMD EPYC VM; numbers
- *   in BENCHMARKS.md): (a) alone, a release + re-acquire costs ~30 ns, the
- *   work of ~110-130 iterations; (b) with a second thread calling too,
- *   releasing made the pair 2-4x slower at n <= 256, and the crossover
- *   moved between n ~= 880 and ~= 1830 from one quiet run to the next
- *   (benchmarks/results/crossover-runs/, tools/crossover_runs.py): at 1024
- *   and 1536 releasing still lost in some runs (down to 0.56x), from 2048
- *   on it won in every run (1.09x to 1.79x at 2048).  So 2048: the
- *   smallest power of two from which releasing never lost.
+ * GILX_NOGIL_THRESHOLD: below this much work (iterations of count_auto,
+ *   words x passes of stream_sum), a call keeps the GIL, because releasing
+ *   and re-taking it costs more than it gains (the idea of CPython's
+ *   HASHLIB_GIL_MINSIZE, 2048 bytes, and NumPy's
+ *   NPY_BEGIN_THREADS_THRESHOLDED, 500 elements, neither of them measured).
+ *   Measured by benchmarks/test_crossover.py; the numbers, and the machine
+ *   they were measured on, are in BENCHMARKS.md ("The crossover"), not
+ *   copied here, where they would go stale.  In short: (a) alone, one
+ *   release + re-acquire costs the work of some tens of iterations; (b) with
+ *   a second thread calling too, releasing loses below about a thousand
+ *   iterations, and the crossover moves from one quiet run to the next
+ *   (benchmarks/results/crossover-runs/, tools/crossover_runs.py).  2048 is
+ *   the smallest power of two from which releasing never lost in any run.
+ *   For stream_sum the same number counts 8-byte words: a cached word costs
+ *   about what a counting iteration does, or less once the compiler
+ *   vectorises the sum, so there the threshold errs towards releasing (it
+ *   was not measured separately).
  * ------------------------------------------------------------------------ */
 #define GILX_COUNT_CHUNK ((uint64_t)1 << 22)
 #define GILX_COUNTER_CHUNK ((uint64_t)1 << 22)
@@ -108,50 +112,22 @@ gilx_count_kernel(uint64_t count, uint64_t n)
 #endif
 
 /* ------------------------------------------------------------------------
- * Module state: the heap types, created in Py_mod_exec.  One copy per
- * module object, so the module can be loaded in several (sub)interpreters.
- * ------------------------------------------------------------------------ */
-typedef struct {
-    PyTypeObject *start_gate_type;
-    PyTypeObject *unsafe_counter_type;
-    PyTypeObject *atomic_counter_type;
-    PyTypeObject *locked_counter_type;
-    PyTypeObject *cancel_token_type;
-    PyObject *cancelled_error;      /* the exception class gilx.Cancelled */
-} gilx_state;
-
-static inline gilx_state *
-gilx_get_state(PyObject *module)
-{
-    void *state = PyModule_GetState(module);
-    assert(state != NULL);
-    return (gilx_state *)state;
-}
-
-/* ------------------------------------------------------------------------
- * Argument parsing
+ * Critical sections on every build
  *
- * Every work size (n, times, passes) goes through gilx_parse_count(): it
- * takes anything with __index__ (int, bool, NumPy integers), and raises
- * TypeError / ValueError / OverflowError with a message naming the
- * argument.  Returns 0 on success, -1 with an exception set.
+ * Py_BEGIN_CRITICAL_SECTION(op) ... Py_END_CRITICAL_SECTION() lock `op`'s
+ * per-object mutex on a free-threaded build and are an empty block on a GIL
+ * build of 3.13+, where the GIL already serialises the code.  Python 3.10 -
+ * 3.12 lack them; defining them as the same empty block there lets the code
+ * say what it needs once, with no #ifdef Py_GIL_DISABLED, so the free-threaded
+ * path is compiled (and -Werror-checked) by every build, not only by a
+ * free-threaded one.  The (void) use keeps the argument type-checked.
  * ------------------------------------------------------------------------ */
-int gilx_parse_count(PyObject *obj, const char *name, uint64_t *out);
-
-/*
- * Keyword arguments of a METH_FASTCALL | METH_KEYWORDS function.  Each entry
- * names one accepted keyword and where to store its (borrowed) value; a
- * keyword that is not in the table is a TypeError naming `funcname`.
- * Entries whose keyword was not passed are left untouched.  Returns 0, or
- * -1 with an exception set.
- */
-typedef struct {
-    const char *name;
-    PyObject **value;
-} gilx_kwarg;
-
-int gilx_parse_kwargs(const char *funcname, PyObject *const *kwvalues,
-                      PyObject *kwnames, gilx_kwarg *table, size_t ntable);
+#if PY_VERSION_HEX < 0x030D0000
+#  define Py_BEGIN_CRITICAL_SECTION(op) { (void)(op);
+#  define Py_END_CRITICAL_SECTION() }
+#  define Py_BEGIN_CRITICAL_SECTION2(a, b) { (void)(a); (void)(b);
+#  define Py_END_CRITICAL_SECTION2() }
+#endif
 
 /* ------------------------------------------------------------------------
  * Atomics
@@ -198,6 +174,85 @@ gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
     atomic_store_explicit(p, v, memory_order_relaxed);
 }
 #endif
+
+/* ------------------------------------------------------------------------
+ * Module state: the heap types, created in Py_mod_exec.  One copy per
+ * module object, so the module can be loaded in several (sub)interpreters.
+ * ------------------------------------------------------------------------ */
+typedef struct {
+    PyTypeObject *start_gate_type;
+    PyTypeObject *unsafe_counter_type;
+    PyTypeObject *atomic_counter_type;
+    PyTypeObject *locked_counter_type;
+    PyTypeObject *cancel_token_type;
+    PyObject *cancelled_error;      /* the exception class gilx.Cancelled */
+    PyThread_type_lock demo_lock;   /* lockdemo.c */
+    gilx_atomic_u64 demo_lock_held;
+} gilx_state;
+
+static inline gilx_state *
+gilx_get_state(PyObject *module)
+{
+    void *state = PyModule_GetState(module);
+    assert(state != NULL);
+    return (gilx_state *)state;
+}
+
+/* ------------------------------------------------------------------------
+ * GC support shared by the five heap types (counters, StartGate,
+ * CancelToken), as CPython's isolation HOWTO asks of heap types.
+ *
+ * Their instances hold no Python object but a strong reference to their
+ * type, and that is enough for a cycle: an instance stored in the module's
+ * namespace makes instance -> type -> module -> module dict -> instance.
+ * The collector can only find such a cycle if every object in it says what
+ * it refers to, so the types are Py_TPFLAGS_HAVE_GC, tp_traverse visits
+ * Py_TYPE(self), and tp_dealloc untracks the object before freeing it (a
+ * collection triggered during the free must not see a half-freed object)
+ * and then drops the reference to the type.  No tp_clear: the only
+ * reference, the type, is not one an instance may drop while alive; the
+ * collector breaks the cycle at the module dict instead.
+ * ------------------------------------------------------------------------ */
+static inline int
+gilx_traverse_type(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static inline void
+gilx_dealloc(PyObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    type->tp_free(self);        /* PyObject_GC_Del, inherited */
+    Py_DECREF(type);
+}
+
+/* ------------------------------------------------------------------------
+ * Argument parsing
+ *
+ * Every work size (n, times, passes) goes through gilx_parse_count(): it
+ * takes anything with __index__ (int, bool, NumPy integers), and raises
+ * TypeError / ValueError / OverflowError with a message naming the
+ * argument.  Returns 0 on success, -1 with an exception set.
+ * ------------------------------------------------------------------------ */
+int gilx_parse_count(PyObject *obj, const char *name, uint64_t *out);
+
+/*
+ * Keyword arguments of a METH_FASTCALL | METH_KEYWORDS function.  Each entry
+ * names one accepted keyword and where to store its (borrowed) value; a
+ * keyword that is not in the table is a TypeError naming `funcname`.
+ * Entries whose keyword was not passed are left untouched.  Returns 0, or
+ * -1 with an exception set.
+ */
+typedef struct {
+    const char *name;
+    PyObject **value;
+} gilx_kwarg;
+
+int gilx_parse_kwargs(const char *funcname, PyObject *const *kwvalues,
+                      PyObject *kwnames, gilx_kwarg *table, size_t ntable);
 
 /* ------------------------------------------------------------------------
  * A monotonic clock that may be read with the GIL released (it touches no
@@ -262,9 +317,12 @@ PyObject *gilx_gate_error(gilx_gate_status status);
 /* ------------------------------------------------------------------------
  * CancelToken (cancel.c): stopping a long call from another thread.
  *
- * Ctrl-C reaches a long call only in the main thread: CPython runs signal
- * handlers there and nowhere else, so PyErr_CheckSignals() in a worker
- * thread never raises.  A call running in a worker is stopped instead
+ * Ctrl-C reaches a long call only in the main thread of the MAIN
+ * interpreter: CPython runs signal handlers there and nowhere else, so
+ * PyErr_CheckSignals() in a worker thread never raises -- and neither does
+ * it in a subinterpreter (which module.c declares gilx supports), not even
+ * in the OS main thread; the signal waits for the main interpreter.  A call
+ * running in a worker or a subinterpreter is stopped instead
  * through a CancelToken passed as its keyword-only `cancel` argument:
  * token.cancel(), from any thread, sets an atomic flag; the call checks the
  * flag at the same place as signals, between its ~1 ms chunks (and between
@@ -306,11 +364,15 @@ int gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel);
 extern PyMethodDef gilx_count_methods[];    /* count.c  */
 extern PyMethodDef gilx_stream_methods[];   /* stream.c */
 extern PyMethodDef gilx_trace_methods[];    /* trace.c  */
+extern PyMethodDef gilx_lockdemo_methods[]; /* lockdemo.c */
 
 /* counters.c, gate.c, cancel.c: create the heap types from their specs
  * (and, for cancel.c, the exception class gilx.Cancelled). */
 int gilx_counters_exec(PyObject *module, gilx_state *state);
 int gilx_gate_exec(PyObject *module, gilx_state *state);
 int gilx_cancel_exec(PyObject *module, gilx_state *state);
+/* lockdemo.c: the demonstration lock, made in exec and freed in m_free. */
+int gilx_lockdemo_exec(gilx_state *state);
+void gilx_lockdemo_free(gilx_state *state);
 
 #endif /* GILX_H */

@@ -54,6 +54,12 @@ gilx_exec(PyObject *module)
     if (PyModule_AddFunctions(module, gilx_trace_methods) < 0) {
         return -1;
     }
+    if (PyModule_AddFunctions(module, gilx_lockdemo_methods) < 0) {
+        return -1;
+    }
+    if (gilx_lockdemo_exec(state) < 0) {
+        return -1;
+    }
     if (gilx_cancel_exec(module, state) < 0) {
         return -1;
     }
@@ -114,6 +120,7 @@ static void
 gilx_free(void *module)
 {
     (void)gilx_clear((PyObject *)module);
+    gilx_lockdemo_free(gilx_get_state((PyObject *)module));
 }
 
 static PyModuleDef_Slot gilx_slots[] = {

@@ -70,22 +70,70 @@ stream_sum(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     const unsigned char *base = (const unsigned char *)view.buf;
     Py_ssize_t nwords = view.len / 8;
     uint64_t total = 0;
-    for (uint64_t pass = 0; pass < passes; pass++) {
-        Py_ssize_t start = 0;
-        do {
-            Py_ssize_t chunk = nwords - start;
-            if (chunk > GILX_STREAM_CHUNK_WORDS) {
-                chunk = GILX_STREAM_CHUNK_WORDS;
+    if (nwords == 0 || passes == 0) {
+        /* No work: the sum is 0.  A call with passes still looks at its
+         * token once, as count_gil(0) does. */
+        PyBuffer_Release(&view);
+        if (passes > 0 && gilx_check_interrupts(state, cancel) < 0) {
+            return NULL;
+        }
+        return PyLong_FromUnsignedLongLong(0);
+    }
+    /* The policy of gilx.h, applied to the whole call's work (passes x
+     * words), as count_auto applies it to n: a small call keeps the GIL.
+     * Neither factor alone decides: 64 bytes summed a million times is 8
+     * million words of work.  Both below the threshold means the product
+     * is below 2**22, so it cannot overflow. */
+    int release = (uint64_t)nwords >= GILX_NOGIL_THRESHOLD
+                  || passes >= GILX_NOGIL_THRESHOLD
+                  || (uint64_t)nwords * passes >= GILX_NOGIL_THRESHOLD;
+    /* A chunk is about GILX_STREAM_CHUNK_WORDS words of work: a piece of
+     * one pass over a large buffer, or as many whole passes as fit over a
+     * small one (not one chunk per pass, which would release and re-take
+     * the GIL a million times for stream_sum(b"x" * 64, 10**6)). */
+    uint64_t passes_per_chunk = 1;
+    Py_ssize_t piece = nwords;
+    if (nwords > GILX_STREAM_CHUNK_WORDS) {
+        piece = GILX_STREAM_CHUNK_WORDS;
+    }
+    else {
+        passes_per_chunk = (uint64_t)(GILX_STREAM_CHUNK_WORDS / nwords);
+    }
+    uint64_t passes_done = 0;
+    Py_ssize_t start = 0;       /* where the current pass goes on */
+    while (passes_done < passes) {
+        Py_ssize_t len = nwords - start;
+        if (len > piece) {
+            len = piece;
+        }
+        uint64_t reps = 1;
+        if (start == 0 && len == nwords) {
+            reps = passes - passes_done;
+            if (reps > passes_per_chunk) {
+                reps = passes_per_chunk;
             }
+        }
+        if (release) {
             Py_BEGIN_ALLOW_THREADS
-            total += sum_words(base + start * 8, chunk);
-            Py_END_ALLOW_THREADS
-            start += chunk;
-            if (gilx_check_interrupts(state, cancel) < 0) {
-                PyBuffer_Release(&view);
-                return NULL;
+            for (uint64_t r = 0; r < reps; r++) {
+                total += sum_words(base + start * 8, len);
             }
-        } while (start < nwords);
+            Py_END_ALLOW_THREADS
+        }
+        else {
+            for (uint64_t r = 0; r < reps; r++) {
+                total += sum_words(base + start * 8, len);
+            }
+        }
+        start += len;
+        if (start == nwords) {
+            start = 0;
+            passes_done += reps;
+        }
+        if (gilx_check_interrupts(state, cancel) < 0) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
     }
     PyBuffer_Release(&view);
     return PyLong_FromUnsignedLongLong(total);
@@ -96,7 +144,8 @@ PyDoc_STRVAR(stream_sum_doc,
 "--\n"
 "\n"
 "Sum a bytes-like buffer as native-endian unsigned 64-bit words, `passes`\n"
-"times over, with the GIL released; return the sum modulo 2**64.\n"
+"times over, with the GIL released when the whole call's work (words x\n"
+"passes) reaches NOGIL_THRESHOLD; return the sum modulo 2**64.\n"
 "\n"
 "A trailing partial word is ignored.  Memory-bound for buffers larger\n"
 "than the caches.  cancel=CancelToken() stops it from another thread\n"

@@ -108,3 +108,72 @@ def test_single_phase_module_is_refused_by_the_isolated_config():
         pytest.skip("no _testsinglephase module in this CPython")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "refused", proc.stdout + proc.stderr
+
+
+# Ctrl-C reaches only the main thread of the MAIN interpreter: in a subinterpreter,
+# PyErr_CheckSignals() runs no handler, even in the OS main thread.  A long call there
+# is stopped by its CancelToken, cancelled here from another thread of the same
+# subinterpreter, while a SIGINT sent before the call stays pending for the main
+# interpreter.
+CANCEL_WORK = textwrap.dedent(
+    """
+    import os, signal, threading, time
+    import gilx
+    token = gilx.CancelToken()
+    def cancel_later():
+        time.sleep(0.3)
+        token.cancel()
+    canceller = threading.Thread(target=cancel_later)
+    canceller.start()
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, before the call starts
+    start = time.monotonic()
+    try:
+        gilx.count_nogil(2**62, cancel=token)
+    except gilx.Cancelled:
+        pass
+    else:
+        raise AssertionError("count_nogil was not cancelled")
+    finally:
+        canceller.join()
+    # It ran until the token, ~1 ms chunks checking signals all along.
+    assert time.monotonic() - start >= 0.25, time.monotonic() - start
+    """
+)
+
+CANCEL_CHILD = textwrap.dedent(
+    """
+    import time
+    try:
+        import _interpreters as interpreters
+        interp = interpreters.create(interpreters.new_config("isolated"))
+        def run(code):
+            err = interpreters.exec(interp, code)
+            if err is not None:
+                raise RuntimeError(f"in the subinterpreter: {{err.type.__name__}}: {{err.msg}}")
+    except ImportError:
+        import _xxsubinterpreters as interpreters
+        interp = interpreters.create(isolated=True)
+        def run(code):
+            interpreters.run_string(interp, code)
+    interrupted = False
+    try:
+        run({work!r})
+        for _ in range(200):  # the main interpreter runs the pending handler
+            time.sleep(0.01)
+    except KeyboardInterrupt:
+        interrupted = True
+    interpreters.destroy(interp)
+    print("cancelled in the subinterpreter; KeyboardInterrupt in main:", interrupted)
+    """
+)
+
+
+def test_cancel_token_stops_a_call_in_a_subinterpreter_where_ctrl_c_cannot():
+    proc = subprocess.run(
+        [sys.executable, "-c", CANCEL_CHILD.format(work=CANCEL_WORK)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        "cancelled in the subinterpreter; KeyboardInterrupt in main: True"
+    ), proc.stdout + proc.stderr
