@@ -13,7 +13,7 @@ comparison stays fair.  These benchmarks use ``benchmark.pedantic`` with a
 fixed number of rounds: calibration would otherwise run the threaded
 function many times per round and re-size the work it is meant to compare.
 
-Speedup has one definition (DESIGN.md): the median time of one worker doing
+Speedup has one definition (the README's "How it is measured"): the median time of one worker doing
 the whole work, divided by the median time of k workers splitting the same
 work; efficiency = speedup / k.  :class:`Scaling` computes both right after
 each benchmark, from the baseline benchmark of the same scenario (which runs

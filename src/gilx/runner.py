@@ -419,7 +419,7 @@ class ScaleResult:
         raise KeyError(workers)
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON object of CONTRACT.md's ``scale``."""
+        """The JSON object of ``scale`` (the README's reference, JSON shapes)."""
         return {
             "workload": self.workload,
             "mode": self.mode,
