@@ -14,7 +14,11 @@ import pytest
 
 import gilx
 
-HEAVY = ("multiprocessing", "numpy", "threadpoolctl", "gilx.runner", "gilx.workloads")
+#: What ``import gilx`` must not load: the engines of the measuring API and the optional extras.
+HEAVY = (
+    "multiprocessing", "numpy", "threadpoolctl", "asyncio", "matplotlib", "numba", "dask",
+    "gilx.runner", "gilx.workloads",
+)
 
 
 def _fresh(code: str) -> object:
