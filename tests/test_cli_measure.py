@@ -1,4 +1,4 @@
-"""The gilx command: JSON shapes, exit codes, one-line errors, progress only where asked."""
+"""The gilx command: JSON shapes, progress only where asked (bad options: test_cli_options)."""
 
 from __future__ import annotations
 
@@ -124,11 +124,13 @@ def test_every_json_object_starts_with_its_schema_and_the_machine(argv, capsys):
 
 
 def test_race_json_shape(capsys):
-    assert main(["race", "--increments", "1000", "--json"]) == 0
+    assert main(["race", "--threads", "2", "--increments", "1000", "--json"]) == 0
     results = one_json_object(capsys.readouterr().out)["results"]
     assert [r["kind"] for r in results] == ["unsafe", "atomic", "locked"]
     for r in results:
-        assert r["lost"] == r["expected"] - r["observed"]
+        assert set(r) == {"kind", "threads", "expected", "observed", "lost"}
+        assert (r["threads"], r["expected"]) == (2, 2000)
+        assert 0 <= r["observed"] <= r["expected"]
 
 
 def test_probe_json_shape_and_verdict(capsys):
@@ -159,7 +161,7 @@ def test_tour_walks_the_seed_sections_in_order(tiny, capsys):
         "multiprocessing",
         "vectorisation",
         "Numba",
-        "free-threaded",
+        "The future: free-threaded",  # not the bare words: a 3.13t header says them too
         "GIL and Hardware Utilization",
         "Decision tree",
     ]
@@ -172,36 +174,6 @@ def test_tour_walks_the_seed_sections_in_order(tiny, capsys):
 def test_plain_gilx_is_the_tour(tiny, capsys):
     assert main([]) == 0
     assert capsys.readouterr().out.startswith("gilx tour")
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["scale", "--workload", "gpu"], "invalid choice"),
-        (["scale", "--workload", "py", "--workers", "0"], "must be >= 1"),
-        (["scale", "--workload", "py", "--workers", "1,x"], "not an integer"),
-        (["scale", "--workload", "py", "--mode", "fibers"], "invalid choice"),
-        (["scale"], "required"),
-        (["table", "--workers", "-3"], "must be >= 1"),
-        (["race", "--threads", "0"], "must be >= 1"),
-        (["race", "--threads", "2", "--increments", str(2**62)], "too large"),
-        (["probe"], "required"),
-        (["probe", "time"], "MODULE:CALLABLE"),
-        (["probe", "no_such_module_gilx:f"], "cannot import"),
-        (["probe", "time:no_such_function"], "no attribute"),
-        (["probe", "sys:version"], "not callable"),
-        (["probe", "time:sleep", "'a'"], "raised TypeError"),
-        (["teleport"], "invalid choice"),
-    ],
-)
-def test_bad_arguments_are_one_line_on_stderr_and_exit_2(args, message):
-    done = gilx(*args)
-    assert done.returncode == 2
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert message in lines[0]
-    assert "Traceback" not in done.stderr
 
 
 def test_json_with_progress_keeps_stdout_one_object():

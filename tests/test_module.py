@@ -1,8 +1,7 @@
-"""The module as a whole: public names, GIL state, free-threaded builds, the CLI's race."""
+"""The module as a whole: public names, GIL state, free-threaded builds."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import sysconfig
@@ -62,34 +61,3 @@ def test_module_state_types_per_import():
     c = other.AtomicCounter()
     c.increment(4)
     assert c.value == 4
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gilx", *args], capture_output=True, text=True, timeout=120
-    )
-
-
-def test_cli_race_json_shape():
-    out = run_cli("race", "--kind", "all", "--threads", "2", "--increments", "10000", "--json")
-    assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
-    assert [r["kind"] for r in data["results"]] == ["unsafe", "atomic", "locked"]
-    for r in data["results"]:
-        assert set(r) == {"kind", "threads", "expected", "observed", "lost"}
-        assert r["expected"] == 20000
-        assert r["lost"] == r["expected"] - r["observed"]
-
-
-@pytest.mark.parametrize(
-    "args",
-    [["race", "--threads", "0"], ["race", "--kind", "bogus"], ["race", "--increments", "x"],
-     ["race", "--threads", "5000"], ["nonsense"]],
-)
-def test_cli_bad_arguments_exit_2_with_one_line(args):
-    out = run_cli(*args)
-    assert out.returncode == 2
-    assert out.stdout == ""
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1, out.stderr
-    assert "Traceback" not in out.stderr

@@ -180,12 +180,16 @@ def test_refcounts_of_shared_objects_unchanged(name):
 
 
 def test_result_refcount_is_one_new_reference():
-    # A fresh result has exactly the references we hold (plus getrefcount's own).
-    result = gilx.count_gil(10**6)
-    assert sys.getrefcount(result) == 2
-    result = gilx.count_nogil(10**6)
-    assert sys.getrefcount(result) == 2
-    result = _core.count_auto(10**6)
-    assert sys.getrefcount(result) == 2
-    result = _core.stream_sum(b"\xff" * 64)
-    assert sys.getrefcount(result) == 2
+    # A fresh result has only the reference we hold: the same count as an int made here and held
+    # the same way.  Not an absolute number: since 3.14 a local passed to getrefcount can be
+    # borrowed, not counted, so "2" holds on some versions only; a leaked reference is +1 on all.
+    for call in (
+        lambda: gilx.count_gil(10**6),
+        lambda: gilx.count_nogil(10**6),
+        lambda: _core.count_auto(10**6),
+        lambda: _core.stream_sum(b"\xff" * 64),
+    ):
+        result = call()
+        control = int(str(result))  # equal value, a new object, one reference: ours
+        assert control is not result
+        assert sys.getrefcount(result) == sys.getrefcount(control)

@@ -1,4 +1,4 @@
-"""The six workloads of CONTRACT.md: each runs a share of its work."""
+"""The six workloads (the README's reference): each runs a share of its work."""
 
 from __future__ import annotations
 

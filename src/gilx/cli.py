@@ -16,8 +16,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gilx import backends, report, runner, workloads
+from gilx import backends, report, runner, timeline_text, workloads
+from gilx._core import MAX_COUNT
+from gilx._version import __version__
 from gilx.race import KINDS, MAX_THREADS, race
+
+#: ``--seconds`` (probe, timeline) above this is a mistake, not an experiment.
+MAX_SECONDS = 60.0
+#: ``timeline --width`` above this is unreadable, and drawing it takes seconds per thousand.
+MAX_WIDTH = 1000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,21 +38,48 @@ class UsageError(Exception):
     """A mistake in the command line found after parsing: one line on stderr, exit 2."""
 
 
-def _positive_int(text: str) -> int:
+def _int_between(text: str, minimum: int, maximum: int | None = None) -> int:
     try:
         value = int(text.replace("_", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_between(text, 1)
+
+
+def _work_size(text: str) -> int:
+    """A total of work units: the C kernels count in a signed 64-bit integer."""
+    return _int_between(text, 1, MAX_COUNT)
 
 
 def _worker_count(text: str) -> int:
-    value = _positive_int(text)
-    if value > runner.MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"must be <= {runner.MAX_WORKERS}, got {value}")
-    return value
+    return _int_between(text, 1, runner.MAX_WORKERS)
+
+
+def _two_or_more_workers(text: str) -> int:
+    """Worker counts compared with one worker: 1 would compare one worker with itself."""
+    return _int_between(text, 2, runner.MAX_WORKERS)
+
+
+def _race_threads(text: str) -> int:
+    return _int_between(text, 1, MAX_THREADS)
+
+
+def _timeline_threads(text: str) -> int:
+    from gilx.timeline import MAX_THREADS as MAX_TIMELINE_THREADS
+
+    return _int_between(text, 1, MAX_TIMELINE_THREADS)
+
+
+def _width(text: str) -> int:
+    return _int_between(text, timeline_text.MIN_WIDTH, MAX_WIDTH)
 
 
 def _worker_list(text: str) -> list[int]:
@@ -60,9 +94,29 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    if not 0 < value <= MAX_SECONDS:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds > 0 and <= {MAX_SECONDS:g}, got {text}"
+        )
     return value
+
+
+def _add_workers(
+    cmd: argparse.ArgumentParser,
+    parse: Callable[[str], object],
+    default: object,
+    help: str,
+    *aliases: str,
+    metavar: str = "N",
+) -> None:
+    """``--workers``: the one spelling of "how many workers" in every command.
+
+    ``aliases`` keep older spellings working (``--threads`` on race and timeline).
+    """
+    cmd.add_argument(
+        "--workers", *aliases, dest="workers", type=parse, default=default,
+        metavar=metavar, help=help,
+    )
 
 
 def _add_common(cmd: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
@@ -85,32 +139,31 @@ def _add_measuring(cmd: argparse.ArgumentParser) -> None:
 
 def _build_parser() -> _Parser:
     parser = _Parser(prog="gilx", description="Make the CPython GIL visible and measurable.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     tour = commands.add_parser("tour", help="the seed's tour, every claim measured now (default)")
     _add_measuring(tour)
-    tour.add_argument("--workers", type=_worker_count, default=None, help="workers per measurement")
+    _add_workers(tour, _two_or_more_workers, None, "workers per measurement (>= 2)")
     _add_common(tour, json_flag=False)
 
     table = commands.add_parser("table", help="the seed's GIL and hardware table, measured")
     _add_measuring(table)
-    table.add_argument("--workers", type=_worker_count, default=None, help="workers per cell")
+    _add_workers(table, _two_or_more_workers, None, "workers per cell (>= 2)")
     _add_common(table)
 
     race_cmd = commands.add_parser("race", help="the lost-update race, expected vs observed")
     race_cmd.add_argument("--kind", choices=[*KINDS, "all"], default="all")
-    race_cmd.add_argument("--threads", type=_positive_int, default=2)
-    race_cmd.add_argument("--increments", type=_positive_int, default=1_000_000)
-    race_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_workers(race_cmd, _race_threads, 2, "threads sharing the counter", "--threads")
+    race_cmd.add_argument("--increments", type=_work_size, default=1_000_000)
+    _add_common(race_cmd)
 
     scale = commands.add_parser("scale", help="a scaling curve for one workload")
     scale.add_argument("--workload", required=True, choices=workloads.NAMES)
     scale.add_argument("--mode", choices=backends.NAMES, default="threads")
+    _add_workers(scale, _worker_list, [1, 2, 4], "worker counts, e.g. 1,2,4", metavar="1,2,4")
     scale.add_argument(
-        "--workers", type=_worker_list, default=[1, 2, 4], help="worker counts, e.g. 1,2,4"
-    )
-    scale.add_argument(
-        "--size", type=_positive_int, default=None, help="total work (default: calibrated)"
+        "--size", type=_work_size, default=None, help="total work (default: calibrated)"
     )
     scale.add_argument("--repeats", type=_positive_int, default=None)
     scale.add_argument(
@@ -123,7 +176,7 @@ def _build_parser() -> _Parser:
     probe = commands.add_parser("probe", help="does a callable release the GIL?")
     probe.add_argument("target", metavar="MODULE:CALLABLE")
     probe.add_argument("args", metavar="ARG", nargs="*", help="a Python literal, else a string")
-    probe.add_argument("--workers", type=_worker_count, default=2, help="threads (>= 2)")
+    _add_workers(probe, _two_or_more_workers, 2, "threads (>= 2)")
     probe.add_argument(
         "--seconds",
         type=_positive_float,
@@ -134,27 +187,18 @@ def _build_parser() -> _Parser:
 
     timeline = commands.add_parser("timeline", help="which thread ran when, drawn as text")
     timeline.add_argument("--workload", required=True, choices=workloads.NAMES)
-    timeline.add_argument("--threads", type=_timeline_threads, default=2)
+    _add_workers(timeline, _timeline_threads, 2, "threads", "--threads")
     timeline.add_argument(
         "--seconds", type=_positive_float, default=None,
         help="each thread's share of work, in seconds (default 0.25)",
     )
     timeline.add_argument(
-        "--width", type=_positive_int, default=None,
+        "--width", type=_width, default=None,
         help="characters per line (default: the terminal's width)",
     )
     timeline.add_argument("--png", metavar="FILE", default=None, help="also draw it as a PNG")
     _add_common(timeline)
     return parser
-
-
-def _timeline_threads(text: str) -> int:
-    from gilx.timeline import MAX_THREADS
-
-    value = _positive_int(text)
-    if value > MAX_THREADS:
-        raise argparse.ArgumentTypeError(f"must be <= {MAX_THREADS}, got {value}")
-    return value
 
 
 #: The version of the ``--json`` objects' shape: raised when a key changes meaning or goes.
@@ -175,17 +219,19 @@ def _progress(args: argparse.Namespace) -> Callable[[str], None] | None:
 
 
 def _run_race(args: argparse.Namespace) -> int:
-    if args.threads > MAX_THREADS:
-        raise UsageError(f"--threads must be <= {MAX_THREADS}")
     kinds = KINDS if args.kind == "all" else (args.kind,)
-    try:
-        results = [race(kind, args.threads, args.increments) for kind in kinds]
-    except OverflowError as exc:  # threads * increments beyond the counter's range
-        raise UsageError(str(exc)) from None
+    say = _progress(args) or (lambda _message: None)
+    results = []
+    for kind in kinds:
+        say(f"race: {kind} counter, {_plural(args.workers, 'thread')}")
+        try:
+            results.append(race(kind, args.workers, args.increments))
+        except OverflowError as exc:  # threads * increments beyond the counter's range
+            raise UsageError(str(exc)) from None
     if args.json:
         print(_json({"results": [r.to_dict() for r in results]}))
         return 0
-    print(f"{args.threads} threads x {args.increments:,} increments on one shared counter")
+    print(f"{args.workers} threads x {args.increments:,} increments on one shared counter")
     print(f"{'kind':<8}{'expected':>16}{'observed':>16}{'lost':>14}")
     for r in results:
         print(f"{r.kind:<8}{r.expected:>16,}{r.observed:>16,}{r.lost:>14,}")
@@ -366,20 +412,18 @@ def _run_probe(args: argparse.Namespace) -> int:
 def _run_timeline(args: argparse.Namespace) -> int:
     import shutil
 
-    from gilx import timeline, timeline_text
+    from gilx import timeline
 
-    width = args.width or shutil.get_terminal_size((100, 24)).columns
-    if width < timeline_text.MIN_WIDTH:
+    width = args.width or min(shutil.get_terminal_size((100, 24)).columns, MAX_WIDTH)
+    if width < timeline_text.MIN_WIDTH:  # a terminal narrower than a drawing can be
         raise UsageError(f"--width must be >= {timeline_text.MIN_WIDTH}, got {width}")
-    if args.seconds is not None and args.seconds > 60:
-        raise UsageError(f"--seconds must be <= 60, got {args.seconds}")
     if args.png is not None:
         _check_png_target(args.png)
     progress = _progress(args)
     if progress:
-        progress(f"recording {args.workload} on {args.threads} thread(s)")
+        progress(f"recording {args.workload} on {_plural(args.workers, 'thread')}")
     recorded = timeline.record(
-        args.workload, args.threads, args.seconds or timeline.DEFAULT_SECONDS
+        args.workload, args.workers, args.seconds or timeline.DEFAULT_SECONDS
     )
     if args.png is not None:
         from gilx.plot import PlotUnavailable, timeline_png
@@ -399,8 +443,8 @@ def _run_timeline(args: argparse.Namespace) -> int:
 
 def _check_png_target(path: str) -> None:
     """Fail before measuring, not after, when the picture cannot be written."""
-    import os
-
+    if os.path.isdir(path):
+        raise UsageError(f"--png: {path} is a folder; name the picture's file")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"--png: no such folder: {folder}")

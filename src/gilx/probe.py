@@ -53,7 +53,7 @@ class ProbeResult:
     many_threads: runner.Timing
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON object of CONTRACT.md's ``probe``."""
+        """The JSON object of ``probe`` (the README's reference, JSON shapes)."""
         return {
             "callable": self.callable,
             "releases_gil": self.releases_gil,

@@ -48,7 +48,7 @@ class RaceResult:
         object.__setattr__(self, "lost", self.expected - self.observed)
 
     def to_dict(self) -> dict[str, int | str]:
-        """The JSON object of CONTRACT.md's ``race`` results."""
+        """The JSON object of a ``race`` result (the README's reference, JSON shapes)."""
         return asdict(self)
 
 

@@ -110,7 +110,7 @@ class Table:
         raise KeyError(task)
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON object of CONTRACT.md's ``table``."""
+        """The JSON object of ``table`` (the README's reference, JSON shapes)."""
         return {
             "cpu_count": self.cpu_count,
             "gil_enabled": self.gil_enabled,

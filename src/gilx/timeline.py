@@ -55,7 +55,7 @@ class Event:
     cpu: int | None = None  # where the platform says; None otherwise
 
     def to_dict(self) -> dict[str, float | int | str]:
-        """The CONTRACT.md event object (``cpu`` is not part of it)."""
+        """The JSON event object of the README's reference (``cpu`` is not part of it)."""
         return {"thread": self.thread, "start": self.start, "end": self.end, "state": self.state}
 
 
@@ -72,7 +72,7 @@ class Timeline:
         object.__setattr__(self, "duration", max((e.end for e in self.events), default=0.0))
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON object of CONTRACT.md's ``timeline``."""
+        """The JSON object of ``timeline`` (the README's reference, JSON shapes)."""
         return {
             "workload": self.workload,
             "threads": self.threads,
