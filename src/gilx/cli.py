@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gilx import report, runner, workloads
+from gilx._extras import MissingExtra
 from gilx.race import KINDS, MAX_THREADS, race
 
 
@@ -404,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(["tour"])
     try:
         return _COMMANDS[args.command](args)
-    except UsageError as exc:
+    except (UsageError, MissingExtra) as exc:
         print(f"gilx {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
