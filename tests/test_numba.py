@@ -128,9 +128,7 @@ def run_without(module: str, *args: str) -> subprocess.CompletedProcess[str]:
         "from gilx.cli import main\n"
         f"raise SystemExit(main({list(args)!r}))\n"
     )
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("workload", ["numba-nogil", "numba-gil"])
