@@ -1,0 +1,222 @@
+"""Dask modes: a real distributed cluster runs the shares, quietly, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from gilx import _dask, _extras
+
+needs_dask = pytest.mark.skipif(
+    not _extras.installed("distributed"),
+    reason='Dask is not installed here (pip install "gilx[dask]")',
+)
+
+
+@pytest.mark.parametrize(
+    ("given", "address"),
+    [
+        ("tcp://127.0.0.1:8786", "tcp://127.0.0.1:8786"),
+        ("127.0.0.1:8786", "tcp://127.0.0.1:8786"),
+        (" scheduler.example:1/ ", "tcp://scheduler.example:1"),
+        ("tls://[::1]:65535", "tls://[::1]:65535"),
+    ],
+)
+def test_a_scheduler_address_is_read_as_tcp_host_port(given, address):
+    assert _dask.parse_scheduler(given) == address
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("", "malformed"),
+        ("nonsense", "malformed"),
+        ("tcp://127.0.0.1", "malformed"),
+        ("tcp://127.0.0.1:port", "malformed"),
+        ("tcp://127.0.0.1:0", "port must be 1..65535"),
+        ("tcp://127.0.0.1:70000", "port must be 1..65535"),
+        ("http://127.0.0.1:8786", "scheme must be tcp or tls"),
+    ],
+)
+def test_a_malformed_scheduler_address_is_a_value_error(given, problem):
+    with pytest.raises(ValueError, match=problem):
+        _dask.parse_scheduler(given)
+
+
+def test_a_scheduler_address_must_be_a_string():
+    with pytest.raises(TypeError, match="string"):
+        _dask.parse_scheduler(8786)  # type: ignore[arg-type]
+
+
+def test_an_unknown_mode_is_a_value_error():
+    with pytest.raises(ValueError, match="dask, dask-threads"):
+        _dask.check_mode("threads")
+
+
+def test_without_dask_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(_extras, "installed", lambda module: False)
+    with pytest.raises(_extras.MissingExtra, match=r'pip install "gilx\[dask\]"'):
+        _dask.start("dask", 1)
+
+
+def test_every_task_result_is_checked():
+    good = [(0, 5, 0.0, 1.0), (1, 6, 0.0, 1.0)]
+    _dask._check(good, [5, 6], "py")
+    with pytest.raises(RuntimeError, match="counted 4, not its share 6"):
+        _dask._check([good[0], (1, 4, 0.0, 1.0)], [5, 6], "py")
+    with pytest.raises(RuntimeError, match="returned the result of task 0"):
+        _dask._check([good[0], good[0]], [5, 6], "py")
+    _dask._check([(0, None, 0.0, 1.0)], [5], "numpy")  # nothing to count: only the index
+
+
+def new_processes(before: set[int]) -> list[str]:
+    """Command lines of this process's descendants not in ``before`` (multiprocessing's
+    resource tracker aside: it belongs to the interpreter, not to a cluster)."""
+    psutil = pytest.importorskip("psutil")
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            line = " ".join(child.cmdline())
+        except psutil.Error:
+            continue  # it ended while we looked
+        if child.pid not in before and "resource_tracker" not in line:
+            found.append(line)
+    return found
+
+
+def descendants() -> set[int]:
+    psutil = pytest.importorskip("psutil")
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def no_new_processes_soon(before: set[int], seconds: float = 10.0) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while (left := new_processes(before)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@needs_dask
+def test_dask_mode_runs_each_share_in_its_own_process_and_leaves_none_behind():
+    before = descendants()
+    cluster = _dask.start("dask", 2)
+    try:
+        assert cluster.startup > 0
+        assert len(set(cluster.slots)) == 2
+        workers = cluster.client.scheduler_info(n_workers=-1)["workers"]
+        assert sorted(w["nthreads"] for w in workers.values()) == [1, 1]
+        assert all(addr.startswith("tcp://127.0.0.1:") for addr in workers)
+        pids = cluster.client.run(os.getpid)
+        assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
+        result = _dask.run(cluster, "py", [20_000, 20_001], repeats=3)
+        assert len(result.spans) == len(result.task_spans) == 3
+        for (start, end), (task_start, task_end) in zip(
+            result.spans, result.task_spans, strict=True
+        ):
+            # the client's span holds the tasks' own: Dask's dispatch is counted
+            assert start <= task_start <= task_end <= end
+    finally:
+        cluster.close()
+    assert no_new_processes_soon(before) == []
+
+
+@needs_dask
+def test_dask_threads_mode_runs_every_share_on_one_worker_with_k_threads():
+    before = descendants()
+    cluster = _dask.start("dask-threads", 3)
+    try:
+        workers = cluster.client.scheduler_info(n_workers=-1)["workers"]
+        assert [w["nthreads"] for w in workers.values()] == [3]
+        assert cluster.slots == (next(iter(workers)),) * 3
+        result = _dask.run(cluster, "nogil", [100_000] * 3, repeats=2)
+        assert len(result.spans) == 2
+    finally:
+        cluster.close()
+    assert no_new_processes_soon(before) == []
+
+
+@needs_dask
+def test_an_existing_cluster_is_used_and_never_stopped():
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        ) as theirs,
+        distributed.Client(theirs) as their_client,
+    ):
+        ours = _dask.start("dask", 2, scheduler=theirs.scheduler_address)
+        try:
+            assert ours.local is None
+            assert set(ours.slots) == set(theirs.scheduler_info["workers"])
+            _dask.run(ours, "gil", [1000, 1000], repeats=1)
+        finally:
+            ours.close()
+        assert their_client.submit(sum, [1, 2], pure=False).result(timeout=30) == 3
+        assert len(their_client.scheduler_info()["workers"]) == 2
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@needs_dask
+def test_an_unreachable_scheduler_fails_within_a_bounded_wait():
+    start = time.monotonic()
+    with pytest.raises(_dask.SchedulerUnreachable, match="no Dask scheduler answered"):
+        _dask.start("dask", 1, scheduler=f"tcp://127.0.0.1:{closed_port()}")
+    assert time.monotonic() - start < _dask.CONNECT_TIMEOUT + 10
+
+
+@needs_dask
+def test_a_local_cluster_closes_quietly_and_leaves_no_process_after_exit():
+    marker = uuid.uuid4().hex
+    script = textwrap.dedent(
+        """
+        from gilx import _dask
+        if __name__ == "__main__":
+            for mode in ("dask", "dask-threads"):
+                cluster = _dask.start(mode, 2)
+                try:
+                    _dask.run(cluster, "py", [10_000, 10_000], repeats=2)
+                finally:
+                    cluster.close()
+            print("done")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "GILX_TEST_MARKER": marker},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "done\n"
+    assert done.stderr == ""  # no CommClosedError, no warning, nothing
+    assert processes_marked(marker) == []
+
+
+def processes_marked(marker: str) -> list[int]:
+    """Processes still alive whose environment carries ``marker`` (after a short grace)."""
+    psutil = pytest.importorskip("psutil")
+    deadline = time.monotonic() + 10
+    while True:
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                if proc.environ().get("GILX_TEST_MARKER") == marker:
+                    found.append(proc.pid)
+            except psutil.Error:
+                continue
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
