@@ -10,11 +10,12 @@ import time
 import pytest
 
 from gilx import _extras, _numba, workloads
+from gilx.report import free_threaded_build
 
+_WHY = " (Numba has no wheel for free-threaded CPython yet)" if free_threaded_build() else ""
 needs_numba = pytest.mark.skipif(
     not _extras.installed("numba"),
-    reason='numba is not installed here (pip install "gilx[numba]"; no wheel for free-threaded'
-    " CPython yet)",
+    reason=f'numba is not installed here: pip install "gilx[numba]"{_WHY}',
 )
 
 _MASK = (1 << 64) - 1
