@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 
 import pytest
 
 from gilx import _extras, _numba, workloads
-from gilx.report import free_threaded_build
 
-_WHY = " (Numba has no wheel for free-threaded CPython yet)" if free_threaded_build() else ""
+_FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+_WHY = " (Numba has no wheel for free-threaded CPython yet)" if _FREE_THREADED else ""
 needs_numba = pytest.mark.skipif(
     not _extras.installed("numba"),
     reason=f'numba is not installed here: pip install "gilx[numba]"{_WHY}',
