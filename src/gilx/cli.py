@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gilx import report, runner, workloads
+from gilx import backends, report, runner, workloads
 from gilx._extras import MissingExtra
 from gilx.race import KINDS, MAX_THREADS, race
 
@@ -106,7 +106,7 @@ def _build_parser() -> _Parser:
 
     scale = commands.add_parser("scale", help="a scaling curve for one workload")
     scale.add_argument("--workload", required=True, choices=workloads.NAMES)
-    scale.add_argument("--mode", choices=runner.MODES, default="threads")
+    scale.add_argument("--mode", choices=backends.NAMES, default="threads")
     scale.add_argument(
         "--workers", type=_worker_list, default=[1, 2, 4], help="worker counts, e.g. 1,2,4"
     )
@@ -213,11 +213,7 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _format_scale(result: runner.ScaleResult, load: float | None) -> str:
-    how = (
-        f"processes, start method {result.start_method}"
-        if result.mode == "processes"
-        else "threads"
-    )
+    how = result.how or result.mode
     lines = [
         f"machine: {report.machine_line(None, load)}",
         f"{result.workload}: {workloads.get(result.workload).summary}",

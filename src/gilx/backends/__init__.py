@@ -1,0 +1,93 @@
+"""Ways of running work ("backends"), chosen by name: the one registry of run modes.
+
+The CLI's ``--mode`` choices, the tour, :func:`gilx.scale` and the benchmarks
+all read :data:`NAMES` and :func:`get`; nothing else lists the modes.
+
+Every backend implements :mod:`gilx.backends.base`: a :class:`Backend` opens a
+:class:`Session` (started once, before any timing: a start method, an event
+loop, a cluster), in which the runner makes a :class:`Crew` of ``k`` prepared
+workers and calls ``crew.go()`` once per timed repeat.  The runner does the
+timing, the repeats, the statistics and the judging; a backend only starts
+workers and reports each repeat's (first start, last end).
+
+Adding a backend
+----------------
+1. Write ``backends/NAME.py`` with three small classes: a ``Crew`` (start
+   ``workers`` workers on ``split(total, workers)`` shares, prepare them
+   untimed, set ``startup`` if starting them is a cost of its own; ``go()``
+   releases them together and returns ``span_of`` their (start, end) stamps
+   taken with ``gilx.timing.clock``; ``close()`` stops them, also after an
+   error), a ``Session`` (what is started once; set its ``startup``; close it
+   cleanly) and the ``Backend`` (``name``, ``singular``, ``summary``).
+2. A backend that runs only some workloads overrides ``check(workload)`` to
+   raise ValueError with a one-line reason (the CLI prints it and exits 2).
+3. A backend that takes an option reads it from ``Options`` (add the field
+   there if it is new) and lists it in ``options``.
+4. Import optional engines (dask, ...) inside ``open()``, never at module
+   level, and say which extra to install when one is missing.
+5. Add it to ``_BACKENDS`` below, and test it the way ``tests/test_runner.py``
+   tests threads and processes.
+"""
+
+from __future__ import annotations
+
+from gilx.backends.base import (
+    MAX_WORKERS,
+    Backend,
+    Crew,
+    Job,
+    Options,
+    Session,
+    check_counts,
+)
+from gilx.backends.processes import Processes
+from gilx.backends.threads import Threads
+from gilx.timing import Run
+
+_BACKENDS: dict[str, Backend] = {b.name: b for b in (Threads(), Processes())}
+
+#: The run modes, in the order help texts list them.
+NAMES: tuple[str, ...] = tuple(_BACKENDS)
+
+
+def get(name: str) -> Backend:
+    """The backend called ``name``; ValueError naming the choices otherwise."""
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"mode must be one of {', '.join(NAMES)}; got {name!r}") from None
+
+
+def run(
+    mode: str,
+    job: Job,
+    workload: str,
+    total: int,
+    workers: int,
+    repeats: int = 1,
+    param: str = "",
+    options: Options | None = None,
+) -> Run:
+    """One session, one crew, ``repeats`` repeats: the whole life of a measurement, untimed parts
+    included.  (The runner's :func:`gilx.runner.scale` keeps one session for all worker counts.)"""
+    check_counts(workers, repeats, total)
+    backend = get(mode)
+    backend.check(workload)
+    with backend.open(job, workload, param, options or Options()) as session:
+        with session.crew(total, workers) as crew:
+            spans = tuple(crew.go() for _ in range(repeats))
+            return Run(workers, total, spans, crew.startup)
+
+
+__all__ = [
+    "MAX_WORKERS",
+    "NAMES",
+    "Backend",
+    "Crew",
+    "Job",
+    "Options",
+    "Session",
+    "check_counts",
+    "get",
+    "run",
+]

@@ -1,0 +1,79 @@
+"""The backends' registry and interface: one list of run modes, sessions, crews that repeat."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from gilx import backends, runner, workloads
+from gilx.backends.base import Backend, Crew, Session
+
+
+def test_the_registry_lists_threads_and_processes_and_refuses_others():
+    assert {"threads", "processes"} <= set(backends.NAMES)
+    for name in backends.NAMES:
+        backend = backends.get(name)
+        assert isinstance(backend, Backend)
+        assert backend.name == name
+    with pytest.raises(ValueError, match=r"mode must be one of .*threads.*processes"):
+        backends.get("fibers")
+
+
+def test_the_cli_offers_exactly_the_registry_modes(capsys):
+    from gilx.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["scale", "--workload", "py", "--mode", "fibers"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    for name in backends.NAMES:
+        assert repr(name) in err
+
+
+@pytest.mark.parametrize("mode", backends.NAMES)
+def test_a_crew_repeats_its_work_as_often_as_asked(mode):
+    backend = backends.get(mode)
+    job = workloads.get("nogil")
+    with backend.open(job, "nogil", "", backends.Options()) as session:
+        assert isinstance(session, Session)
+        with session.crew(20_000, 2) as crew:
+            assert isinstance(crew, Crew)
+            spans = [crew.go() for _ in range(3)]
+        crew.close()  # closing twice is harmless
+    assert len(spans) == 3
+    assert all(end >= start for start, end in spans)
+    # repeats follow one another: each starts after the previous one ended
+    assert all(b[0] >= a[1] for a, b in itertools.pairwise(spans))
+
+
+def test_process_workers_are_separate_live_processes_until_closed():
+    backend = backends.get("processes")
+    with backend.open(workloads.get("nogil"), "nogil", "", backends.Options()) as session:
+        crew = session.crew(10_000, 2)
+        pids = crew.pids()
+        assert len(pids) == 2 and os.getpid() not in pids
+        assert session.pids() == pids
+        assert crew.startup is not None and crew.startup > 0
+        crew.go()
+    assert crew.pids() == frozenset()
+
+
+def test_threads_have_no_startup_of_their_own():
+    run = runner.run_threads(workloads.get("nogil"), 1000, 2, repeats=2)
+    assert run.startup is None
+
+
+def test_processes_take_only_named_workloads():
+    with pytest.raises(ValueError, match="unknown workload"):
+        backends.run("processes", workloads.get("py"), "nope", 10, 1)
+
+
+def test_scale_reports_how_the_work_ran():
+    threads = runner.scale("nogil", "threads", [1], size=1000, repeats=1)
+    assert threads.how == "threads" and threads.start_method is None
+    procs = runner.scale("nogil", "processes", [2], size=1000, repeats=1, start_method="spawn")
+    assert procs.how == "processes, start method spawn"
+    assert procs.start_method == "spawn"
+    assert procs.point(2).startup is not None
