@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 from conftest import IO_DELAY_S, Scaling, run_together, split
 
-from gilx import _asyncio_io, _extras, _numba, count_py
+from gilx import _extras, _numba, count_py
 from gilx._httpdelay import download, loopback_opener
+from gilx.backends import asyncio_tasks
 
 #: Downloads per round, split over the workers: 8 x 50 ms = 0.4 s for one worker.
 REQUESTS = 8
@@ -60,7 +61,7 @@ def test_io_threads_same_downloads(
 def test_io_asyncio(benchmark: Any, scaling: Scaling, delay_server_url: str, workers: int) -> None:
     shares = split(REQUESTS, workers)
     benchmark.pedantic(
-        _asyncio_io.run_downloads,
+        asyncio_tasks.run_downloads,
         args=(delay_server_url, shares, 1),
         rounds=ROUNDS,
         warmup_rounds=1,
@@ -79,9 +80,9 @@ def test_io_asyncio(benchmark: Any, scaling: Scaling, delay_server_url: str, wor
 @pytest.fixture(scope="module")
 def dask_client() -> Iterator[Any]:
     """A LocalCluster of one single-threaded worker process, started (untimed) once."""
-    from gilx import _dask
+    from gilx.backends import dask_cluster
 
-    cluster = _dask.start("dask", 1)
+    cluster = dask_cluster.start("dask", 1)
     try:
         yield cluster.client
     finally:

@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 
-from gilx import _dask, _extras
+from gilx import _extras
+from gilx.backends import dask_cluster as _dask
+from gilx.backends import dask_tasks
 
 needs_dask = pytest.mark.skipif(
     not _extras.installed("distributed"),
@@ -68,12 +70,12 @@ def test_without_dask_the_error_says_how_to_install_it(monkeypatch):
 
 def test_every_task_result_is_checked():
     good = [(0, 5, 0.0, 1.0), (1, 6, 0.0, 1.0)]
-    _dask._check(good, [5, 6], "py")
+    dask_tasks.check(good, [5, 6], "py")
     with pytest.raises(RuntimeError, match="counted 4, not its share 6"):
-        _dask._check([good[0], (1, 4, 0.0, 1.0)], [5, 6], "py")
+        dask_tasks.check([good[0], (1, 4, 0.0, 1.0)], [5, 6], "py")
     with pytest.raises(RuntimeError, match="returned the result of task 0"):
-        _dask._check([good[0], good[0]], [5, 6], "py")
-    _dask._check([(0, None, 0.0, 1.0)], [5], "numpy")  # nothing to count: only the index
+        dask_tasks.check([good[0], good[0]], [5, 6], "py")
+    dask_tasks.check([(0, None, 0.0, 1.0)], [5], "numpy")  # nothing to count: only the index
 
 
 def new_processes(before: set[int]) -> list[str]:

@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from gilx import _asyncio_io, runner
+from gilx import runner
 from gilx._httpdelay import BODY_BYTES, serve
+from gilx.backends import asyncio_tasks as _asyncio_io
 
 
 def test_one_download_reads_the_whole_body():

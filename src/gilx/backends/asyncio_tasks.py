@@ -1,4 +1,4 @@
-"""The io workload's downloads as asyncio tasks on one event loop, in one thread.
+"""Asyncio: the io workload's downloads as ``k`` tasks on one event loop, in one thread.
 
 Standard library only: each download opens a connection with
 ``asyncio.open_connection``, sends a minimal HTTP/1.0 GET, reads the whole
@@ -10,22 +10,28 @@ I/O without threads.
 Strong scaling, as in the other modes: ``workers`` tasks are in flight at
 once, each doing its share of the ``total`` downloads one after another; one
 repeat's time runs from the moment the tasks are created to the moment the
-last one finishes.
+last one finishes.  The event loop is the backend's session: made once,
+before anything is timed, and closed at the end.
+
+Only the io workload has something to overlap: a CPU workload on one event
+loop is one thread doing all the work, so the backend refuses it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 import urllib.parse
 from collections.abc import Sequence
 
 from gilx._httpdelay import LOOPBACK
+from gilx.backends.base import Backend, Crew, Job, Options, Session
+from gilx.timing import Span, clock, split
 
 #: How long one download may take before it counts as failed (seconds).
 DOWNLOAD_TIMEOUT = 30.0
 
-clock = time.perf_counter
+#: The workloads this backend runs.
+WORKLOADS = ("io",)
 
 
 def _target(url: str) -> tuple[str, int, str]:
@@ -79,7 +85,7 @@ async def _downloads(url: str, count: int) -> int:
     return read
 
 
-async def _repeat(url: str, shares: Sequence[int]) -> tuple[float, float]:
+async def _repeat(url: str, shares: Sequence[int]) -> Span:
     start = clock()
     tasks = [asyncio.ensure_future(_downloads(url, share)) for share in shares]
     try:
@@ -90,18 +96,84 @@ async def _repeat(url: str, shares: Sequence[int]) -> tuple[float, float]:
     return start, clock()
 
 
-async def _all_repeats(
-    url: str, shares: Sequence[int], repeats: int
-) -> tuple[tuple[float, float], ...]:
-    return tuple([await _repeat(url, shares) for _ in range(repeats)])
-
-
-def run_downloads(url: str, shares: Sequence[int], repeats: int) -> tuple[tuple[float, float], ...]:
+def run_downloads(url: str, shares: Sequence[int], repeats: int) -> tuple[Span, ...]:
     """Run one task per share on a new event loop in this thread, ``repeats`` times.
 
-    Returns each repeat's (start, end) on ``time.perf_counter``.
+    Returns each repeat's (start, end) on ``gilx.timing.clock``.
     """
-    _target(url)  # a bad URL fails here, before a loop starts
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    return asyncio.run(_all_repeats(url, shares, repeats))
+    session = AsyncioSession(url)
+    try:
+        crew = session.tasks(shares)
+        return tuple(crew.go() for _ in range(repeats))
+    finally:
+        session.close()
+
+
+class TaskCrew(Crew):
+    """``len(shares)`` tasks, one per share, started together on the session's loop at each go()."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, url: str, shares: Sequence[int]) -> None:
+        self._loop = loop
+        self._url = url
+        self._shares = tuple(shares)
+
+    def go(self) -> Span:
+        return self._loop.run_until_complete(_repeat(self._url, self._shares))
+
+    def close(self) -> None:
+        """Nothing runs between repeats: every task of a go() has ended when it returns."""
+
+
+class AsyncioSession(Session):
+    """One event loop in this thread, for every crew of the measurement."""
+
+    def __init__(self, url: str) -> None:
+        _target(url)  # a bad URL fails here, before a loop is made
+        self._url = url
+        self._loop = asyncio.new_event_loop()
+
+    def tasks(self, shares: Sequence[int]) -> TaskCrew:
+        return TaskCrew(self._loop, self._url, shares)
+
+    def crew(self, total: int, workers: int) -> Crew:
+        return self.tasks(split(total, workers))
+
+    def describe(self) -> str:
+        return "asyncio tasks on one event loop, one thread"
+
+    def close(self) -> None:
+        """Close the loop; tasks left by an interrupted go() (Ctrl-C) are cancelled first."""
+        loop = self._loop
+        if loop.is_closed():
+            return
+        try:
+            left = asyncio.all_tasks(loop)
+            for task in left:
+                task.cancel()
+            if left:
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+class Asyncio(Backend):
+    name = "asyncio"
+    singular = "task"
+    summary = "k asyncio tasks in flight on one event loop, one thread (the io workload only)"
+
+    def check(self, workload: str) -> None:
+        if workload not in WORKLOADS:
+            raise ValueError(
+                f"--mode asyncio runs only the io workload, not {workload!r}: one event loop"
+                " overlaps waiting, and a CPU workload has none to overlap"
+            )
+
+    def open(self, job: Job, workload: str, param: str, options: Options) -> Session:
+        self.check(workload)
+        return AsyncioSession(param)
+
+    def plural(self, count: int) -> str:
+        return f"{count} asyncio task{'' if count == 1 else 's'}"
