@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -84,3 +86,37 @@ def test_a_wrong_answer_is_an_os_error_saying_what_was_wrong(answer, problem):
 def test_a_right_answer_gives_its_body_length():
     answer = b"HTTP/1.0 200 OK\r\nServer: x\r\ncontent-length: 3\r\n\r\nabc"
     assert _asyncio_io._checked_body_length(answer, "http://127.0.0.1:1/") == 3
+
+
+def test_scale_runs_io_on_asyncio_tasks_with_the_usual_json_shape():
+    import gilx
+
+    result = gilx.scale("io", "asyncio", [1, 2, 4], size=8, repeats=1)
+    assert result.mode == "asyncio" and result.how.startswith("asyncio tasks on one event loop")
+    shape = result.to_dict()
+    assert shape["workload"] == "io" and shape["mode"] == "asyncio"
+    assert [r["workers"] for r in shape["results"]] == [1, 2, 4]
+    for r in shape["results"]:
+        assert r["efficiency"] == pytest.approx(r["speedup"] / r["workers"])
+
+
+@pytest.mark.parametrize("workload", ["py", "gil", "nogil", "numpy", "memory", "numba-nogil"])
+def test_asyncio_refuses_every_workload_but_io(workload):
+    import gilx
+
+    with pytest.raises(ValueError, match="runs only the io workload"):
+        gilx.scale(workload, "asyncio", [1], size=10)
+
+
+def test_the_cli_refuses_asyncio_for_a_cpu_workload_in_one_line_exit_2():
+    done = subprocess.run(
+        [sys.executable, "-m", "gilx", "scale", "--workload", "py", "--mode", "asyncio"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "--mode asyncio runs only the io workload" in lines[0]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 
@@ -178,33 +178,132 @@ def test_an_unreachable_scheduler_fails_within_a_bounded_wait():
     assert time.monotonic() - start < _dask.CONNECT_TIMEOUT + 10
 
 
-@needs_dask
-def test_a_local_cluster_closes_quietly_and_leaves_no_process_after_exit():
-    marker = uuid.uuid4().hex
-    script = textwrap.dedent(
-        """
-        from gilx import _dask
-        if __name__ == "__main__":
-            for mode in ("dask", "dask-threads"):
-                cluster = _dask.start(mode, 2)
-                try:
-                    _dask.run(cluster, "py", [10_000, 10_000], repeats=2)
-                finally:
-                    cluster.close()
-            print("done")
-        """
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
+def gilx_cli(*args: str, marker: str = "") -> subprocess.CompletedProcess[str]:
+    """``python -m gilx ARGS`` in a fresh process; its children inherit ``marker``."""
+    env = {**os.environ, "GILX_TEST_MARKER": marker} if marker else None
+    return subprocess.run(
+        [sys.executable, "-m", "gilx", *args],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "GILX_TEST_MARKER": marker},
+        env=env,
+    )
+
+
+@needs_dask
+@pytest.mark.parametrize("mode", ["dask", "dask-threads"])
+def test_scale_on_a_local_cluster_is_quiet_and_leaves_no_process_after_exit(mode):
+    marker = uuid.uuid4().hex
+    args = ["scale", "--workload", "py", "--mode", mode, "--workers", "1,2"]
+    done = gilx_cli(*args, "--size", "20000", "--repeats", "2", "--json", marker=marker)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no CommClosedError, no warning: nothing from shutdown
+    result = json.loads(done.stdout)
+    assert result["mode"] == mode and [r["workers"] for r in result["results"]] == [1, 2]
+    assert processes_marked(marker) == []
+
+
+@needs_dask
+def test_scale_text_reports_the_cluster_start_up_apart_from_the_work():
+    done = gilx_cli(
+        "scale",
+        "--workload",
+        "nogil",
+        "--mode",
+        "dask",
+        "--workers",
+        "2",
+        "--size",
+        "20000",
+        "--repeats",
+        "1",
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "done\n"
-    assert done.stderr == ""  # no CommClosedError, no warning, nothing
+    assert "LocalCluster on 127.0.0.1" in done.stdout
+    assert "start-up" in done.stdout and "Dask's own cost included" in done.stdout
+
+
+@needs_dask
+def test_scale_through_a_scheduler_uses_that_cluster_and_leaves_it_running():
+    import gilx
+
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=2, host="127.0.0.1", dashboard_address=None
+        ) as theirs,
+        distributed.Client(theirs) as their_client,
+    ):
+        for mode in ("dask", "dask-threads"):
+            result = gilx.scale(
+                "nogil", mode, [1, 2], size=20_000, repeats=1, scheduler=theirs.scheduler_address
+            )
+            assert [p.workers for p in result.points] == [1, 2]
+            assert theirs.scheduler_address in result.how
+            assert result.session_startup is not None
+        assert len(their_client.scheduler_info()["workers"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "threads", "--scheduler", "tcp://127.0.0.1:8786"], "--scheduler is for"),
+        (["--mode", "dask", "--scheduler", "no-port"], "malformed scheduler address"),
+        (["--mode", "dask", "--scheduler", "http://127.0.0.1:8786"], "scheme must be tcp"),
+    ],
+)
+def test_scheduler_mistakes_are_one_line_and_exit_2(args, message):
+    done = gilx_cli("scale", "--workload", "py", *args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert message in lines[0]
+
+
+def test_a_scheduler_for_a_mode_without_one_is_a_value_error():
+    import gilx
+
+    with pytest.raises(ValueError, match="a scheduler is for mode dask or dask-threads"):
+        gilx.scale("py", "threads", [1], size=10, scheduler="tcp://127.0.0.1:8786")
+
+
+@needs_dask
+def test_an_unreachable_scheduler_is_one_line_exit_2_within_a_bounded_wait():
+    marker = uuid.uuid4().hex
+    start = time.monotonic()
+    done = gilx_cli(
+        "scale",
+        "--workload",
+        "py",
+        "--mode",
+        "dask",
+        "--size",
+        "1000",
+        "--scheduler",
+        f"tcp://127.0.0.1:{closed_port()}",
+        marker=marker,
+    )
+    assert time.monotonic() - start < _dask.CONNECT_TIMEOUT + 20
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "no Dask scheduler answered" in lines[0]
     assert processes_marked(marker) == []
+
+
+@pytest.mark.parametrize("mode", ["dask", "dask-threads"])
+def test_without_dask_scale_says_how_to_install_it_and_exits_2(mode):
+    code = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "from gilx.cli import main\n"
+        f"raise SystemExit(main(['scale', '--workload', 'py', '--mode', {mode!r}]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert 'pip install "gilx[dask]"' in lines[0]
 
 
 def processes_marked(marker: str) -> list[int]:
