@@ -149,3 +149,14 @@ def test_without_numba_preparing_raises_missing_extra(monkeypatch):
     monkeypatch.setattr(_numba, "_kernels", {})
     with pytest.raises(_extras.MissingExtra, match=r'pip install "gilx\[numba\]"'):
         workloads.get("numba-nogil").prepare(10, "")
+
+
+@needs_numba
+def test_a_numba_timeline_records_chunks_not_single_steps():
+    from gilx import record_timeline
+
+    timeline = record_timeline("numba-nogil", 2, 0.05)
+    runs = [e for e in timeline.events if e.state == "run"]
+    assert {e.thread for e in runs} == {0, 1}
+    # one event per ~1 ms chunk: tens per thread, not one per loop step
+    assert len(runs) < 2_000

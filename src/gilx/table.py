@@ -26,12 +26,13 @@ class _RowSpec:
     workload: str
     pair: vectorise.Pair | None
     seed: tuple[str, str, str] | None  # the seed's marks: threading, multiprocessing, numpy
+    asyncio: bool = False  # measured on asyncio tasks too (I/O only: elsewhere N/A)
 
 
 _ROWS = (
     _RowSpec("cpu-bound-python", "CPU-bound Python", "py", None, ("✗", "✓", "N/A")),
     _RowSpec("cpu-bound-numpy", "CPU-bound NumPy", "numpy", vectorise.MATMUL, ("✓", "✓", "✓")),
-    _RowSpec("io-bound", "I/O-bound", "io", None, ("✓", "✓", "N/A")),
+    _RowSpec("io-bound", "I/O-bound", "io", None, ("✓", "✓", "N/A"), asyncio=True),
     _RowSpec("memory-bound", "Memory-bound", "memory", vectorise.SUM_WORDS, ("✗", "✗", "✓")),
     _RowSpec("cpu-bound-c-gil", "CPU-bound C, GIL held", "gil", None, None),
     _RowSpec("cpu-bound-c-nogil", "CPU-bound C, GIL released", "nogil", None, None),
@@ -54,6 +55,8 @@ class TableRow:
     numpy: float | None
     unstable: tuple[bool, bool, bool] = (False, False, False)
     seed: tuple[str, str, str] | None = None
+    asyncio: float | None = None  # k asyncio tasks over 1 task (I/O row only)
+    asyncio_unstable: bool = False
 
     @property
     def cells(self) -> tuple[float | None, float | None, float | None]:
@@ -65,6 +68,7 @@ class TableRow:
             "threading": self.threading,
             "multiprocessing": self.multiprocessing,
             "numpy": self.numpy,
+            "asyncio": self.asyncio,
         }
 
 
@@ -109,10 +113,14 @@ class Table:
             f"  (processes: start method {self.start_method}; start-up not counted)",
             "numpy: times faster than pure Python for the same computation, both on one core",
             "  (a matrix product; the sum of a large buffer's words)",
+            f"asyncio: {self.workers} tasks on one event loop over 1 task, the same downloads"
+            " (I/O only)",
             f"✓ = at least {GAIN_THRESHOLD:.1f}x, ✗ = less; ~ = repeats spread more than 10 %",
             "",
         ]
-        header = f"{'Task Type':<28}{'Threading':<14}{'Multiprocessing':<18}{'NumPy':<12}"
+        header = (
+            f"{'Task Type':<28}{'Threading':<14}{'Multiprocessing':<18}{'NumPy':<12}{'Asyncio':<10}"
+        )
         lines += [header, "─" * len(header)]
         disagreements = []
         names = ("threading", "multiprocessing", "numpy")
@@ -122,7 +130,12 @@ class Table:
                 texts.append(
                     "N/A" if value is None else f"{mark(value)} {value:.2f}x{'~' if shaky else ''}"
                 )
-            lines.append(f"{r.label:<28}{texts[0]:<14}{texts[1]:<18}{texts[2]:<12}")
+            texts.append(
+                "N/A"
+                if r.asyncio is None
+                else f"{mark(r.asyncio)} {r.asyncio:.2f}x{'~' if r.asyncio_unstable else ''}"
+            )
+            lines.append(f"{r.label:<28}{texts[0]:<14}{texts[1]:<18}{texts[2]:<12}{texts[3]:<10}")
             if r.seed is not None:
                 for name, seed_mark, value in zip(names, r.seed, r.cells, strict=True):
                     if value is not None and seed_mark != mark(value):
@@ -146,6 +159,7 @@ def measure(session: report.Session) -> Table:
         threads = session.speedup(spec.workload, "threads")
         procs = session.speedup(spec.workload, "processes")
         comparison = session.compare(spec.pair) if spec.pair is not None else None
+        tasks = session.speedup(spec.workload, "asyncio") if spec.asyncio else None
         rows.append(
             TableRow(
                 task=spec.task,
@@ -161,6 +175,14 @@ def measure(session: report.Session) -> Table:
                     bool(comparison and (comparison.python.unstable or comparison.numpy.unstable)),
                 ),
                 seed=spec.seed,
+                asyncio=tasks.speedup if tasks else None,
+                asyncio_unstable=bool(
+                    tasks
+                    and (
+                        tasks.timing.unstable
+                        or session.scale(spec.workload, "asyncio").baseline.unstable
+                    )
+                ),
             )
         )
     method = session.scale("py", "processes").start_method
