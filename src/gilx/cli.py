@@ -285,13 +285,13 @@ def _check_scale_mode(args: argparse.Namespace) -> None:
 
     backend = backends.get(args.mode)
     try:
-        backend.check(args.workload)
         if args.scheduler is not None:
             if "scheduler" not in backend.options:
                 raise ValueError(
                     f"--scheduler is for --mode dask or dask-threads, not --mode {args.mode}"
                 )
             parse_scheduler(args.scheduler)
+        backend.check(args.workload)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
