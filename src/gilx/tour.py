@@ -274,12 +274,12 @@ def _dask_line(session: report.Session) -> str:
     k = session.workers
     line = "More than one machine → Dask (gilx scale --mode dask --scheduler ADDRESS)"
     if not _extras.installed("distributed"):
-        return f'{line} [not measured: pip install "gilx[dask]"]'
+        return f'{line}\n    [not measured here: pip install "gilx[dask]"]'
     procs = session.speedup("py", "dask").speedup
     threads = session.speedup("py", "dask-threads").speedup
     return (
-        f"{line} [here, pure Python on a local cluster: {k} worker processes {_x(procs)},"
-        f" 1 worker with {k} threads {_x(threads)}]"
+        f"{line}\n    [pure Python on a local Dask cluster here: {k} worker processes"
+        f" {_x(procs)}, 1 worker with {k} threads {_x(threads)}]"
     )
 
 
