@@ -321,3 +321,20 @@ def processes_marked(marker: str) -> list[int]:
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
+
+
+@needs_dask
+def test_a_failing_task_raises_in_the_caller_and_its_cluster_is_stopped():
+    from gilx import backends, workloads
+
+    before = descendants()
+    job = workloads.get("io")
+    dask = backends.get("dask")
+    # the io workload refuses any address but the loopback one, in the worker
+    with (
+        pytest.raises(ValueError, match=r"only talks to 127\.0\.0\.1"),
+        dask.open(job, "io", "http://example.com/", backends.Options()) as session,
+        session.crew(2, 2) as crew,
+    ):
+        crew.go()
+    assert no_new_processes_soon(before) == []

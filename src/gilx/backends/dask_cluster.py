@@ -253,12 +253,16 @@ class DaskCrew(Crew):
         #: Each go()'s tasks' own (first start, last end): the span less Dask's dispatch.
         self.task_spans: list[Span] = []
         begin = clock()
-        prepared = [
-            self._submit(dask_tasks.prepare_share, i, workload, i, share, param)
-            for i, share in enumerate(self._shares)
-        ]
-        if cluster.client.gather(prepared) != list(range(len(self._shares))):
-            raise RuntimeError("the Dask workers did not prepare every share")
+        try:
+            prepared = [
+                self._submit(dask_tasks.prepare_share, i, workload, i, share, param)
+                for i, share in enumerate(self._shares)
+            ]
+            if cluster.client.gather(prepared) != list(range(len(self._shares))):
+                raise RuntimeError("the Dask workers did not prepare every share")
+        except BaseException:
+            DaskCrew.close(self)  # what was prepared is dropped from the workers
+            raise
         self.prepare_seconds = clock() - begin
 
     def _submit(self, fn: Callable[..., object], index: int, *args: object) -> Any:
