@@ -1,9 +1,10 @@
 """More ways to run the work: asyncio vs threads on I/O, Dask's cost per task, Numba with nogil.
 
 * **io-asyncio vs io-threads**: the same downloads from the same loopback
-  server (benchmarks/delay_server.py), as k asyncio tasks on one event loop in
-  one thread, and as k threads doing blocking urllib reads (the io workload's
-  own client).  Asyncio overlaps the waits without threads.
+  server (conftest's ``delay_server_url``), as k asyncio tasks on one event
+  loop in one thread, and as k threads doing blocking urllib reads (the io
+  workload's own client), both run by the package's backends.  Asyncio
+  overlaps the waits without threads.
 * **dask-task**: what one task costs on a ``LocalCluster`` (one worker process,
   one thread) for a task that does nothing (``count_py(0)``): one at a time
   (submit, wait, repeat: the round trip) and 100 at once (submit all, gather).
@@ -18,14 +19,14 @@ installs the ``numba`` and ``dask`` extras so they run there.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import IO_DELAY_S, Scaling, run_together, split
+from conftest import IO_DELAY_S, Scaling
 
-from gilx import _extras, _numba, count_py
-from gilx._httpdelay import download, loopback_opener
-from gilx.backends import asyncio_tasks
+from gilx import _extras, _numba, backends, count_py, workloads
+from gilx.backends.base import Crew
 
 #: Downloads per round, split over the workers: 8 x 50 ms = 0.4 s for one worker.
 REQUESTS = 8
@@ -39,11 +40,16 @@ needs_dask = pytest.mark.skipif(
 )
 
 
-def fetch(url: str, count: int) -> None:
-    """``count`` downloads one after another with the io workload's urllib client."""
-    opener = loopback_opener()
-    for _ in range(count):
-        download(opener, url)
+@contextmanager
+def crew(mode: str, workload: str, total: int, workers: int, param: str = "") -> Iterator[Crew]:
+    """``workers`` prepared workers of the package's ``mode`` backend: each go() is one round."""
+    job = workloads.get(workload)
+    backend = backends.get(mode)
+    with (
+        backend.open(job, workload, param, backends.Options()) as session,
+        session.crew(total, workers) as workers_crew,
+    ):
+        yield workers_crew
 
 
 @pytest.mark.benchmark(group="modes-io")
@@ -51,21 +57,16 @@ def fetch(url: str, count: int) -> None:
 def test_io_threads_same_downloads(
     benchmark: Any, scaling: Scaling, delay_server_url: str, workers: int
 ) -> None:
-    shares = [(delay_server_url, share) for share in split(REQUESTS, workers)]
-    benchmark.pedantic(run_together, args=(fetch, shares), rounds=ROUNDS, warmup_rounds=1)
+    with crew("threads", "io", REQUESTS, workers, delay_server_url) as threads:
+        benchmark.pedantic(threads.go, rounds=ROUNDS, warmup_rounds=1)
     scaling.record(benchmark, "modes-io-threads", workers, requests=REQUESTS, delay_s=IO_DELAY_S)
 
 
 @pytest.mark.benchmark(group="modes-io")
 @pytest.mark.parametrize("workers", (1, 2, 4), ids=lambda k: f"{k}task")
 def test_io_asyncio(benchmark: Any, scaling: Scaling, delay_server_url: str, workers: int) -> None:
-    shares = split(REQUESTS, workers)
-    benchmark.pedantic(
-        asyncio_tasks.run_downloads,
-        args=(delay_server_url, shares, 1),
-        rounds=ROUNDS,
-        warmup_rounds=1,
-    )
+    with crew("asyncio", "io", REQUESTS, workers, delay_server_url) as tasks:
+        benchmark.pedantic(tasks.go, rounds=ROUNDS, warmup_rounds=1)
     target = ("efficiency", ">=", 0.95) if workers == 4 else None
     scaling.record(
         benchmark,
@@ -122,20 +123,18 @@ N_NUMBA = 1 << 27
 @pytest.mark.parametrize("workers", (1, 2), ids=lambda k: f"{k}thread")
 @pytest.mark.parametrize("nogil", (True, False), ids=("numba-nogil", "numba-gil"))
 def test_numba_threads(benchmark: Any, scaling: Scaling, nogil: bool, workers: int) -> None:
-    compiled = _numba.kernel(nogil)  # compiled here, before anything is timed
-    shares = [(share, nogil) for share in split(N_NUMBA, workers)]
-    benchmark.pedantic(
-        run_together, args=(_numba.count_numba, shares), rounds=ROUNDS, warmup_rounds=1
-    )
     name = "numba-nogil" if nogil else "numba-gil"
+    with crew("threads", name, N_NUMBA, workers) as threads:  # compiled here, untimed
+        benchmark.pedantic(threads.go, rounds=ROUNDS, warmup_rounds=1)
     target = None
     if workers > 1:
         target = ("efficiency", ">=", 0.95) if nogil else ("speedup", "<=", 1.05)
+    compiled = _numba.compile_seconds(nogil)
     scaling.record(
         benchmark,
         f"{name}-threads",
         workers,
         target=target,
         n=N_NUMBA,
-        compile_s=round(compiled.compile_seconds, 3),
+        compile_s=round(compiled, 3) if compiled is not None else None,
     )
