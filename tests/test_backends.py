@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from gilx import backends, runner, workloads
+from gilx import _extras, backends, runner, workloads
 from gilx.backends.base import Backend, Crew, Session
 
 
@@ -36,10 +36,13 @@ def test_the_cli_offers_exactly_the_registry_modes(capsys):
 @pytest.mark.parametrize("mode", backends.NAMES)
 def test_a_crew_repeats_its_work_as_often_as_asked(mode):
     backend = backends.get(mode)
-    job = workloads.get("nogil")
-    with backend.open(job, "nogil", "", backends.Options()) as session:
+    if mode.startswith("dask") and not _extras.installed("distributed"):
+        pytest.skip('Dask is not installed here (pip install "gilx[dask]")')
+    name = "io" if mode == "asyncio" else "nogil"  # asyncio runs only the io workload
+    job = workloads.get(name)
+    with job.session() as param, backend.open(job, name, param, backends.Options()) as session:
         assert isinstance(session, Session)
-        with session.crew(20_000, 2) as crew:
+        with session.crew(4 if name == "io" else 20_000, 2) as crew:
             assert isinstance(crew, Crew)
             spans = [crew.go() for _ in range(3)]
         crew.close()  # closing twice is harmless

@@ -54,13 +54,15 @@ def test_table_json_has_every_row_and_nulls_where_the_seed_says_na(tiny, capsys)
     rows = {row["task"]: row for row in table["rows"]}
     assert set(rows) == TASKS
     for row in rows.values():
-        assert {"task", "threading", "multiprocessing", "numpy"} <= set(row)
+        assert {"task", "threading", "multiprocessing", "numpy", "asyncio"} <= set(row)
         assert set(row["unstable"]) == {"threading", "multiprocessing", "numpy"}
         assert isinstance(row["threading"], float) and isinstance(row["multiprocessing"], float)
     assert rows["cpu-bound-numpy"]["numpy"] > 0
     assert rows["memory-bound"]["numpy"] > 0
     for task in ("cpu-bound-python", "io-bound", "cpu-bound-c-gil", "cpu-bound-c-nogil"):
         assert rows[task]["numpy"] is None
+    assert rows["io-bound"]["asyncio"] > 0  # asyncio: measured for I/O only, N/A elsewhere
+    assert all(row["asyncio"] is None for task, row in rows.items() if task != "io-bound")
     assert err == ""  # no progress unless on a terminal or asked
 
 

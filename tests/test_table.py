@@ -25,6 +25,7 @@ def sample_table() -> Table:
             seed=("✗", "✗", "✓"),
         ),
         TableRow("cpu-bound-c-gil", "CPU-bound C, GIL held", 1.0, 2.0, None),
+        TableRow("io-bound", "I/O-bound", 1.9, 2.0, None, asyncio=3.9),
     )
     return Table(4, True, "CPython 3.x", 4, "fork", rows, load_average=0.1)
 
@@ -42,13 +43,26 @@ def test_json_is_the_contract_shape():
     d = sample_table().to_dict()
     assert {"cpu_count", "gil_enabled", "python", "rows"} <= set(d)
     row = d["rows"][0]
-    assert {k: row[k] for k in ("task", "threading", "multiprocessing", "numpy")} == {
+    keys = ("task", "threading", "multiprocessing", "numpy", "asyncio")
+    assert {k: row[k] for k in keys} == {
         "task": "cpu-bound-python",
         "threading": 0.9,
         "multiprocessing": 1.9,
         "numpy": None,
+        "asyncio": None,
     }
     assert row["seed"] == {"threading": "✗", "multiprocessing": "✓", "numpy": "N/A"}
+    assert d["rows"][-1]["asyncio"] == 3.9
+
+
+def test_render_shows_the_asyncio_cell_on_the_io_row_and_na_elsewhere():
+    lines = sample_table().render().splitlines()
+    header = next(line for line in lines if line.startswith("Task Type"))
+    assert header.rstrip().endswith("Asyncio")
+    io = next(line for line in lines if line.startswith("I/O-bound"))
+    assert io.rstrip().endswith("✓ 3.90x")
+    python = next(line for line in lines if line.startswith("CPU-bound Python"))
+    assert python.rstrip().endswith("N/A")
 
 
 def test_session_measures_each_workload_and_mode_once(monkeypatch):

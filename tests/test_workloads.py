@@ -8,7 +8,10 @@ from gilx import workloads
 
 
 def test_the_contract_names_are_all_there():
-    assert set(workloads.NAMES) == {"py", "gil", "nogil", "numpy", "io", "memory"}
+    assert set(workloads.NAMES) == {
+        *("py", "gil", "nogil", "numpy", "io", "memory"),
+        *("numba-nogil", "numba-gil"),
+    }
 
 
 def test_unknown_name_is_a_value_error_naming_the_choices():

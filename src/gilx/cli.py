@@ -18,6 +18,7 @@ from typing import Any
 
 from gilx import backends, report, runner, timeline_text, workloads
 from gilx._core import MAX_COUNT
+from gilx._extras import MissingExtra
 from gilx._version import __version__
 from gilx.race import KINDS, MAX_THREADS, race
 
@@ -167,6 +168,10 @@ def _build_parser() -> _Parser:
     )
     scale.add_argument("--repeats", type=_positive_int, default=None)
     scale.add_argument(
+        "--scheduler", metavar="ADDRESS", default=None,
+        help="--mode dask / dask-threads: use the existing cluster at tcp://HOST:PORT",
+    )
+    scale.add_argument(
         "--png", metavar="FILE", default=None,
         help="also draw the curve as a PNG (measures threads and processes both)",
     )
@@ -277,7 +282,8 @@ def _format_scale(result: runner.ScaleResult, load: float | None) -> str:
         f" {_plural(len(result.baseline.samples), 'repeat')}",
         "",
         f"{'workers':>7}  {'seconds: median (min..max)':<30}{'speedup':>8}{'efficiency':>12}"
-        f"{'others':>8}" + ("   start-up" if result.mode == "processes" else ""),
+        f"{'others':>8}"
+        + ("   start-up" if any(p.startup is not None for p in result.points) else ""),
     ]
     for p in result.points:
         t = p.timing
@@ -313,10 +319,59 @@ def _format_scale(result: runner.ScaleResult, load: float | None) -> str:
         lines.append(
             "start-up: launching the processes and preparing their shares (not in seconds)"
         )
+    lines += _modes_notes(result)
     return "\n".join(lines)
 
 
+def _modes_notes(result: runner.ScaleResult) -> list[str]:
+    """What the asyncio, Dask and Numba runs paid outside the timed work, and how they ran."""
+    from gilx import _numba
+
+    lines = []
+    if result.mode.startswith("dask"):
+        if result.session_startup is not None:
+            lines.append(
+                f"start-up: preparing the shares on the cluster's workers; connecting to its"
+                f" scheduler took {result.session_startup:.3f} s (neither is in seconds)"
+            )
+        else:
+            lines.append(
+                "start-up: starting a LocalCluster for each worker count and preparing the shares"
+                " on its workers (not in seconds)"
+            )
+        lines.append(
+            "seconds: from submitting the tasks to holding every result: Dask's own cost included"
+        )
+    if result.mode == "asyncio":
+        lines.append("one thread: every task waits on the same event loop; no thread pool")
+    if result.workload.startswith("numba-"):
+        compiled = _numba.compile_seconds(result.workload == "numba-nogil")
+        if compiled is not None:
+            lines.append(f"JIT compilation: {compiled:.3f} s in this process, before timing")
+    return lines
+
+
+def _check_scale_mode(args: argparse.Namespace) -> None:
+    """Refuse, before measuring, a mode that cannot run the workload or take --scheduler."""
+    from gilx.backends.dask_cluster import parse_scheduler
+
+    backend = backends.get(args.mode)
+    try:
+        if args.scheduler is not None:
+            if "scheduler" not in backend.options:
+                raise ValueError(
+                    f"--scheduler is for --mode dask or dask-threads, not --mode {args.mode}"
+                )
+            parse_scheduler(args.scheduler)
+        backend.check(args.workload)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _run_scale(args: argparse.Namespace) -> int:
+    from gilx.backends.dask_cluster import SchedulerUnreachable
+
+    _check_scale_mode(args)
     if args.png is not None:
         _check_png_target(args.png)
     load = report.load_average()
@@ -330,10 +385,14 @@ def _run_scale(args: argparse.Namespace) -> int:
             size=args.size,
             repeats=args.repeats,
             start_method=args.start_method,
+            scheduler=args.scheduler if mode == args.mode else None,
             progress=_progress(args),
         )
 
-    result = measure(args.mode)
+    try:
+        result = measure(args.mode)
+    except SchedulerUnreachable as exc:
+        raise UsageError(str(exc)) from None
     print(_json(result.to_dict()) if args.json else _format_scale(result, load))
     if args.png is not None:
         from gilx.plot import PlotUnavailable, scale_png
@@ -469,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(["tour"])
     try:
         return _COMMANDS[args.command](args)
-    except UsageError as exc:
+    except (UsageError, MissingExtra) as exc:
         print(f"gilx {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -312,6 +312,9 @@ def scale(
     for k in counts:
         backends.check_counts(k)
     options = Options(start_method=start_method, scheduler=scheduler)
+    if scheduler is not None and "scheduler" not in backend.options:
+        takers = [n for n in backends.NAMES if "scheduler" in backends.get(n).options]
+        raise ValueError(f"a scheduler is for mode {' or '.join(takers)}, not {mode!r}")
     if mode == "processes":  # refuse a bad start method before calibrating
         backends.processes.resolve_start_method(start_method)
     nrepeats = repeats if repeats is not None else (QUICK_REPEATS if quick else FULL_REPEATS)

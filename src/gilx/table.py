@@ -28,12 +28,13 @@ class _RowSpec:
     workload: str
     pair: vectorise.Pair | None
     seed: tuple[str, str, str] | None  # the seed's marks: threading, multiprocessing, numpy
+    asyncio: bool = False  # measured on asyncio tasks too (I/O only: elsewhere N/A)
 
 
 _ROWS = (
     _RowSpec("cpu-bound-python", "CPU-bound Python", "py", None, ("✗", "✓", "N/A")),
     _RowSpec("cpu-bound-numpy", "CPU-bound NumPy", "numpy", vectorise.MATMUL, ("✓", "✓", "✓")),
-    _RowSpec("io-bound", "I/O-bound", "io", None, ("✓", "✓", "N/A")),
+    _RowSpec("io-bound", "I/O-bound", "io", None, ("✓", "✓", "N/A"), asyncio=True),
     _RowSpec("memory-bound", "Memory-bound", "memory", vectorise.SUM_WORDS, ("✗", "✗", "✓")),
     _RowSpec("cpu-bound-c-gil", "CPU-bound C, GIL held", "gil", None, None),
     _RowSpec("cpu-bound-c-nogil", "CPU-bound C, GIL released", "nogil", None, None),
@@ -58,6 +59,10 @@ class TableRow:
     seed: tuple[str, str, str] | None = None
     disturbed: tuple[bool, bool, bool] = (False, False, False)
     other_cpu: tuple[float | None, float | None, float | None] = (None, None, None)
+    asyncio: float | None = None  # k asyncio tasks over 1 task (I/O row only)
+    asyncio_unstable: bool = False
+    asyncio_disturbed: bool = False
+    asyncio_other_cpu: float | None = None
 
     @property
     def cells(self) -> tuple[float | None, float | None, float | None]:
@@ -77,6 +82,7 @@ class TableRow:
             # measured while other processes kept the workers' cores busy: not judged
             "disturbed": dict(zip(names, self.disturbed, strict=True)),
             "other_cpu": dict(zip(names, self.other_cpu, strict=True)),
+            "asyncio": self.asyncio,
         }
 
     def cell_text(self, index: int) -> str:
@@ -86,6 +92,13 @@ class TableRow:
             return "N/A"
         sign = "?" if self.disturbed[index] else mark(value)
         return f"{sign} {value:.2f}x{'~' if self.unstable[index] else ''}"
+
+    def asyncio_text(self) -> str:
+        """The Asyncio cell, written like the others (``N/A`` off the I/O row)."""
+        if self.asyncio is None:
+            return "N/A"
+        sign = "?" if self.asyncio_disturbed else mark(self.asyncio)
+        return f"{sign} {self.asyncio:.2f}x{'~' if self.asyncio_unstable else ''}"
 
 
 @dataclass(frozen=True)
@@ -101,7 +114,7 @@ class Table:
     @property
     def disturbed(self) -> bool:
         """Some cell stayed disturbed after re-measuring (it is shown, not judged)."""
-        return any(any(r.disturbed) for r in self.rows)
+        return any(any(r.disturbed) or r.asyncio_disturbed for r in self.rows)
 
     def row(self, task: str) -> TableRow:
         for r in self.rows:
@@ -138,20 +151,26 @@ class Table:
             f"  (processes: start method {self.start_method}; start-up not counted)",
             "numpy: times faster than pure Python for the same computation, both on one core",
             "  (a matrix product; the sum of a large buffer's words)",
+            f"asyncio: {self.workers} tasks on one event loop over 1 task, the same downloads"
+            " (I/O only)",
             f"✓ = at least {GAIN_THRESHOLD:.1f}x, ✗ = less; ~ = repeats spread more than 10 %",
             f"? = {report.NOT_JUDGED}: other processes kept using the cores the workers needed,"
             " even after re-measuring",
             "",
         ]
-        header = f"{'Task Type':<28}{'Threading':<14}{'Multiprocessing':<18}{'NumPy':<12}"
+        header = (
+            f"{'Task Type':<28}{'Threading':<14}{'Multiprocessing':<18}{'NumPy':<12}{'Asyncio':<10}"
+        )
         lines += [header, "─" * len(header)]
         disagreements: list[str] = []
         not_judged: list[str] = []
         judged_seed_cells = 0
         names = ("threading", "multiprocessing", "numpy")
         for r in self.rows:
-            texts = [r.cell_text(i) for i in range(3)]
-            lines.append(f"{r.label:<28}{texts[0]:<14}{texts[1]:<18}{texts[2]:<12}")
+            texts = [r.cell_text(i) for i in range(3)] + [r.asyncio_text()]
+            lines.append(
+                f"{r.label:<28}{texts[0]:<14}{texts[1]:<18}{texts[2]:<12}{texts[3]:<10}".rstrip()
+            )
             for i, name in enumerate(names):
                 value = r.cells[i]
                 if value is None:
@@ -169,6 +188,11 @@ class Table:
                         f"  {r.label}, {name}: the seed says {r.seed[i]}, measured"
                         f" {mark(value)} {value:.2f}x"
                     )
+            if r.asyncio is not None and r.asyncio_disturbed:
+                not_judged.append(
+                    f"  {r.label}, asyncio: {r.asyncio:.2f}x, {report.NOT_JUDGED}"
+                    f" ({report.busy_note(r.asyncio_other_cpu)})"
+                )
         lines.append("")
         if disagreements:
             lines.append("Where this machine disagrees with the seed:")
@@ -193,6 +217,7 @@ def measure(session: report.Session) -> Table:
         threads = session.speedup(spec.workload, "threads")
         procs = session.speedup(spec.workload, "processes")
         comparison = session.compare(spec.pair) if spec.pair is not None else None
+        tasks = session.speedup(spec.workload, "asyncio") if spec.asyncio else None
         rows.append(
             TableRow(
                 task=spec.task,
@@ -218,6 +243,16 @@ def measure(session: report.Session) -> Table:
                     procs.other_cpu,
                     comparison.other_cpu if comparison else None,
                 ),
+                asyncio=tasks.speedup if tasks else None,
+                asyncio_unstable=bool(
+                    tasks
+                    and (
+                        tasks.timing.unstable
+                        or session.scale(spec.workload, "asyncio").baseline.unstable
+                    )
+                ),
+                asyncio_disturbed=bool(tasks and tasks.disturbed),
+                asyncio_other_cpu=tasks.other_cpu if tasks else None,
             )
         )
     method = session.scale("py", "processes").start_method

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Literal
 
-from gilx import _core, workloads
+from gilx import _core, _numba, workloads
 from gilx._args import as_count
 from gilx.pure import count_py
 
@@ -234,8 +234,11 @@ def _recorder_factory(
         return (lambda _param: _py_recorder(n)), nullcontext("")
     work = workloads.get(name)
 
+    # One call: one unit, or for Numba's loop steps one chunk (~1 ms), not one step.
+    unit = _numba.CHUNK_STEPS if name.startswith("numba-") else 1
+
     def make(param: str) -> Recorder:
-        one_call = work.prepare(1, param)
+        one_call = work.prepare(unit, param)
         calls = max(1, round(seconds / _time_one(one_call)))
         return _calls_recorder(calls, one_call, "wait" if name == "io" else "run")
 

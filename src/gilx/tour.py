@@ -7,10 +7,9 @@ from ``gilx.race``), measured in this process on this machine.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 
-from gilx import backends, machine, report, runner, vectorise
+from gilx import _extras, backends, machine, report, runner, vectorise
 from gilx.machine import gil_enabled
 from gilx.race import KINDS, race
 from gilx.table import GAIN_THRESHOLD, Table, measure
@@ -205,18 +204,41 @@ def _vectorisation(out: Out, session: report.Session) -> float:
 
 def _numba(out: Out, session: report.Session) -> None:
     _heading(out, "8. Solution 3: Numba with nogil / prange")
-    if importlib.util.find_spec("numba") is None:
+    if not _extras.installed("numba"):
         out('Numba is not installed here; pip install "gilx[numba]" to measure this section.')
         return
     from gilx import _numba
 
+    out("One loop compiled twice by Numba, run on threads like count_gil and count_nogil:")
+    out("numba-gil: @njit, the GIL held while the compiled loop runs")
+    held = _scaling_lines(out, session, "numba-gil", "threads")
+    out("numba-nogil: @njit(nogil=True), the same loop with the GIL released")
+    released = _scaling_lines(out, session, "numba-nogil", "threads")
+    compiled = [_numba.compile_seconds(nogil) for nogil in (False, True)]
+    if all(c is not None for c in compiled):
+        out(
+            f"(JIT compilation, done before timing and not counted: {compiled[0]:.2f} s"
+            f" and {compiled[1]:.2f} s)"
+        )
+    if gil_enabled():
+        _claim(
+            out,
+            session,
+            "only the nogil=True version runs on several threads at once",
+            _gain(released) and not _gain(held),
+            [("numba-gil", "threads"), ("numba-nogil", "threads")],
+        )
+    else:
+        out("Without a GIL both versions can run at once: the GIL numba-gil keeps is not there.")
+    out("")
+    out("The seed's parallel_sum_squares: prange runs the loop on Numba's own threads")
     r = _numba.measure(quick=session.quick)
     out(f"  n = {r.size:,}; JIT compilation not counted")
     out(f"  NumPy  np.sum(arr**2):                      {_seconds(r.numpy)}")
     out(f"  Numba  the loop on one thread (range):      {_seconds(r.serial)}")
     out(f"  Numba  parallel_sum_squares (prange):       {_seconds(r.parallel)}")
     gain = runner.speedup(r.serial.median, r.parallel.median)
-    out(f"  prange's speedup over the one-thread loop: {_x(gain)} on {report.cores()} cores.")
+    out(f"  prange's speedup over the one-thread loop: {_x(gain)} on {machine.cores()} cores.")
 
 
 def _free_threading(out: Out, session: report.Session, py_threads: float, py_procs: float) -> None:
@@ -267,13 +289,31 @@ def _decision_tree(
         f"│   └── No (NumPy) → Threading may help [{k} threads {_x(np_row.threading)}:"
         f" {agree(np_row.threading >= GAIN_THRESHOLD, np_row.disturbed[0])}]"
     )
+    tasks = f", {k} asyncio tasks {_x(io.asyncio)}" if io.asyncio is not None else ""
+    io_helps = io.threading >= GAIN_THRESHOLD and (io.asyncio or GAIN_THRESHOLD) >= GAIN_THRESHOLD
     out(
-        f"└── No (I/O-bound) → Use threading or asyncio [{k} threads {_x(io.threading)}:"
-        f" {agree(io.threading >= GAIN_THRESHOLD, io.disturbed[0])}]"
+        f"└── No (I/O-bound) → Use threading or asyncio [{k} threads {_x(io.threading)}{tasks}:"
+        f" {agree(io_helps, io.disturbed[0] or io.asyncio_disturbed)}]"
     )
+    out(_dask_line(session))
     out(
         f'("helps" means at least {GAIN_THRESHOLD:.1f}x; every number is measured now, on'
         f" {machine.cores()} cores.)"
+    )
+
+
+def _dask_line(session: report.Session) -> str:
+    """The tree's last line: past one machine, Dask; measured on a local cluster here."""
+    k = session.workers
+    line = "More than one machine → Dask (gilx scale --mode dask --scheduler ADDRESS)"
+    if not _extras.installed("distributed"):
+        return f'{line}\n    [not measured here: pip install "gilx[dask]"]'
+    procs = session.speedup("py", "dask")
+    threads = session.speedup("py", "dask-threads")
+    busy = f"; {report.NOT_JUDGED}" if procs.disturbed or threads.disturbed else ""
+    return (
+        f"{line}\n    [pure Python on a local Dask cluster here: {k} worker processes"
+        f" {_x(procs.speedup)}, 1 worker with {k} threads {_x(threads.speedup)}{busy}]"
     )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
+from gilx import _numba
 from gilx._core import count_gil, count_nogil, stream_sum
 from gilx.machine import last_level_cache_bytes
 from gilx.pure import count_py
@@ -154,6 +155,20 @@ WORKLOADS: dict[str, Workload] = {
             "passes over the buffer",
             1,
             _prepare_memory,
+        ),
+        Workload(
+            "numba-nogil",
+            "a loop compiled by Numba with @njit(nogil=True): the GIL released",
+            "loop steps",
+            1_000_000,
+            _numba.prepare_nogil,
+        ),
+        Workload(
+            "numba-gil",
+            "the same loop compiled with @njit, without nogil: the GIL held",
+            "loop steps",
+            1_000_000,
+            _numba.prepare_gil,
         ),
     )
 }

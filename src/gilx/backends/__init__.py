@@ -31,6 +31,7 @@ Adding a backend
 
 from __future__ import annotations
 
+from gilx.backends.asyncio_tasks import Asyncio
 from gilx.backends.base import (
     MAX_WORKERS,
     Backend,
@@ -40,11 +41,14 @@ from gilx.backends.base import (
     Session,
     check_counts,
 )
+from gilx.backends.dask_cluster import Dask, DaskThreads
 from gilx.backends.processes import Processes
 from gilx.backends.threads import Threads
 from gilx.timing import Run
 
-_BACKENDS: dict[str, Backend] = {b.name: b for b in (Threads(), Processes())}
+_BACKENDS: dict[str, Backend] = {
+    b.name: b for b in (Threads(), Processes(), Asyncio(), Dask(), DaskThreads())
+}
 
 #: The run modes, in the order help texts list them.
 NAMES: tuple[str, ...] = tuple(_BACKENDS)

@@ -1,0 +1,432 @@
+"""Dask: a workload's shares as tasks on a Dask distributed cluster (the ``dask`` extra).
+
+Two backends:
+
+* ``dask``: ``k`` single-threaded worker processes, one task on each;
+* ``dask-threads``: one worker process with ``k`` threads, all ``k`` tasks on
+  it: the GIL inside a Dask worker.
+
+By default each crew starts a ``LocalCluster`` on 127.0.0.1 (no dashboard)
+in that shape, and closes it with the crew; starting it is timed and
+reported as the crew's start-up, apart from the work, like starting
+processes.  Given a scheduler address (``Options.scheduler``), the session
+connects once to that existing cluster and its workers run the tasks
+(``dask``: the tasks go round the workers' threads; ``dask-threads``: all on
+the worker with the most threads); that cluster is never started or stopped
+here.
+
+Strong scaling, as in the other modes: each share is first prepared on the
+worker that will run it (untimed: :mod:`gilx.backends.dask_tasks`), then each
+``go()`` submits the ``k`` tasks at once and waits for all of them.  A
+repeat's time runs from the first submit to the last result in hand, so it
+includes Dask's own cost of sending tasks and collecting results: what a user
+of Dask pays.  Every task returns what it did, and the result is checked.
+
+``distributed`` is imported only here, only when a Dask backend opens.  The
+cluster's shutdown is quiet: the "connection closed" errors and warnings a
+closing cluster logs about connections it is closing itself are not news
+for the user, and no worker process outlives the crew.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gilx import workloads
+from gilx._extras import require
+from gilx.backends import dask_tasks
+from gilx.backends.base import Backend, Crew, Job, Options, Session
+from gilx.timing import Span, clock, split
+
+MODES: tuple[str, ...] = ("dask", "dask-threads")
+
+#: How long connecting to a scheduler may take before it counts as unreachable (seconds).
+CONNECT_TIMEOUT = 10.0
+
+#: How long a new local cluster's workers may take to arrive (seconds; a busy machine is slow).
+WORKERS_TIMEOUT = 60.0
+
+#: The only address a local cluster listens on.
+LOOPBACK = "127.0.0.1"
+
+#: Loggers whose messages around start and shutdown are noise (closed comms, heartbeats).
+_NOISY_LOGGERS = ("distributed", "tornado", "asyncio")
+
+_ADDRESS = re.compile(
+    r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>[0-9]{1,5})/?$"
+)
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"Dask mode must be one of {', '.join(MODES)}; got {mode!r}")
+
+
+def parse_scheduler(address: str) -> str:
+    """``address`` as ``tcp://HOST:PORT``; ValueError saying what is wrong with it otherwise."""
+    if not isinstance(address, str):
+        raise TypeError(
+            f"scheduler must be a string like tcp://HOST:PORT, not {type(address).__name__}"
+        )
+    match = _ADDRESS.match(address.strip())
+    if match is None:
+        raise ValueError(f"malformed scheduler address {address!r}: expected tcp://HOST:PORT")
+    scheme = match["scheme"] or "tcp"
+    if scheme not in ("tcp", "tls"):
+        raise ValueError(f"scheduler address {address!r}: scheme must be tcp or tls, not {scheme}")
+    port = int(match["port"])
+    if not 1 <= port <= 65535:
+        raise ValueError(f"scheduler address {address!r}: port must be 1..65535, got {port}")
+    return f"{scheme}://{match['host']}:{port}"
+
+
+class SchedulerUnreachable(ConnectionError):
+    """No Dask scheduler answered at the address within :data:`CONNECT_TIMEOUT`."""
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence distributed's loggers and warnings for the block (this process only).
+
+    Errors that matter still reach the caller as exceptions; what is silenced is
+    what a starting or closing cluster logs about its own connections.
+    """
+    saved = []
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level))
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _quiet_worker_processes() -> Iterator[None]:
+    """Worker processes are new interpreters: they read their log levels from DASK_* variables.
+
+    The parent's logger levels do not reach a spawned process; its environment
+    does.  Restored afterwards.
+    """
+    values = {"DASK_LOGGING__DISTRIBUTED": "critical", "DASK_LOGGING__TORNADO": "critical"}
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+def _distributed() -> Any:
+    require("distributed", "dask", "the Dask modes")
+    with quiet():
+        import distributed  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    return distributed
+
+
+@dataclass
+class Cluster:
+    """A connected client, the workers tasks go to, and the local cluster if we started it."""
+
+    client: Any
+    slots: tuple[str, ...]  # one worker address per task, in task order
+    startup: float  # seconds: starting the cluster (or connecting) until its workers are there
+    local: Any = None  # the LocalCluster, or None for an existing cluster
+
+    def close(self) -> None:
+        """Disconnect; stop the cluster if it is ours.  Quiet; leaves no process behind."""
+        with quiet():
+            try:
+                self.client.close(timeout=CONNECT_TIMEOUT)
+            finally:
+                if self.local is not None:
+                    self.local.close(timeout=CONNECT_TIMEOUT)
+
+
+def connect(address: str) -> Any:
+    """A Client of the scheduler at ``address``; SchedulerUnreachable after a bounded wait."""
+    distributed = _distributed()
+    address = parse_scheduler(address)
+    try:
+        with quiet():
+            return distributed.Client(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise SchedulerUnreachable(
+            f"no Dask scheduler answered at {address} within {CONNECT_TIMEOUT:g} s"
+            f" ({type(exc).__name__})"
+        ) from None
+    except Exception as exc:  # something answered, but not in Dask's protocol
+        raise SchedulerUnreachable(
+            f"what answered at {address} is not a Dask scheduler ({type(exc).__name__})"
+        ) from None
+
+
+def slots(client: Any, mode: str, workers: int) -> tuple[str, ...]:
+    """Which worker each of ``workers`` tasks goes to, in ``mode``'s shape."""
+    check_mode(mode)
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    if not info:
+        raise SchedulerUnreachable(
+            f"the Dask scheduler at {client.scheduler.address} has no workers"
+        )
+    # Sorted, so the same cluster gives the same placement every time.
+    available = sorted((addr, int(w.get("nthreads", 1))) for addr, w in info.items())
+    if mode == "dask-threads":
+        busiest = max(available, key=lambda a: a[1])[0]
+        return (busiest,) * workers
+    # Round the workers first, then their second threads, and so on.
+    order = sorted((i, addr) for addr, nthreads in available for i in range(nthreads))
+    return tuple(order[i % len(order)][1] for i in range(workers))
+
+
+def start(mode: str, workers: int, scheduler: str | None = None) -> Cluster:
+    """A cluster with room for ``workers`` tasks at once, in ``mode``'s shape.
+
+    Without ``scheduler``: a new LocalCluster on 127.0.0.1 (``dask``:
+    ``workers`` single-threaded processes; ``dask-threads``: one process with
+    ``workers`` threads).  With it: the existing cluster's workers.
+    """
+    check_mode(mode)
+    begin = clock()
+    if scheduler is not None:
+        client = connect(scheduler)
+        try:
+            return Cluster(client, slots(client, mode, workers), clock() - begin)
+        except BaseException:
+            with quiet():
+                client.close()
+            raise
+    distributed = _distributed()
+    processes, threads = (workers, 1) if mode == "dask" else (1, workers)
+    with quiet(), _quiet_worker_processes():
+        local = distributed.LocalCluster(
+            n_workers=processes,
+            threads_per_worker=threads,
+            processes=True,
+            host=LOOPBACK,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        )
+        try:
+            client = distributed.Client(local, timeout=CONNECT_TIMEOUT)
+            client.wait_for_workers(processes, timeout=WORKERS_TIMEOUT)
+        except BaseException:
+            local.close()
+            raise
+    cluster = Cluster(client, (), clock() - begin, local)
+    try:
+        cluster.slots = slots(client, mode, workers)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+class DaskCrew(Crew):
+    """One task per share on ``cluster``'s slots, prepared on their workers; go() runs them."""
+
+    def __init__(self, cluster: Cluster, workload: str, shares: Sequence[int], param: str) -> None:
+        workloads.get(workload)  # an unknown name fails here, not in a worker
+        if len(shares) > len(cluster.slots):
+            raise ValueError(f"{len(shares)} shares but room for {len(cluster.slots)} tasks")
+        self._cluster = cluster
+        self._workload = workload
+        self._shares = tuple(shares)
+        self._run_id = f"gilx-{uuid.uuid4().hex}"
+        self._closed = False
+        #: Each go()'s tasks' own (first start, last end): the span less Dask's dispatch.
+        self.task_spans: list[Span] = []
+        begin = clock()
+        try:
+            prepared = [
+                self._submit(dask_tasks.prepare_share, i, workload, i, share, param)
+                for i, share in enumerate(self._shares)
+            ]
+            if cluster.client.gather(prepared) != list(range(len(self._shares))):
+                raise RuntimeError("the Dask workers did not prepare every share")
+        except BaseException:
+            DaskCrew.close(self)  # what was prepared is dropped from the workers
+            raise
+        self.prepare_seconds = clock() - begin
+
+    def _submit(self, fn: Callable[..., object], index: int, *args: object) -> Any:
+        return self._cluster.client.submit(
+            fn,
+            self._run_id,
+            *args,
+            pure=False,  # every call is new work: never a cached result
+            workers=[self._cluster.slots[index]],
+            allow_other_workers=False,
+        )
+
+    def go(self) -> Span:
+        start = clock()
+        futures = [self._submit(dask_tasks.run_share, i, i) for i in range(len(self._shares))]
+        results = self._cluster.client.gather(futures)
+        end = clock()
+        dask_tasks.check(results, self._shares, self._workload)
+        self.task_spans.append((min(r[2] for r in results), max(r[3] for r in results)))
+        return start, end
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with quiet(), contextlib.suppress(Exception):
+            self._cluster.client.run(dask_tasks.forget, self._run_id)
+
+
+class LocalCrew(DaskCrew):
+    """A crew on a LocalCluster of its own: started with it, stopped with it."""
+
+    def __init__(self, mode: str, workload: str, shares: Sequence[int], param: str) -> None:
+        cluster = start(mode, len(shares))
+        try:
+            super().__init__(cluster, workload, shares, param)
+            self._pids = frozenset(_worker_pids(cluster.client))
+        except BaseException:
+            cluster.close()
+            raise
+        self.startup = cluster.startup + self.prepare_seconds
+
+    def pids(self) -> frozenset[int]:
+        return frozenset() if self._closed else self._pids
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            super().close()
+        finally:
+            self._cluster.close()
+
+
+def _worker_pids(client: Any) -> set[int]:
+    """The local workers' processes and their nannies: their CPU is the measurement's."""
+    workers = client.run(os.getpid).values()
+    nannies = client.run(os.getppid).values()
+    return {int(p) for p in (*workers, *nannies)} - {os.getpid()}
+
+
+class DaskSession(Session):
+    """Local: nothing shared (each crew has its own cluster).  Existing: one client for all."""
+
+    def __init__(self, mode: str, workload: str, param: str, scheduler: str | None) -> None:
+        check_mode(mode)
+        workloads.get(workload)
+        self._mode = mode
+        self._workload = workload
+        self._param = param
+        self._client: Any = None
+        self._address = parse_scheduler(scheduler) if scheduler is not None else None
+        self._crews: list[DaskCrew] = []
+        if self._address is not None:
+            begin = clock()
+            self._client = connect(self._address)
+            self.startup = clock() - begin
+
+    def crew(self, total: int, workers: int) -> Crew:
+        shares = split(total, workers)
+        crew: DaskCrew
+        if self._client is None:
+            crew = LocalCrew(self._mode, self._workload, shares, self._param)
+        else:
+            cluster = Cluster(self._client, slots(self._client, self._mode, workers), 0.0)
+            crew = DaskCrew(cluster, self._workload, shares, self._param)
+            crew.startup = crew.prepare_seconds
+        self._crews.append(crew)
+        return crew
+
+    def describe(self) -> str:
+        shape = (
+            "single-threaded worker processes, one task each"
+            if self._mode == "dask"
+            else "one worker process with k threads"
+        )
+        where = (
+            f"the Dask cluster at {self._address}"
+            if self._address
+            else f"a Dask LocalCluster on {LOOPBACK}"
+        )
+        return f"{where}: {shape}"
+
+    def pids(self) -> frozenset[int]:
+        return frozenset().union(*(c.pids() for c in self._crews))
+
+    def close(self) -> None:
+        try:
+            for crew in self._crews:
+                crew.close()
+            self._crews.clear()
+        finally:
+            if self._client is not None:
+                with quiet():
+                    self._client.close(timeout=CONNECT_TIMEOUT)
+                self._client = None
+
+
+class _DaskBackend(Backend):
+    options = ("scheduler",)
+
+    def open(self, job: Job, workload: str, param: str, options: Options) -> Session:
+        return DaskSession(self.name, workload, param, options.scheduler)
+
+    def check(self, workload: str) -> None:
+        workloads.get(workload)  # Dask's workers find a workload by its name
+        require("distributed", "dask", f"--mode {self.name}")  # before anything is measured
+
+
+class Dask(_DaskBackend):
+    name = "dask"
+    singular = "Dask worker"
+    summary = "k single-threaded Dask worker processes (a LocalCluster, or --scheduler ADDRESS)"
+
+    def plural(self, count: int) -> str:
+        return f"{count} Dask worker{'' if count == 1 else 's'}"
+
+
+class DaskThreads(_DaskBackend):
+    name = "dask-threads"
+    singular = "Dask thread"
+    summary = "one Dask worker process with k threads: the GIL inside Dask"
+
+    def plural(self, count: int) -> str:
+        return f"1 Dask worker with {count} thread{'' if count == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class DaskRun:
+    """Each repeat's (first submit, last result), and the tasks' own (first start, last end)."""
+
+    spans: tuple[Span, ...]
+    task_spans: tuple[Span, ...]
+
+
+def run(
+    cluster: Cluster, workload: str, shares: Sequence[int], repeats: int, param: str = ""
+) -> DaskRun:
+    """One task per share on ``cluster``, ``repeats`` times, every result checked."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    crew = DaskCrew(cluster, workload, shares, param)
+    try:
+        spans = tuple(crew.go() for _ in range(repeats))
+        return DaskRun(spans, tuple(crew.task_spans))
+    finally:
+        crew.close()

@@ -1,0 +1,55 @@
+"""The tour's Numba section and the decision tree's Dask line: measured when the extra is there."""
+
+from __future__ import annotations
+
+import pytest
+
+from gilx import _extras, report, runner, tour
+
+
+@pytest.fixture
+def session(monkeypatch) -> report.Session:
+    """A session whose calibrated measurements are tiny: these tests check what is said."""
+    monkeypatch.setattr(runner, "QUICK_SECONDS", 0.01)
+    monkeypatch.setattr(runner, "QUICK_REPEATS", 1)
+    return report.Session(quick=True, workers=2)
+
+
+def said(section, session) -> str:
+    lines: list[str] = []
+    section(lines.append, session)
+    return "\n".join(lines)
+
+
+@pytest.mark.skipif(not _extras.installed("numba"), reason='needs pip install "gilx[numba]"')
+def test_the_numba_section_runs_both_compiled_loops_on_threads_then_prange(session):
+    text = said(tour._numba, session)
+    assert "numba-gil: @njit, the GIL held" in text
+    assert "numba-nogil: @njit(nogil=True)" in text
+    assert text.count("2 threads:") == 2 and "speedup" in text
+    assert "JIT compilation, done before timing and not counted" in text
+    assert "parallel_sum_squares (prange)" in text
+    assert session.scale("numba-nogil", "threads").point(2).speedup > 0
+
+
+def test_the_numba_section_without_numba_says_how_to_get_it(session, monkeypatch):
+    monkeypatch.setattr(_extras, "installed", lambda module: False)
+    text = said(tour._numba, session)
+    assert 'pip install "gilx[numba]"' in text
+    assert "speedup" not in text
+
+
+def test_the_dask_line_without_dask_says_how_to_get_it(session, monkeypatch):
+    monkeypatch.setattr(_extras, "installed", lambda module: False)
+    line = tour._dask_line(session)
+    assert line.startswith("More than one machine → Dask")
+    assert 'not measured here: pip install "gilx[dask]"' in line
+
+
+@pytest.mark.skipif(not _extras.installed("distributed"), reason='needs pip install "gilx[dask]"')
+def test_the_dask_line_shows_processes_and_threads_measured_on_a_local_cluster(session):
+    line = tour._dask_line(session)
+    procs = session.speedup("py", "dask").speedup
+    threads = session.speedup("py", "dask-threads").speedup
+    assert f"2 worker processes {procs:.2f}x" in line
+    assert f"1 worker with 2 threads {threads:.2f}x" in line
