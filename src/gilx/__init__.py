@@ -24,6 +24,7 @@ from gilx.runner import ScalePoint, ScaleResult, Timing, scale
 from gilx.table import Table, TableRow, table
 from gilx.timeline import Timeline
 from gilx.timeline import record as record_timeline
+from gilx.watch import Watch, watch
 from gilx.workloads import NAMES as WORKLOADS
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "Timeline",
     "Timing",
     "UnsafeCounter",
+    "Watch",
     "__version__",
     "count_gil",
     "count_nogil",
@@ -51,4 +53,5 @@ __all__ = [
     "record_timeline",
     "scale",
     "table",
+    "watch",
 ]

@@ -141,7 +141,7 @@ class Snapshot:
 
     def since(self, earlier: Snapshot) -> Reading:
         """What happened between ``earlier`` and this snapshot."""
-        waits = tuple(a - b for a, b in zip(self.waits, earlier.waits))
+        waits = tuple(a - b for a, b in zip(self.waits, earlier.waits, strict=True))
         if earlier.beats == 0:
             max_ns = self.max_wait_ns
         else:  # the window's maximum is not kept: its top bucket's edge, capped
@@ -236,10 +236,15 @@ class Heartbeat:
         if self._thread is not None:
             raise RuntimeError("the heartbeat is already running")
         self._stop = threading.Event()
+        ready = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, args=(self._stop,), name="gilx-heartbeat", daemon=True
+            target=self._run, args=(self._stop, ready), name="gilx-heartbeat", daemon=True
         )
         self._thread.start()
+        # Return only once the heartbeat is about to knock: code that takes
+        # the GIL right after start() (a long C call) would otherwise keep it
+        # from ever running, and the whole call would go unseen.
+        ready.wait()
 
     def stop(self) -> None:
         if self._thread is None:
@@ -268,15 +273,15 @@ class Heartbeat:
                 waits=tuple(self._waits),
             )
 
-    def _run(self, stop: threading.Event) -> None:
+    def _run(self, stop: threading.Event, ready: threading.Event) -> None:
         fd = _open_schedstat()
         try:
-            self._beat(stop, fd)
+            self._beat(stop, ready, fd)
         finally:
             if fd >= 0:
                 os.close(fd)
 
-    def _beat(self, stop: threading.Event, fd: int) -> None:
+    def _beat(self, stop: threading.Event, ready: threading.Event, fd: int) -> None:
         knock, now, index = _core.knock, _core.monotonic_ns, LatencyHistogram.index
         step = max(1, round(self.interval * 1e9))
         draw = random.Random().random
@@ -284,6 +289,7 @@ class Heartbeat:
         stratum = 0
         target = origin + int(draw() * step)
         got = origin
+        ready.set()
         while not stop.is_set():
             entered, woke, last_got, queued, runs = knock(target, fd)
             busy, got = entered - got, last_got
