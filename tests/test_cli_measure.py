@@ -108,7 +108,14 @@ def test_race_json_shape(capsys):
 def test_probe_json_shape_and_verdict(capsys):
     assert main(["probe", "time:sleep", "0.002", "--seconds", "0.01", "--json"]) == 0
     result = one_json_object(capsys.readouterr().out)
-    assert list(result) == ["callable", "releases_gil", "workers", "speedup", "hold_fraction", "gil_enabled"]
+    assert list(result) == [
+        "callable",
+        "releases_gil",
+        "workers",
+        "speedup",
+        "hold_fraction",
+        "gil_enabled",
+    ]
     assert result["callable"] == "time:sleep(0.002)"
     assert result["releases_gil"] is True
 

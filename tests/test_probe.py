@@ -55,7 +55,14 @@ def test_without_a_gil_everything_is_releasing():
 def test_result_json_has_the_contract_keys():
     result = probe(time.sleep, 0.001, seconds=0.01, repeats=1)
     d = result.to_dict()
-    assert list(d) == ["callable", "releases_gil", "workers", "speedup", "hold_fraction", "gil_enabled"]
+    assert list(d) == [
+        "callable",
+        "releases_gil",
+        "workers",
+        "speedup",
+        "hold_fraction",
+        "gil_enabled",
+    ]
     assert d["workers"] == 2
     assert 0.0 <= d["hold_fraction"] <= 1.0
     assert "time:sleep(0.001)" == d["callable"]

@@ -25,7 +25,9 @@ def passes(check) -> bool:  # type: ignore[no-untyped-def]
 
 
 def test_a_releasing_callable_passes_assert_releases_gil():
-    assert retry(ATTEMPTS, lambda: passes(lambda: assert_releases_gil(time.sleep, 0.002, seconds=0.05)))
+    assert retry(
+        ATTEMPTS, lambda: passes(lambda: assert_releases_gil(time.sleep, 0.002, seconds=0.05))
+    )
 
 
 @needs_gil
@@ -48,7 +50,8 @@ def test_a_holding_callable_fails_assert_releases_gil_with_name_share_and_thresh
 @needs_gil
 def test_a_releasing_callable_fails_assert_holds_gil():
     def fails() -> bool:
-        with pytest.raises(AssertionError, match=r"sleep\(0\.002\) held the GIL only .*min_hold=80\.0%"):
+        expected = r"sleep\(0\.002\) held the GIL only .*min_hold=80\.0%"
+        with pytest.raises(AssertionError, match=expected):
             assert_holds_gil(time.sleep, 0.002, seconds=0.05)
         return True
 

@@ -13,7 +13,9 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "threaded_work.py"
 
 
-def gilx_watch(*args: str, stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def gilx_watch(
+    *args: str, stdin: str = "", cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gilx", "watch", *args],
         input=stdin,

@@ -105,7 +105,7 @@ class LatencyHistogram:
 
     @classmethod
     def upper_edge_ns(cls, index: int) -> float:
-        return 1000.0 * 2.0 ** (index / cls.PER_OCTAVE)
+        return 1000.0 * float(2.0 ** (index / cls.PER_OCTAVE))
 
     @classmethod
     def percentile_ns(cls, counts: tuple[int, ...], q: float, max_ns: int) -> int:
