@@ -1,13 +1,18 @@
 /*
- * duty.c -- the two C pieces of the GIL instrument (src/gilx/instrument.py):
+ * duty.c -- the C pieces of the GIL instrument (src/gilx/instrument.py):
  *
- *   knock(deadline_ns): the heartbeat's one beat.  Release the GIL, sleep
- *     until a deadline, note the time of waking, take the GIL back, note the
- *     time of getting it.  Waking and getting are read apart, with the GIL
- *     released in between, so the wait for the GIL is measured on its own:
- *     the sleep's lateness (timer slack, a busy scheduler) does not count as
- *     "the GIL was held".  A heartbeat written in Python can only read the
- *     clock after both, which is the bias of gilknocker and of our old one.
+ *   heartbeat_run(totals, interval_ns, cancel, seed, schedstat_fd): the
+ *     heartbeat's whole loop.  Each beat ("knock") releases the GIL, sleeps
+ *     until the next sampled instant, notes the time of waking, takes the
+ *     GIL back, notes the time of getting it, and gives it straight back.
+ *     Waking and getting are read apart, with the GIL released in between,
+ *     so the wait for the GIL is measured on its own: the sleep's lateness
+ *     (timer slack, a busy scheduler) does not count as "the GIL was held".
+ *     A heartbeat written in Python can only read the clock after both,
+ *     which is the bias of gilknocker and of gilx's first heartbeat.  The
+ *     labelling of sampled instants and the running totals are done here
+ *     too, with the GIL released, so that the heartbeat holds the GIL for
+ *     about a microsecond per beat.  heartbeat_read(totals) copies them.
  *
  *   duty_cycle(seconds, hold, period): the ground truth the instrument is
  *     checked against.  For `seconds`, in each `period` it spins with the
@@ -27,13 +32,17 @@
 #  include <unistd.h>
 #endif
 
-/* A knock never sleeps longer than this: a deadline further away is a bug in
- * the caller, and the heartbeat thread must stay stoppable. */
+/* The longest interval between knocks: the heartbeat must stay stoppable. */
 #define GILX_KNOCK_MAX_SLEEP_NS ((int64_t)10 * 1000000000)
 
 /* A wait for the GIL shorter than this is not worth a second read of the
  * run-queue time (~1 us): it is below the instrument's resolution anyway. */
 #define GILX_KNOCK_QUEUE_CHECK_NS ((int64_t)5000)
+
+/* A knock that waited longer than this for the GIL found it held.  Taking a
+ * free GIL costs well under a microsecond; a heartbeat preempted in between
+ * can take longer, so the threshold leaves room for that. */
+#define GILX_HB_BLOCKED_NS ((int64_t)10000)
 
 /* Sleep until the monotonic clock reaches `deadline_ns`.  No Python API:
  * called with the GIL released. */
@@ -110,56 +119,237 @@ run_stats(int fd, int64_t *delay_ns, int64_t *runs)
 #endif
 }
 
-static PyObject *
-knock(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+/* ------------------------------------------------------------------------
+ * The heartbeat loop.
+ *
+ * Its running totals live in a caller-owned buffer of GILX_HB_SLOTS
+ * uint64 words (an array('Q')), so that the Python object can be read by
+ * heartbeat_read() from any thread while the loop adds to it with the GIL
+ * released; every word is read and written atomically.
+ * ------------------------------------------------------------------------ */
+enum {
+    GILX_HB_SAMPLES,        /* sampled instants labelled */
+    GILX_HB_HELD,           /* ... of which the GIL was held */
+    GILX_HB_MISSED,         /* ... of which the heartbeat slept through */
+    GILX_HB_BEATS,          /* knocks */
+    GILX_HB_BUSY_NS,        /* time the heartbeat itself held the GIL */
+    GILX_HB_MAX_WAIT_NS,    /* longest wait for the GIL */
+    GILX_HB_RUNNING,        /* 1 while the loop runs with the GIL released */
+    GILX_HB_WAITS,          /* first bucket of the wait histogram */
+    /* Bucket 0: waits under 1024 ns.  Then 8 buckets per power of two (the
+     * three bits after the leading one), from 2**10 ns up to 2**36 ns
+     * (~69 s); the last bucket takes anything longer. */
+    GILX_HB_BUCKETS = 1 + 8 * 26,
+    GILX_HB_SLOTS = GILX_HB_WAITS + GILX_HB_BUCKETS
+};
+
+static Py_ssize_t
+wait_bucket(int64_t ns)
 {
-    if (nargs != 2) {
+    if (ns < 1024) {
+        return 0;
+    }
+    int e = 10;
+    while (e < 62 && (ns >> (e + 1)) != 0) {
+        e++;
+    }
+    Py_ssize_t index = 1 + (Py_ssize_t)(e - 10) * 8 + (Py_ssize_t)((ns >> (e - 3)) & 7);
+    return index < GILX_HB_BUCKETS ? index : GILX_HB_BUCKETS - 1;
+}
+
+/* xorshift64*: the random instant in each stratum.  Quality needs are
+ * modest (a uniform position); what matters is that no Python call is
+ * needed with the GIL released. */
+static uint64_t
+next_random(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * UINT64_C(2685821657736338717);
+}
+
+/* A uniform offset in [0, step). */
+static int64_t
+draw_offset(uint64_t *rng, int64_t step)
+{
+    double unit = (double)(next_random(rng) >> 11) * (1.0 / 9007199254740992.0);
+    return (int64_t)(unit * (double)step);
+}
+
+static void
+add_to(gilx_atomic_u64 *totals, int slot, uint64_t amount)
+{
+    gilx_atomic_store(&totals[slot], gilx_atomic_load(&totals[slot]) + amount);
+}
+
+static int
+totals_buffer(PyObject *obj, Py_buffer *view, int writable)
+{
+    if (PyObject_GetBuffer(obj, view,
+                           writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (view->len != (Py_ssize_t)(GILX_HB_SLOTS * sizeof(uint64_t))
+        || ((uintptr_t)view->buf % sizeof(uint64_t)) != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "totals must be an aligned buffer of %d 64-bit words",
+                     (int)GILX_HB_SLOTS);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
         PyErr_Format(PyExc_TypeError,
-                     "knock() takes 2 arguments (deadline_ns, schedstat_fd), "
-                     "got %zd", nargs);
+                     "heartbeat_run() takes 5 arguments (totals, interval_ns, "
+                     "cancel, seed, schedstat_fd), got %zd", nargs);
         return NULL;
     }
-    long long deadline = PyLong_AsLongLong(args[0]);
-    if (deadline == -1 && PyErr_Occurred()) {
+    long long step = PyLong_AsLongLong(args[1]);
+    if (step == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    long fd_long = PyLong_AsLong(args[1]);
+    if (step < 1000 || step > GILX_KNOCK_MAX_SLEEP_NS) {
+        PyErr_SetString(PyExc_ValueError,
+                        "heartbeat_run: interval_ns must be >= 1000 and <= 10 s");
+        return NULL;
+    }
+    CancelTokenObject *cancel;
+    if (gilx_parse_cancel(gilx_get_state(module), args[2], &cancel) < 0) {
+        return NULL;
+    }
+    if (cancel == NULL) {
+        PyErr_SetString(PyExc_TypeError,
+                        "heartbeat_run: cancel must be a CancelToken (how it stops)");
+        return NULL;
+    }
+    unsigned long long seed = PyLong_AsUnsignedLongLongMask(args[3]);
+    if (seed == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    long fd_long = PyLong_AsLong(args[4]);
     if (fd_long == -1 && PyErr_Occurred()) {
         return NULL;
     }
     if (fd_long < -1 || fd_long > INT_MAX) {
         PyErr_SetString(PyExc_ValueError,
-                        "knock: schedstat_fd must be a file descriptor or -1");
+                        "heartbeat_run: schedstat_fd must be a file descriptor or -1");
         return NULL;
     }
     int fd = (int)fd_long;
-    int64_t entered = gilx_monotonic_ns();
-    if ((int64_t)deadline - entered > GILX_KNOCK_MAX_SLEEP_NS) {
-        PyErr_SetString(PyExc_ValueError,
-                        "knock: deadline_ns is more than 10 s away");
+    Py_buffer view;
+    if (totals_buffer(args[0], &view, 1) < 0) {
         return NULL;
     }
-    int64_t woke, delay0 = 0, runs0 = 0;
-    int have_stats;
+    /* The buffer export keeps the memory in place (an array cannot resize
+     * while exported) until PyBuffer_Release, after the loop. */
+    gilx_atomic_u64 *totals = (gilx_atomic_u64 *)view.buf;
+    uint64_t rng = seed | 1;        /* xorshift must not start at 0 */
+
     Py_BEGIN_ALLOW_THREADS
-    sleep_until((int64_t)deadline);
-    have_stats = run_stats(fd, &delay0, &runs0) == 0;
-    /* After the read, so that its cost is not part of the wait. */
-    woke = gilx_monotonic_ns();
-    Py_END_ALLOW_THREADS
-    /* Read after the GIL is ours again: got - woke is the wait for it. */
-    int64_t got = gilx_monotonic_ns();
-    /* Only a wait long enough to matter pays for a second read. */
-    int64_t queued = 0, runs = 0;
-    if (have_stats && got - woke > GILX_KNOCK_QUEUE_CHECK_NS) {
-        int64_t delay1, runs1;
-        if (run_stats(fd, &delay1, &runs1) == 0 && delay1 >= delay0) {
-            queued = delay1 - delay0;
-            runs = runs1 - runs0;
+    gilx_atomic_store(&totals[GILX_HB_RUNNING], 1);
+    int64_t origin = gilx_monotonic_ns();
+    int64_t stratum = 0;
+    int64_t target = origin + draw_offset(&rng, step);
+    while (!gilx_atomic_load(&cancel->cancelled)) {
+        int64_t delay0 = 0, runs0 = 0;
+        sleep_until(target);
+        int have_stats = run_stats(fd, &delay0, &runs0) == 0;
+        int64_t woke = gilx_monotonic_ns();
+        /* Ask for the GIL, note when it came, and give it straight back:
+         * the beat holds it for nothing longer than two clock reads. */
+        Py_BLOCK_THREADS
+        int64_t got = gilx_monotonic_ns();
+        Py_UNBLOCK_THREADS
+        int64_t released = gilx_monotonic_ns();
+
+        /* The hand-over: the GIL was free while the heartbeat waited for a
+         * CPU after the holder let go.  A long wait also wakes up once per
+         * switch interval, so the hand-over is the mean run-queue time per
+         * time it ran. */
+        int64_t queued = 0;
+        if (have_stats && got - woke > GILX_KNOCK_QUEUE_CHECK_NS) {
+            int64_t delay1, runs1;
+            if (run_stats(fd, &delay1, &runs1) == 0 && delay1 >= delay0) {
+                int64_t runs = runs1 - runs0;
+                queued = runs > 0 ? (delay1 - delay0) / runs : delay1 - delay0;
+            }
+        }
+        int64_t freed = got - queued;
+        int64_t wait = freed - woke;
+        int blocked = wait > GILX_HB_BLOCKED_NS;
+        uint64_t samples = 1, held = (uint64_t)blocked, missed = 0;
+
+        /* Label the instants of the later strata that are already past. */
+        stratum++;
+        for (;;) {
+            int64_t base = origin + stratum * step;
+            if (blocked && base >= woke && base + step <= freed) {
+                int64_t whole = (freed - base) / step;  /* inside the wait */
+                samples += (uint64_t)whole;
+                held += (uint64_t)whole;
+                stratum += whole;
+                continue;
+            }
+            int64_t instant = base + draw_offset(&rng, step);
+            if (instant >= got) {
+                target = instant;
+                break;
+            }
+            /* Inside the wait: held until the holder let go.  Before waking
+             * (the OS let the heartbeat sleep past it): labelled with the
+             * state found on waking, and counted as missed. */
+            samples++;
+            held += (uint64_t)(blocked && instant < freed);
+            missed += (uint64_t)(instant <= woke);
+            stratum++;
+        }
+        add_to(totals, GILX_HB_SAMPLES, samples);
+        add_to(totals, GILX_HB_HELD, held);
+        add_to(totals, GILX_HB_MISSED, missed);
+        add_to(totals, GILX_HB_BEATS, 1);
+        add_to(totals, GILX_HB_BUSY_NS, (uint64_t)(released - got));
+        add_to(totals, GILX_HB_WAITS + (int)wait_bucket(wait), 1);
+        if (wait > 0
+            && (uint64_t)wait > gilx_atomic_load(&totals[GILX_HB_MAX_WAIT_NS])) {
+            gilx_atomic_store(&totals[GILX_HB_MAX_WAIT_NS], (uint64_t)wait);
         }
     }
-    return Py_BuildValue("(LLLLL)", (long long)entered, (long long)woke,
-                         (long long)got, (long long)queued, (long long)runs);
+    gilx_atomic_store(&totals[GILX_HB_RUNNING], 0);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+heartbeat_read(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (totals_buffer(arg, &view, 0) < 0) {
+        return NULL;
+    }
+    gilx_atomic_u64 *totals = (gilx_atomic_u64 *)view.buf;
+    PyObject *result = PyTuple_New(GILX_HB_SLOTS);
+    if (result != NULL) {
+        for (Py_ssize_t i = 0; i < GILX_HB_SLOTS; i++) {
+            PyObject *value = PyLong_FromUnsignedLongLong(
+                gilx_atomic_load(&totals[i]));
+            if (value == NULL) {
+                Py_CLEAR(result);
+                break;
+            }
+            PyTuple_SET_ITEM(result, i, value);     /* steals the reference */
+        }
+    }
+    PyBuffer_Release(&view);
+    return result;
 }
 
 /* Busy-wait (no Python API, no sleeping: this is CPU work) until the
@@ -231,18 +421,6 @@ duty_cycle(PyObject *module, PyObject *args)
                          (double)(stop - start) / 1e9);
 }
 
-PyDoc_STRVAR(knock_doc,
-"knock($module, deadline_ns, schedstat_fd, /)\n"
-"--\n"
-"\n"
-"Release the GIL, sleep until monotonic_ns() reaches deadline_ns, take the\n"
-"GIL back; return (entered_ns, woke_ns, got_ns, queued_ns, runs).  got_ns -\n"
-"woke_ns is how long this thread waited for the GIL; queued_ns, the part of\n"
-"that wait it spent runnable but without a CPU, and runs, how many times\n"
-"it was put on a CPU meanwhile (read from schedstat_fd, this thread's\n"
-"/proc/thread-self/schedstat; both 0 when it is -1 or the wait was short).\n"
-"One beat of gilx's heartbeat.");
-
 PyDoc_STRVAR(duty_cycle_doc,
 "duty_cycle($module, seconds, hold, period, /)\n"
 "--\n"
@@ -252,8 +430,24 @@ PyDoc_STRVAR(duty_cycle_doc,
 "Return (held_seconds, total_seconds) as measured by the call itself: the\n"
 "ground truth for gilx's hold-fraction estimate.");
 
+PyDoc_STRVAR(heartbeat_run_doc,
+"heartbeat_run($module, totals, interval_ns, cancel, seed, schedstat_fd, /)\n"
+"--\n"
+"\n"
+"The GIL instrument's heartbeat loop; runs until `cancel` (a CancelToken) is\n"
+"cancelled, adding to `totals` (an array('Q') of HEARTBEAT_SLOTS words) with\n"
+"the GIL released.  See gilx.instrument.");
+
+PyDoc_STRVAR(heartbeat_read_doc,
+"heartbeat_read($module, totals, /)\n"
+"--\n"
+"\n"
+"The heartbeat's totals, read atomically, as a tuple of ints.");
+
 PyMethodDef gilx_duty_methods[] = {
-    {"knock", (PyCFunction)(void (*)(void))knock, METH_FASTCALL, knock_doc},
+    {"heartbeat_run", (PyCFunction)(void (*)(void))heartbeat_run, METH_FASTCALL,
+     heartbeat_run_doc},
+    {"heartbeat_read", heartbeat_read, METH_O, heartbeat_read_doc},
     {"duty_cycle", duty_cycle, METH_VARARGS, duty_cycle_doc},
     {NULL, NULL, 0, NULL}
 };

@@ -100,7 +100,7 @@ def test_memory_stays_bounded_however_long_it_runs():
     assert snap.beats > 50
     assert len(snap.waits) == LatencyHistogram.SIZE
     assert sum(snap.waits) == snap.beats
-    assert not any(isinstance(v, list) for v in vars(heart).values() if v is not heart._waits)
+    assert len(heart._totals) == 7 + LatencyHistogram.SIZE  # the only store: fixed size
 
 
 def test_the_heartbeat_measures_its_own_cost():
@@ -108,7 +108,7 @@ def test_the_heartbeat_measures_its_own_cost():
         time.sleep(0.05)
     reading = w.reading()
     assert reading.beats > 5
-    assert 0 < reading.cost_per_beat < 0.01
+    assert 0 < reading.cost_per_beat < 0.01  # seconds the heartbeat held the GIL per beat
 
 
 def test_percentiles_come_from_the_histogram():
@@ -116,8 +116,8 @@ def test_percentiles_come_from_the_histogram():
     for ns in [500] * 50 + [2_000] * 40 + [100_000] * 10:
         counts[LatencyHistogram.index(ns)] += 1
     p = tuple(counts)
-    assert LatencyHistogram.percentile_ns(p, 0.5, 100_000) <= 1_000
-    assert 2_000 <= LatencyHistogram.percentile_ns(p, 0.9, 100_000) <= 2_400
+    assert LatencyHistogram.percentile_ns(p, 0.5, 100_000) <= 1_024
+    assert 2_000 <= LatencyHistogram.percentile_ns(p, 0.9, 100_000) <= 2_000 * 1.125
     assert LatencyHistogram.percentile_ns(p, 0.99, 100_000) == 100_000
     assert LatencyHistogram.percentile_ns((0,) * LatencyHistogram.SIZE, 0.5, 0) == 0
 
@@ -194,13 +194,21 @@ def test_duty_cycle_reports_what_it_held():
     assert held < total / 2
 
 
-def test_knock_reads_its_clocks_in_order_and_refuses_far_deadlines():
-    now = _core.monotonic_ns()
-    entered, woke, got, queued, runs = _core.knock(now + 1_000_000, -1)
-    assert now <= entered <= woke <= got
-    assert woke >= now + 1_000_000
-    assert queued == 0 and runs == 0
-    with pytest.raises(ValueError, match="10 s"):
-        _core.knock(now + 60 * 10**9, -1)
-    with pytest.raises(TypeError):
-        _core.knock("soon", -1)  # type: ignore[arg-type]
+def test_the_c_loop_refuses_bad_arguments():
+    from array import array
+
+    totals = array("Q", bytes(8 * (8 + LatencyHistogram.SIZE - 1)))
+    token = _core.CancelToken()
+    with pytest.raises(ValueError, match="interval_ns"):
+        _core.heartbeat_run(totals, 10, token, 1, -1)
+    with pytest.raises(TypeError, match="CancelToken"):
+        _core.heartbeat_run(totals, 1_000_000, None, 1, -1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="64-bit words"):
+        _core.heartbeat_run(array("Q", [0] * 3), 1_000_000, token, 1, -1)
+    with pytest.raises(ValueError, match="64-bit words"):
+        _core.heartbeat_read(b"short")
+    with pytest.raises(BufferError):
+        _core.heartbeat_run(b"x" * len(totals) * 8, 1_000_000, token, 1, -1)  # read-only
+    token.cancel()
+    _core.heartbeat_run(totals, 1_000_000, token, 1, -1)  # cancelled: one beat at most
+    assert _core.heartbeat_read(totals)[3] <= 1

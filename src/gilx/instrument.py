@@ -1,12 +1,13 @@
 """The GIL instrument: a heartbeat thread and the hold-fraction estimate, in one place.
 
 **What the heartbeat sees.**  A thread that sleeps (GIL released) and wakes
-asks for the GIL back.  If another thread holds it, the waker waits.  The C
-helper ``_core.knock`` reads the clock at waking (GIL still released) and again
-once the GIL is ours, so ``got - woke`` is the wait for the GIL alone; the
-sleep's own lateness (timer slack, a busy scheduler) is not in it.  That wait
-is one sample of the *latency* distribution: how late a thread that asks for
-the GIL gets it.
+asks for the GIL back.  If another thread holds it, the waker waits.  The loop
+(C, ``_core.heartbeat_run`` in csrc/duty.c) reads the clock on waking, GIL still
+released, and again once the GIL is its own, so ``got - woke`` is the wait for
+the GIL alone: the sleep's own lateness (timer slack, a busy scheduler) is not
+in it.  That wait is one sample of the *latency* distribution: how late a
+thread that asks for the GIL gets it.  The loop gives the GIL straight back,
+so the heartbeat holds it about a microsecond per beat.
 
 **Why counting waited time is biased.**  The old estimate (and gilknocker's)
 divides the time spent waiting by the whole time.  But while the heartbeat
@@ -21,36 +22,42 @@ instants are independent of whatever the watched code does.  Every instant is
 then labelled:
 
 * the heartbeat sleeps until the next instant and knocks: if it had to wait
-  (``got - woke`` > :data:`BLOCKED_NS`), the GIL was held at that instant;
+  more than 10 us for the GIL, the GIL was held at that instant;
 * instants that fall *inside* a wait are held too (the heartbeat was asking
   for the GIL and could not get it), so a long wait labels every instant in it;
-* instants that passed while the heartbeat was late waking up (the OS let it
-  sleep past them) are *missed*: not labelled, and counted apart.
+* instants the heartbeat slept past (the OS woke it late) get the state it
+  found on waking, and are counted as ``missed``.  Dropping them instead would
+  bias the estimate: a blocked heartbeat labels every instant of its wait, a
+  late one in free time would lose its instants.
 
-The share of labelled instants that were held estimates the share of the time
-the GIL was held, without the bias above: each instant is equally likely to
-fall anywhere in the watched code's schedule.  Its known, small error is the
-hand-over: after the holder releases, the heartbeat needs a few microseconds to
-wake and take the GIL, and instants in that gap count as held.
+The share of held instants estimates the share of the time the GIL was held:
+each instant is equally likely to fall anywhere in the watched code's
+schedule.  What is left is the hand-over: after the holder lets go, the
+heartbeat needs time to be woken and run, and instants in that gap would
+count as held.  On Linux the loop reads its own run-queue time
+(``/proc/thread-self/schedstat``) and takes the hand-over's share out of the
+wait; elsewhere the gap stays in (microseconds on an idle machine).
 
 **Bounded memory.**  Only running totals are kept (instants sampled / held /
 missed, beats, the heartbeat's own GIL time) and a fixed-size latency
-histogram (:class:`LatencyHistogram`); a :class:`Snapshot` copies them, and the
-difference of two snapshots is the reading for the time between them.
+histogram (:class:`LatencyHistogram`), in one array; a :class:`Snapshot`
+copies them, and the difference of two snapshots is the reading for the time
+between them.
 
-**Cost.**  Each beat holds the GIL for the heartbeat's bookkeeping (measured:
-``Reading.cost_per_beat``).  A holder that runs Python bytecode is asked to
-hand the GIL over when a knock has waited for the switch interval (5 ms), so a
-pure-Python holder is interrupted about once per switch interval + interval;
-benchmarks/test_instrument.py measures what that costs it.
+**Cost.**  ``Reading.cost_per_beat`` is the time the heartbeat held the GIL
+per beat.  The larger cost is indirect: a holder running Python bytecode is
+asked to hand the GIL over once a knock has waited for the switch interval
+(5 ms), and to take it back afterwards; benchmarks/test_instrument.py
+measures what that costs the watched code.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import threading
+import time
+from array import array
 from dataclasses import dataclass
 
 from gilx import _core
@@ -63,10 +70,8 @@ DEFAULT_INTERVAL = 0.001
 MIN_INTERVAL = 1e-5
 MAX_INTERVAL = 1.0
 
-#: A knock that waited longer than this for the GIL (ns) found it held.  Taking
-#: a free GIL costs well under a microsecond; a preempted heartbeat can take
-#: longer, so the threshold leaves room for that.
-BLOCKED_NS = 10_000
+# The layout of the totals array shared with csrc/duty.c (its GILX_HB_* slots).
+_SAMPLES, _HELD, _MISSED, _BEATS, _BUSY_NS, _MAX_WAIT_NS, _RUNNING, _WAITS = range(8)
 
 
 def check_interval(interval: object) -> float:
@@ -85,27 +90,29 @@ def check_interval(interval: object) -> float:
 
 
 class LatencyHistogram:
-    """Waits for the GIL, counted in fixed log-spaced buckets (bounded memory).
+    """Waits for the GIL, counted in fixed buckets (bounded memory), as csrc/duty.c keeps them.
 
-    Bucket 0 holds waits under 1 microsecond; above that there are
-    :data:`PER_OCTAVE` buckets per doubling up to ~67 s (each ~9 % wide), and
-    the last bucket takes anything longer.  Percentiles are a bucket's upper
-    edge, capped by the exact maximum.
+    Bucket 0 holds waits under 1024 ns; above that there are 8 buckets per
+    power of two (the three bits after the leading one: each at most 12.5 %
+    wide) up to 2**36 ns (~69 s), and the last bucket takes anything longer.
+    Percentiles are a bucket's upper edge, capped by the exact maximum.
     """
 
-    PER_OCTAVE = 8
-    OCTAVES = 26
-    SIZE = 1 + PER_OCTAVE * OCTAVES
+    SIZE = 1 + 8 * 26
 
     @classmethod
     def index(cls, ns: int) -> int:
-        if ns < 1000:
+        if ns < 1024:
             return 0
-        return min(cls.SIZE - 1, 1 + int(cls.PER_OCTAVE * math.log2(ns / 1000)))
+        e = ns.bit_length() - 1
+        return min(cls.SIZE - 1, 1 + (e - 10) * 8 + ((ns >> (e - 3)) & 7))
 
     @classmethod
     def upper_edge_ns(cls, index: int) -> float:
-        return 1000.0 * float(2.0 ** (index / cls.PER_OCTAVE))
+        if index == 0:
+            return 1024.0
+        e, sub = 10 + (index - 1) // 8, (index - 1) % 8
+        return float(2**e) * (1 + (sub + 1) / 8)
 
     @classmethod
     def percentile_ns(cls, counts: tuple[int, ...], q: float, max_ns: int) -> int:
@@ -120,6 +127,9 @@ class LatencyHistogram:
             if c and seen >= rank:
                 return min(max_ns, round(cls.upper_edge_ns(i)))
         return max_ns
+
+
+_SLOTS = _WAITS + LatencyHistogram.SIZE
 
 
 @dataclass(frozen=True)
@@ -215,18 +225,18 @@ class Reading:
 class Heartbeat:
     """A thread that knocks for the GIL at stratified random instants and keeps running totals.
 
-    ``start()`` / ``stop()`` (or ``with``) may be repeated; the totals go on
-    accumulating.  ``snapshot()`` may be called from any thread at any time.
+    The loop itself is C (``_core.heartbeat_run``): it holds the GIL only for
+    the instant it takes it back at each knock, and adds to totals kept in a
+    fixed-size array.  ``start()`` / ``stop()`` (or ``with``) may be repeated;
+    the totals go on accumulating.  ``snapshot()`` may be called from any
+    thread at any time.
     """
 
     def __init__(self, interval: float = DEFAULT_INTERVAL) -> None:
         self.interval = check_interval(interval)
-        self._lock = threading.Lock()
-        self._samples = self._held = self._missed = self._beats = 0
-        self._busy_ns = self._max_wait_ns = 0
-        self._waits = [0] * LatencyHistogram.SIZE
+        self._totals = array("Q", bytes(8 * _SLOTS))
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._cancel: _core.CancelToken | None = None
 
     @property
     def running(self) -> bool:
@@ -235,21 +245,21 @@ class Heartbeat:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("the heartbeat is already running")
-        self._stop = threading.Event()
-        ready = threading.Event()
+        self._cancel = _core.CancelToken()
         self._thread = threading.Thread(
-            target=self._run, args=(self._stop, ready), name="gilx-heartbeat", daemon=True
+            target=self._run, args=(self._cancel,), name="gilx-heartbeat", daemon=True
         )
         self._thread.start()
-        # Return only once the heartbeat is about to knock: code that takes
-        # the GIL right after start() (a long C call) would otherwise keep it
-        # from ever running, and the whole call would go unseen.
-        ready.wait()
+        # Return only once the loop runs with the GIL released: code that
+        # takes the GIL right after start() (a long C call) would otherwise
+        # keep the heartbeat from ever starting, and go unseen.
+        while not _core.heartbeat_read(self._totals)[_RUNNING] and self._thread.is_alive():
+            time.sleep(50e-6)
 
     def stop(self) -> None:
-        if self._thread is None:
+        if self._thread is None or self._cancel is None:
             return
-        self._stop.set()
+        self._cancel.cancel()
         self._thread.join()
         self._thread = None
 
@@ -261,76 +271,26 @@ class Heartbeat:
         self.stop()
 
     def snapshot(self) -> Snapshot:
-        with self._lock:
-            return Snapshot(
-                at=_core.monotonic_ns(),
-                samples=self._samples,
-                held=self._held,
-                missed=self._missed,
-                beats=self._beats,
-                busy_ns=self._busy_ns,
-                max_wait_ns=self._max_wait_ns,
-                waits=tuple(self._waits),
-            )
+        t = _core.heartbeat_read(self._totals)
+        return Snapshot(
+            at=_core.monotonic_ns(),
+            samples=t[_SAMPLES],
+            held=t[_HELD],
+            missed=t[_MISSED],
+            beats=t[_BEATS],
+            busy_ns=t[_BUSY_NS],
+            max_wait_ns=t[_MAX_WAIT_NS],
+            waits=t[_WAITS:],
+        )
 
-    def _run(self, stop: threading.Event, ready: threading.Event) -> None:
+    def _run(self, cancel: _core.CancelToken) -> None:
         fd = _open_schedstat()
         try:
-            self._beat(stop, ready, fd)
+            seed = random.getrandbits(64)
+            _core.heartbeat_run(self._totals, round(self.interval * 1e9), cancel, seed, fd)
         finally:
             if fd >= 0:
                 os.close(fd)
-
-    def _beat(self, stop: threading.Event, ready: threading.Event, fd: int) -> None:
-        knock, now, index = _core.knock, _core.monotonic_ns, LatencyHistogram.index
-        step = max(1, round(self.interval * 1e9))
-        draw = random.Random().random
-        origin = now()
-        stratum = 0
-        target = origin + int(draw() * step)
-        got = origin
-        ready.set()
-        while not stop.is_set():
-            entered, woke, last_got, queued, runs = knock(target, fd)
-            busy, got = entered - got, last_got
-            # The GIL was held from waking until the holder let go; the time
-            # the heartbeat then spent waiting for a CPU (the hand-over) it
-            # was free.  A long wait wakes up every switch interval, so the
-            # hand-over is estimated as the mean run-queue time per wake-up.
-            freed = got - (queued // runs if runs > 0 else queued)
-            wait = freed - woke
-            blocked = wait > BLOCKED_NS
-            samples, held, missed = 1, int(blocked), 0
-            # Label the instants of the later strata that are already past.
-            stratum += 1
-            while True:
-                base = origin + stratum * step
-                if blocked and base >= woke and base + step <= freed:
-                    whole = (freed - base) // step  # strata wholly inside the wait
-                    samples += whole
-                    held += whole
-                    stratum += whole
-                    continue
-                instant = base + int(draw() * step)
-                if instant >= got:
-                    target = instant
-                    break
-                # Inside the wait: held until the holder let go.  Before
-                # waking (the OS let the heartbeat sleep past it): labelled
-                # with the state found on waking, and counted as missed.
-                samples += 1
-                held += blocked and instant < freed
-                missed += instant <= woke
-                stratum += 1
-            with self._lock:
-                self._samples += samples
-                self._held += held
-                self._missed += missed
-                self._beats += 1
-                self._busy_ns += busy
-                self._waits[index(wait)] += 1
-                if wait > self._max_wait_ns:
-                    self._max_wait_ns = wait
 
 
 def _open_schedstat() -> int:
