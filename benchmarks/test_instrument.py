@@ -127,14 +127,15 @@ def overhead() -> dict[str, object]:
     for name, call in work.items():
         plain: list[float] = []
         watched: list[float] = []
-        for _ in range(10):  # alternate, so that a busy spell hits both
+        for _ in range(15):  # alternate, so that a busy spell hits both
             plain += _median_time(call, False, 2)
             watched += _median_time(call, True, 2)
-        cost = statistics.median(watched) / statistics.median(plain) - 1
         out[name] = {
             "plain_median_s": statistics.median(plain),
             "watched_median_s": statistics.median(watched),
-            "cost": cost,
+            "cost": statistics.median(watched) / statistics.median(plain) - 1,
+            # The fastest runs are the least disturbed by the rest of the machine.
+            "cost_of_fastest": min(watched) / min(plain) - 1,
         }
     with Heartbeat(DEFAULT_INTERVAL) as heart:
         before = heart.snapshot()
@@ -149,7 +150,10 @@ def test_heartbeat_cost(benchmark):
     print("\ncost of the heartbeat at the default interval (watched / plain median time - 1)")
     for name, r in result.items():
         if isinstance(r, dict):
-            print(f"  {name}: {r['cost']:+.2%} ({r['plain_median_s']:.4f} s plain)")
+            print(
+                f"  {name}: medians {r['cost']:+.2%}, fastest runs {r['cost_of_fastest']:+.2%}"
+                f" ({r['plain_median_s']:.4f} s plain)"
+            )
     print(f"  heartbeat's own GIL time per beat: {result['cost_per_beat_s'] * 1e6:.1f} us")
     benchmark.extra_info["instrument_cost"] = result
 
