@@ -145,6 +145,8 @@ def _build_parser() -> _Parser:
     )
     timeline.add_argument("--png", metavar="FILE", default=None, help="also draw it as a PNG")
     _add_common(timeline)
+    # Listed for --help only: main() hands `gilx watch ...` to gilx.watch_cli before parsing.
+    commands.add_parser("watch", help="run a program under the GIL instrument (gilx watch -h)")
     return parser
 
 
