@@ -84,6 +84,19 @@ def test_a_module_runs_with_dash_m(tmp_path):
     assert done.stdout == "module ['x']\n"
 
 
+def test_the_gilx_launcher_finds_a_module_in_the_current_directory(tmp_path):
+    launcher = Path(sys.executable).with_name("gilx")
+    if not launcher.exists():
+        pytest.skip("no gilx launcher next to this interpreter")
+    (tmp_path / "here_mod_gilx.py").write_text("print('found', __name__)\n")
+    done = subprocess.run(
+        [str(launcher), "watch", "-m", "here_mod_gilx"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "found __main__\n"
+
+
 def test_the_report_waits_for_the_programs_threads(tmp_path):
     prog = script(
         tmp_path,

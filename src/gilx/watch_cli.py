@@ -85,8 +85,14 @@ def _parse(argv: Sequence[str]) -> _Options:
 
 
 def _check_target(opts: _Options) -> str:
-    """The file the program's code is in (to trim our frames from its traceback)."""
+    """The file the program's code is in (to trim our frames from its traceback).
+
+    Also sets ``sys.path[0]`` as ``python`` would: the script's folder, or for
+    ``-m`` the current directory (the ``gilx`` launcher's own folder is not the
+    program's business).
+    """
     if opts.module is not None:
+        sys.path[0] = os.getcwd()
         try:
             spec = importlib.util.find_spec(opts.module)
         except (ImportError, ValueError) as exc:
@@ -97,6 +103,7 @@ def _check_target(opts: _Options) -> str:
     assert opts.script is not None
     if not os.path.exists(opts.script):
         raise _UsageError(f"no such file: {opts.script}")
+    sys.path[0] = os.path.dirname(os.path.abspath(opts.script))
     return os.path.abspath(opts.script)
 
 
@@ -107,7 +114,6 @@ def _run_program(opts: _Options) -> None:
     else:
         assert opts.script is not None
         sys.argv = [opts.script, *opts.args]
-        sys.path[0] = os.path.dirname(os.path.abspath(opts.script))
         runpy.run_path(opts.script, run_name="__main__")
     # Like the interpreter at exit: wait for the program's non-daemon threads.
     for thread in threading.enumerate():
