@@ -31,32 +31,32 @@ SECONDS = 2.0  # per cell and tool
 needs_gil = pytest.mark.skipif(not gilx.gil_enabled(), reason="no GIL: nothing to estimate")
 
 
-def gilx_cell(hold: float, period: float) -> tuple[float, float]:
+def gilx_cell(hold: float, period: float, seconds: float) -> tuple[float, float]:
     with Heartbeat(DEFAULT_INTERVAL) as heart:
         before = heart.snapshot()
-        held, total = _core.duty_cycle(SECONDS, hold, period)
+        held, total = _core.duty_cycle(seconds, hold, period)
         reading = heart.snapshot().since(before)
     return reading.hold_fraction, held / total
 
 
-def gilknocker_cell(hold: float, period: float) -> tuple[float, float]:
+def gilknocker_cell(hold: float, period: float, seconds: float) -> tuple[float, float]:
     from gilknocker import KnockKnock
 
     knocker = KnockKnock(polling_interval_micros=round(DEFAULT_INTERVAL * 1e6))
     knocker.start()
     time.sleep(0.005)  # let its thread begin knocking before the GIL is taken
     try:
-        held, total = _core.duty_cycle(SECONDS, hold, period)
+        held, total = _core.duty_cycle(seconds, hold, period)
     finally:
         knocker.stop()  # joins its thread: the metric is final
     return float(knocker.contention_metric), held / total
 
 
-def error_table() -> dict[str, object]:
+def error_table(seconds: float = SECONDS) -> dict[str, object]:
     try:
         import gilknocker  # noqa: F401
 
-        tools: dict[str, Callable[[float, float], tuple[float, float]]] = {
+        tools: dict[str, Callable[[float, float, float], tuple[float, float]]] = {
             "gilx": gilx_cell,
             "gilknocker": gilknocker_cell,
         }
@@ -68,14 +68,14 @@ def error_table() -> dict[str, object]:
         for hold in HOLDS:
             row: dict[str, object] = {"period_ms": period * 1e3, "hold": hold}
             for name, cell in tools.items():
-                estimate, truth = cell(hold, period)
+                estimate, truth = cell(hold, period, seconds)
                 row[name] = {"estimate": estimate, "truth": truth, "error": estimate - truth}
             rows.append(row)
     worst = {
         name: max(abs(r[name]["error"]) for r in rows)  # type: ignore[index]
         for name in tools
     }
-    return {"rows": rows, "worst_abs_error": worst, "seconds_per_cell": SECONDS}
+    return {"rows": rows, "worst_abs_error": worst, "seconds_per_cell": seconds}
 
 
 def print_table(result: dict[str, object]) -> None:
@@ -93,8 +93,11 @@ def print_table(result: dict[str, object]) -> None:
 
 
 @needs_gil
+@pytest.mark.benchmark(group="instrument")
 def test_hold_fraction_error(benchmark):
-    result = benchmark.pedantic(error_table, rounds=1, iterations=1)
+    # --benchmark-disable (CI's smoke run): every cell once, briefly.
+    seconds = 0.05 if benchmark.disabled else SECONDS
+    result = benchmark.pedantic(error_table, args=(seconds,), rounds=1, iterations=1)
     print_table(result)
     benchmark.extra_info["instrument_error"] = result
 
@@ -148,14 +151,16 @@ def overhead(pairs: int = 60) -> dict[str, object]:
         # The CPU the heartbeat itself uses (the main thread sleeps meanwhile): what it
         # takes from the watched code on a machine with one core.
         cpu, wall = time.process_time(), time.perf_counter()
-        time.sleep(1.0)
+        time.sleep(1.0 if pairs > 2 else 0.05)
         out["heartbeat_cpu_share"] = (time.process_time() - cpu) / (time.perf_counter() - wall)
     return out
 
 
 @needs_gil
+@pytest.mark.benchmark(group="instrument")
 def test_heartbeat_cost(benchmark):
-    result = benchmark.pedantic(overhead, rounds=1, iterations=1)
+    pairs = 2 if benchmark.disabled else 60
+    result = benchmark.pedantic(overhead, args=(pairs,), rounds=1, iterations=1)
     print("\ncost of the heartbeat at the default interval (median of watched / plain - 1)")
     for name, r in result.items():
         if isinstance(r, dict):
@@ -169,6 +174,7 @@ def test_heartbeat_cost(benchmark):
     benchmark.extra_info["instrument_cost"] = result
 
 
+@pytest.mark.benchmark(group="instrument")
 def test_count_gil_under_gil_watch(benchmark, gil_watch):
     """The pytest plugin at work: the watch's reading lands in extra_info["gil"]."""
     benchmark.pedantic(gilx.count_gil, args=(1_000_000,), rounds=20)
