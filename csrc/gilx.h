@@ -365,6 +365,7 @@ extern PyMethodDef gilx_count_methods[];    /* count.c  */
 extern PyMethodDef gilx_stream_methods[];   /* stream.c */
 extern PyMethodDef gilx_trace_methods[];    /* trace.c  */
 extern PyMethodDef gilx_lockdemo_methods[]; /* lockdemo.c */
+extern PyMethodDef gilx_duty_methods[];     /* duty.c   */
 
 /* counters.c, gate.c, cancel.c: create the heap types from their specs
  * (and, for cancel.c, the exception class gilx.Cancelled). */

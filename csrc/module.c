@@ -60,6 +60,9 @@ gilx_exec(PyObject *module)
     if (gilx_lockdemo_exec(state) < 0) {
         return -1;
     }
+    if (PyModule_AddFunctions(module, gilx_duty_methods) < 0) {
+        return -1;
+    }
     if (gilx_cancel_exec(module, state) < 0) {
         return -1;
     }

@@ -129,11 +129,3 @@ def test_calibrate_grows_the_size_towards_the_target():
     assert size > 1
     assert calls == sorted(calls)
 
-
-def test_held_fraction_counts_only_lateness_beyond_idle():
-    heart = runner.Heartbeat(interval=0.001)
-    # Four knocks in [0, 0.1): two on time (plus idle lateness), two kept waiting.
-    heart.beats.extend([(0.00, 0.0011), (0.01, 0.0311), (0.05, 0.0511), (0.06, 0.0811)])
-    fraction = runner.held_fraction(heart, [(0.0, 0.1)], idle=0.0001)
-    assert fraction == pytest.approx(0.4)
-    assert runner.held_fraction(heart, [(0.2, 0.3)], idle=0.0001) == 0.0

@@ -72,16 +72,18 @@ def machine_line() -> str:
 def run_command(cmd: str) -> str:
     """Run ``cmd``; ``CMD ::from TEXT`` keeps its output from the first line starting with TEXT."""
     cmd, _, keep_from = cmd.partition(" ::from ")
-    argv = shlex.split(cmd)
+    # `CMD 2>&1`: show stderr too (gilx watch reports there), whatever the exit status.
+    merge = cmd.endswith(" 2>&1")
+    argv = shlex.split(cmd.removesuffix(" 2>&1"))
     if argv[0] == "gilx":
         argv = [sys.executable, "-m", "gilx", *argv[1:]]
     elif argv[0] == "python":
         argv = [sys.executable, *argv[1:]]
     done = subprocess.run(
-        argv, capture_output=True, text=True, cwd=ROOT, timeout=600,
-        env={**os.environ, "COLUMNS": "100"},
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge else subprocess.PIPE,
+        text=True, cwd=ROOT, timeout=600, env={**os.environ, "COLUMNS": "100"},
     )
-    if done.returncode != 0:
+    if done.returncode != 0 and not merge:
         raise SystemExit(f"render_docs: {cmd!r} failed:\n{done.stderr}")
     lines = done.stdout.rstrip("\n").splitlines()
     if keep_from:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from gilx.table import Table, TableRow, table
     from gilx.timeline import Timeline
     from gilx.timeline import record as record_timeline
+    from gilx.watch import Watch, watch
     from gilx.workloads import NAMES as WORKLOADS
 
 #: Public name -> (submodule, its name there), loaded on first use.
@@ -54,6 +55,8 @@ _LAZY = {
     "table": ("gilx.table", "table"),
     "Timeline": ("gilx.timeline", "Timeline"),
     "record_timeline": ("gilx.timeline", "record"),
+    "Watch": ("gilx.watch", "Watch"),
+    "watch": ("gilx.watch", "watch"),
     "WORKLOADS": ("gilx.workloads", "NAMES"),
 }
 
@@ -72,6 +75,7 @@ __all__ = [
     "Timeline",
     "Timing",
     "UnsafeCounter",
+    "Watch",
     "__version__",
     "count_gil",
     "count_nogil",
@@ -82,6 +86,7 @@ __all__ = [
     "record_timeline",
     "scale",
     "table",
+    "watch",
 ]
 
 if not TYPE_CHECKING:  # hidden from type checkers: they see the imports above instead

@@ -203,6 +203,8 @@ def _build_parser() -> _Parser:
     )
     timeline.add_argument("--png", metavar="FILE", default=None, help="also draw it as a PNG")
     _add_common(timeline)
+    # Listed for --help only: main() hands `gilx watch ...` to gilx.watch_cli before parsing.
+    commands.add_parser("watch", help="run a program under the GIL instrument (gilx watch -h)")
     return parser
 
 
@@ -455,7 +457,7 @@ def _run_probe(args: argparse.Namespace) -> int:
             "  no GIL in this process (free-threaded build, GIL off): nothing to hold or release"
         )
     print(f"  GIL held {result.hold_fraction:.0%} of the time one thread spent making the calls")
-    print("    (a heartbeat thread asked for the GIL every 1 ms and timed how late it got it)")
+    print("    (a heartbeat thread asked for the GIL at random instants, one per ms: held or not)")
     print(
         f"  {result.workers} threads: {result.speedup:.2f}x the speed of 1 thread making the same"
         f" {result.calls * result.workers:,} calls"
@@ -522,6 +524,11 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["watch"]:  # its own parser: the program's arguments are not ours
+        from gilx.watch_cli import main as watch_main
+
+        return watch_main(argv[1:])
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # plain `gilx` is the tour

@@ -4,11 +4,12 @@
 ``workers`` threads started together.  A callable that releases the GIL runs
 on several cores at once (given the cores); one that holds it does not.
 
-(b) **hold fraction**: while one thread makes the calls, a heartbeat thread
-asks for the GIL every millisecond and records how late it gets it
-(:class:`gilx.runner.Heartbeat`).  The share of the time it waited is the share
-of the time the GIL was held.  This needs no second core, so it is the evidence
-the verdict rests on: ``releases_gil`` is ``hold_fraction <`` :data:`HOLD_LIMIT`.
+(b) **hold fraction**: while one thread makes the calls, the GIL instrument's
+heartbeat (:mod:`gilx.instrument`) asks for the GIL at random instants, one per
+millisecond, and notes whether it was held.  The share of those instants at
+which it was held estimates the share of the time the GIL was held.  This needs
+no second core, so it is the evidence the verdict rests on: ``releases_gil`` is
+``hold_fraction <`` :data:`HOLD_LIMIT`.
 
 Library thread pools (BLAS, OpenMP) are pinned to one thread while probing
 (threadpoolctl), so the speedup shows the GIL, not a library's own threads.
@@ -23,12 +24,13 @@ from dataclasses import dataclass
 
 from gilx import runner
 from gilx._gilstate import gil_enabled
+from gilx.instrument import DEFAULT_INTERVAL, Heartbeat
 
 #: A callable during which the GIL is held at least this share of the time "holds the GIL".
 HOLD_LIMIT = 0.5
 
 #: The heartbeat's period: how often it asks for the GIL (seconds).
-HEARTBEAT_INTERVAL = 0.001
+HEARTBEAT_INTERVAL = DEFAULT_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -124,11 +126,12 @@ def probe(
     with _library_pools_pinned():
         calls = runner.calibrate(lambda n: job.prepare(n, ""), 1, seconds)
         total = calls * workers
-        idle = runner.Heartbeat.idle_overshoot(interval=HEARTBEAT_INTERVAL)
-        with runner.Heartbeat(HEARTBEAT_INTERVAL) as heart:
+        with Heartbeat(HEARTBEAT_INTERVAL) as heart:
+            before = heart.snapshot()
             one = runner.run_threads(job, total, 1, repeats)
+            reading = heart.snapshot().since(before)
         many = runner.run_threads(job, total, workers, repeats)
-    hold = runner.held_fraction(heart, one.spans, idle)
+    hold = reading.hold_fraction
     has_gil = gil_enabled()
     return ProbeResult(
         callable=name or describe(func, args),

@@ -23,9 +23,6 @@ verdict is drawn from it.  A quiet machine pays only the meter: two reads of
 from __future__ import annotations
 
 import math
-import statistics
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -368,60 +365,3 @@ def scale(
     return ScaleResult(
         workload, mode, total, job.unit, method, baseline, points, session_startup, how
     )
-
-
-class Heartbeat:
-    """A thread that asks for the GIL every ``interval`` seconds and records how late it gets it.
-
-    It sleeps between knocks (``time.sleep`` releases the GIL), so it holds the
-    GIL only for the few microseconds of one loop step: it measures without
-    competing.  A knock that wakes while another thread holds the GIL must wait
-    for it; that wait shows up as the knock's *overshoot*, its time past
-    ``interval``.  (gilknocker's idea, in pure Python.)
-    """
-
-    def __init__(self, interval: float = 0.001) -> None:
-        self.interval = interval
-        self.beats: list[tuple[float, float]] = []  # (asked at, got it at)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="gilx-heartbeat", daemon=True)
-
-    def _beat(self) -> None:
-        interval, beats, stop = self.interval, self.beats, self._stop
-        while not stop.is_set():
-            asked = clock()
-            time.sleep(interval)
-            beats.append((asked, clock()))
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def overshoots(self, begin: float = -math.inf, end: float = math.inf) -> list[float]:
-        """How late each knock asked between ``begin`` and ``end`` woke up, in seconds."""
-        return [got - asked - self.interval for asked, got in self.beats if begin <= asked < end]
-
-    @staticmethod
-    def idle_overshoot(beats: int = 40, interval: float = 0.001) -> float:
-        """The median overshoot with nothing else running: the sleep's own lateness."""
-        with Heartbeat(interval) as heart:
-            while len(heart.beats) < beats:
-                time.sleep(interval * beats / 4)
-        return statistics.median(heart.overshoots())
-
-
-def held_fraction(heart: Heartbeat, spans: Sequence[tuple[float, float]], idle: float) -> float:
-    """The fraction of the ``spans`` during which the heartbeat waited for the GIL.
-
-    Each knock's overshoot beyond the idle overshoot is time the GIL was held
-    by someone else.  Capped to [0, 1].
-    """
-    waited = 0.0
-    for begin, end in spans:
-        waited += sum(max(0.0, late - idle) for late in heart.overshoots(begin, end))
-    length = sum(end - begin for begin, end in spans)
-    return min(1.0, waited / length) if length > 0 else 0.0

@@ -1,0 +1,180 @@
+"""The GIL instrument: error of the hold-fraction estimate, and what the heartbeat costs.
+
+Error: ``_core.duty_cycle(seconds, hold, period)`` holds the GIL for the share ``hold`` of
+each period and releases it for the rest, and reports the time it really held it (the
+truth).  gilx's heartbeat and gilknocker (``bench`` extra) watch the same kind of run, one
+after the other in each cell, and the table gives each one's estimate minus the truth.
+
+Cost: the same pure-Python loop (``count_py``) and the same chunked released loop
+(``count_nogil``: it re-takes the GIL every ~1 ms) timed with and without a heartbeat at the
+default interval, alternating, many times; the cost is the ratio of the medians minus one.
+
+Run: ``pytest benchmarks/test_instrument.py --benchmark-only -s``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import pytest
+
+import gilx
+from gilx import _core
+from gilx.instrument import DEFAULT_INTERVAL, Heartbeat
+
+HOLDS = (0.0, 0.25, 0.5, 0.75, 1.0)
+PERIODS = (0.001, 0.005, 0.02)
+SECONDS = 2.0  # per cell and tool
+
+needs_gil = pytest.mark.skipif(not gilx.gil_enabled(), reason="no GIL: nothing to estimate")
+
+
+def gilx_cell(hold: float, period: float, seconds: float) -> tuple[float, float]:
+    with Heartbeat(DEFAULT_INTERVAL) as heart:
+        before = heart.snapshot()
+        held, total = _core.duty_cycle(seconds, hold, period)
+        reading = heart.snapshot().since(before)
+    return reading.hold_fraction, held / total
+
+
+def gilknocker_cell(hold: float, period: float, seconds: float) -> tuple[float, float]:
+    from gilknocker import KnockKnock
+
+    knocker = KnockKnock(polling_interval_micros=round(DEFAULT_INTERVAL * 1e6))
+    knocker.start()
+    time.sleep(0.005)  # let its thread begin knocking before the GIL is taken
+    try:
+        held, total = _core.duty_cycle(seconds, hold, period)
+    finally:
+        knocker.stop()  # joins its thread: the metric is final
+    return float(knocker.contention_metric), held / total
+
+
+def error_table(seconds: float = SECONDS) -> dict[str, object]:
+    try:
+        import gilknocker  # noqa: F401
+
+        tools: dict[str, Callable[[float, float, float], tuple[float, float]]] = {
+            "gilx": gilx_cell,
+            "gilknocker": gilknocker_cell,
+        }
+    except ImportError:
+        print('\ngilknocker is not installed (pip install "gilx[bench]"): gilx only')
+        tools = {"gilx": gilx_cell}
+    rows = []
+    for period in PERIODS:
+        for hold in HOLDS:
+            row: dict[str, object] = {"period_ms": period * 1e3, "hold": hold}
+            for name, cell in tools.items():
+                estimate, truth = cell(hold, period, seconds)
+                row[name] = {"estimate": estimate, "truth": truth, "error": estimate - truth}
+            rows.append(row)
+    worst = {
+        name: max(abs(r[name]["error"]) for r in rows)  # type: ignore[index]
+        for name in tools
+    }
+    return {"rows": rows, "worst_abs_error": worst, "seconds_per_cell": seconds}
+
+
+def print_table(result: dict[str, object]) -> None:
+    rows = result["rows"]
+    tools = list(result["worst_abs_error"])  # type: ignore[call-overload]
+    print("\nhold-fraction error (estimate - truth), one row per duty cycle")
+    head = "period   hold  truth" + "".join(f"  {t:>11}" for t in tools)
+    print(head)
+    for r in rows:  # type: ignore[attr-defined]
+        truth = r[tools[0]]["truth"]
+        cells = "".join(f"  {r[t]['error']:+11.3f}" for t in tools)
+        print(f"{r['period_ms']:4.0f} ms  {r['hold']:4.2f}  {truth:5.3f}{cells}")
+    worst = result["worst_abs_error"]
+    print("worst |error|:" + "".join(f"  {t} {worst[t]:.3f}" for t in tools))  # type: ignore[index]
+
+
+@needs_gil
+@pytest.mark.benchmark(group="instrument")
+def test_hold_fraction_error(benchmark):
+    # --benchmark-disable (CI's smoke run): every cell once, briefly.
+    seconds = 0.05 if benchmark.disabled else SECONDS
+    result = benchmark.pedantic(error_table, args=(seconds,), rounds=1, iterations=1)
+    print_table(result)
+    benchmark.extra_info["instrument_error"] = result
+
+
+def _timed(call: Callable[[], object], heart: Heartbeat | None) -> float:
+    """One run's time; the heartbeat, if any, runs before the clock starts."""
+    if heart is not None:
+        heart.start()
+    try:
+        start = time.perf_counter()
+        call()
+        return time.perf_counter() - start
+    finally:
+        if heart is not None:
+            heart.stop()
+
+
+def overhead(pairs: int = 60) -> dict[str, object]:
+    """Cost to the watched code: the median over many adjacent (plain, watched) pairs of
+    watched / plain - 1.  Adjacent runs see about the same load from the rest of a busy
+    machine, and the order within a pair alternates, so drift cancels."""
+
+    def released() -> None:
+        for _ in range(20):
+            gilx.count_nogil(_core.COUNT_CHUNK)
+
+    work = {
+        "count_py (GIL held, Python)": lambda: gilx.count_py(1_000_000),
+        "count_nogil chunks (GIL re-taken every ~1 ms)": released,
+    }
+    heart = Heartbeat(DEFAULT_INTERVAL)
+    out: dict[str, object] = {}
+    for name, call in work.items():
+        ratios = []
+        for i in range(pairs):
+            if i % 2:
+                watched, plain = _timed(call, heart), _timed(call, None)
+            else:
+                plain, watched = _timed(call, None), _timed(call, heart)
+            ratios.append(watched / plain)
+        ratios.sort()
+        out[name] = {
+            "cost": statistics.median(ratios) - 1,
+            "cost_quartiles": [ratios[len(ratios) // 4] - 1, ratios[3 * len(ratios) // 4] - 1],
+            "pairs": pairs,
+        }
+    with heart:
+        before = heart.snapshot()
+        gilx.count_py(3_000_000)
+        out["cost_per_beat_s"] = heart.snapshot().since(before).cost_per_beat
+        # The CPU the heartbeat itself uses (the main thread sleeps meanwhile): what it
+        # takes from the watched code on a machine with one core.
+        cpu, wall = time.process_time(), time.perf_counter()
+        time.sleep(1.0 if pairs > 2 else 0.05)
+        out["heartbeat_cpu_share"] = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    return out
+
+
+@needs_gil
+@pytest.mark.benchmark(group="instrument")
+def test_heartbeat_cost(benchmark):
+    pairs = 2 if benchmark.disabled else 60
+    result = benchmark.pedantic(overhead, args=(pairs,), rounds=1, iterations=1)
+    print("\ncost of the heartbeat at the default interval (median of watched / plain - 1)")
+    for name, r in result.items():
+        if isinstance(r, dict):
+            low, high = r["cost_quartiles"]
+            print(
+                f"  {name}: {r['cost']:+.2%} (quartiles {low:+.2%} .. {high:+.2%},"
+                f" {r['pairs']} pairs)"
+            )
+    print(f"  heartbeat's own GIL time per beat: {result['cost_per_beat_s'] * 1e6:.1f} us")
+    print(f"  heartbeat's own CPU use: {result['heartbeat_cpu_share']:.2%} of one core")
+    benchmark.extra_info["instrument_cost"] = result
+
+
+@pytest.mark.benchmark(group="instrument")
+def test_count_gil_under_gil_watch(benchmark, gil_watch):
+    """The pytest plugin at work: the watch's reading lands in extra_info["gil"]."""
+    benchmark.pedantic(gilx.count_gil, args=(1_000_000,), rounds=20)

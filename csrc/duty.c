@@ -1,0 +1,453 @@
+/*
+ * duty.c -- the C pieces of the GIL instrument (src/gilx/instrument.py):
+ *
+ *   heartbeat_run(totals, interval_ns, cancel, seed, schedstat_fd): the
+ *     heartbeat's whole loop.  Each beat ("knock") releases the GIL, sleeps
+ *     until the next sampled instant, notes the time of waking, takes the
+ *     GIL back, notes the time of getting it, and gives it straight back.
+ *     Waking and getting are read apart, with the GIL released in between,
+ *     so the wait for the GIL is measured on its own: the sleep's lateness
+ *     (timer slack, a busy scheduler) does not count as "the GIL was held".
+ *     A heartbeat written in Python can only read the clock after both,
+ *     which is the bias of gilknocker and of gilx's first heartbeat.  The
+ *     labelling of sampled instants and the running totals are done here
+ *     too, with the GIL released, so that the heartbeat holds the GIL for
+ *     about a microsecond per beat.  heartbeat_read(totals) copies them.
+ *
+ *   duty_cycle(seconds, hold, period): the ground truth the instrument is
+ *     checked against.  For `seconds`, in each `period` it spins with the
+ *     GIL held for the share `hold` of the period (count_gil-style), then
+ *     spins with it released for the rest (count_nogil-style).  It returns
+ *     the time it really held the GIL, measured by itself: re-taking the GIL
+ *     after a released phase may be late (another thread has it), so the
+ *     true share can differ a little from `hold`, and the instrument is
+ *     compared with what happened, not with what was asked.
+ */
+#include "gilx.h"
+
+#if !defined(_WIN32)
+#  include <errno.h>
+#endif
+#if defined(__linux__)
+#  include <unistd.h>
+#endif
+
+/* The longest interval between knocks: the heartbeat must stay stoppable. */
+#define GILX_KNOCK_MAX_SLEEP_NS ((int64_t)10 * 1000000000)
+
+/* A wait for the GIL shorter than this is not worth a second read of the
+ * run-queue time (~1 us): it is below the instrument's resolution anyway. */
+#define GILX_KNOCK_QUEUE_CHECK_NS ((int64_t)5000)
+
+/* A knock that waited longer than this for the GIL found it held.  Taking a
+ * free GIL costs well under a microsecond; a heartbeat preempted in between
+ * can take longer, so the threshold leaves room for that. */
+#define GILX_HB_BLOCKED_NS ((int64_t)10000)
+
+/* Sleep until the monotonic clock reaches `deadline_ns`.  No Python API:
+ * called with the GIL released. */
+static void
+sleep_until(int64_t deadline_ns)
+{
+    int64_t left = deadline_ns - gilx_monotonic_ns();
+    while (left > 0) {
+#if defined(_WIN32)
+        /* Windows sleeps in milliseconds; round up so as not to spin. */
+        Sleep((DWORD)((left + 999999) / 1000000));
+#else
+        /* nanosleep rather than clock_nanosleep(TIMER_ABSTIME): macOS has
+         * only the former.  A signal cuts it short (EINTR); the loop then
+         * sleeps what is left. */
+        struct timespec rel;
+        rel.tv_sec = (time_t)(left / 1000000000);
+        rel.tv_nsec = (long)(left % 1000000000);
+        if (nanosleep(&rel, NULL) != 0 && errno != EINTR) {
+            return;
+        }
+#endif
+        left = deadline_ns - gilx_monotonic_ns();
+    }
+}
+
+/*
+ * This thread's run-queue statistics from Linux's /proc/thread-self/schedstat,
+ * read through `fd` (opened by the caller in this same thread): the time it
+ * has spent runnable but waiting for a CPU (ns, second field) and how many
+ * times it was put on a CPU (third field).  Returns 0, or -1 where they
+ * cannot be read.  No Python API: may be called with the GIL released.
+ *
+ * Why: a knock's wait for the GIL ends when the OS runs the heartbeat after
+ * the holder let go.  On a busy machine that hand-over can take
+ * milliseconds during which the GIL is free and nobody holds it; the
+ * instrument estimates that time from these two numbers and takes it out.
+ */
+static int
+run_stats(int fd, int64_t *delay_ns, int64_t *runs)
+{
+#if defined(__linux__)
+    char buf[96];
+    if (fd < 0) {
+        return -1;
+    }
+    ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (len <= 0) {
+        return -1;
+    }
+    buf[len] = '\0';
+    int64_t fields[3] = {0, 0, 0};
+    const char *p = buf;
+    for (int i = 0; i < 3; i++) {
+        if (*p < '0' || *p > '9') {
+            return -1;
+        }
+        while (*p >= '0' && *p <= '9') {
+            fields[i] = fields[i] * 10 + (*p - '0');
+            p++;
+        }
+        while (*p == ' ') {
+            p++;
+        }
+    }
+    *delay_ns = fields[1];
+    *runs = fields[2];
+    return 0;
+#else
+    (void)fd;
+    (void)delay_ns;
+    (void)runs;
+    return -1;
+#endif
+}
+
+/* ------------------------------------------------------------------------
+ * The heartbeat loop.
+ *
+ * Its running totals live in a caller-owned buffer of GILX_HB_SLOTS
+ * uint64 words (an array('Q')), so that the Python object can be read by
+ * heartbeat_read() from any thread while the loop adds to it with the GIL
+ * released; every word is read and written atomically.
+ * ------------------------------------------------------------------------ */
+enum {
+    GILX_HB_SAMPLES,        /* sampled instants labelled */
+    GILX_HB_HELD,           /* ... of which the GIL was held */
+    GILX_HB_MISSED,         /* ... of which the heartbeat slept through */
+    GILX_HB_BEATS,          /* knocks */
+    GILX_HB_BUSY_NS,        /* time the heartbeat itself held the GIL */
+    GILX_HB_MAX_WAIT_NS,    /* longest wait for the GIL */
+    GILX_HB_RUNNING,        /* 1 while the loop runs with the GIL released */
+    GILX_HB_WAITS,          /* first bucket of the wait histogram */
+    /* Bucket 0: waits under 1024 ns.  Then 8 buckets per power of two (the
+     * three bits after the leading one), from 2**10 ns up to 2**36 ns
+     * (~69 s); the last bucket takes anything longer. */
+    GILX_HB_BUCKETS = 1 + 8 * 26,
+    GILX_HB_SLOTS = GILX_HB_WAITS + GILX_HB_BUCKETS
+};
+
+static Py_ssize_t
+wait_bucket(int64_t ns)
+{
+    if (ns < 1024) {
+        return 0;
+    }
+    int e = 10;
+    while (e < 62 && (ns >> (e + 1)) != 0) {
+        e++;
+    }
+    Py_ssize_t index = 1 + (Py_ssize_t)(e - 10) * 8 + (Py_ssize_t)((ns >> (e - 3)) & 7);
+    return index < GILX_HB_BUCKETS ? index : GILX_HB_BUCKETS - 1;
+}
+
+/* xorshift64*: the random instant in each stratum.  Quality needs are
+ * modest (a uniform position); what matters is that no Python call is
+ * needed with the GIL released. */
+static uint64_t
+next_random(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * UINT64_C(2685821657736338717);
+}
+
+/* A uniform offset in [0, step). */
+static int64_t
+draw_offset(uint64_t *rng, int64_t step)
+{
+    double unit = (double)(next_random(rng) >> 11) * (1.0 / 9007199254740992.0);
+    return (int64_t)(unit * (double)step);
+}
+
+static void
+add_to(gilx_atomic_u64 *totals, int slot, uint64_t amount)
+{
+    gilx_atomic_store(&totals[slot], gilx_atomic_load(&totals[slot]) + amount);
+}
+
+static int
+totals_buffer(PyObject *obj, Py_buffer *view, int writable)
+{
+    if (PyObject_GetBuffer(obj, view,
+                           writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (view->len != (Py_ssize_t)(GILX_HB_SLOTS * sizeof(uint64_t))
+        || ((uintptr_t)view->buf % sizeof(uint64_t)) != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "totals must be an aligned buffer of %d 64-bit words",
+                     (int)GILX_HB_SLOTS);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError,
+                     "heartbeat_run() takes 5 arguments (totals, interval_ns, "
+                     "cancel, seed, schedstat_fd), got %zd", nargs);
+        return NULL;
+    }
+    long long step = PyLong_AsLongLong(args[1]);
+    if (step == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (step < 1000 || step > GILX_KNOCK_MAX_SLEEP_NS) {
+        PyErr_SetString(PyExc_ValueError,
+                        "heartbeat_run: interval_ns must be >= 1000 and <= 10 s");
+        return NULL;
+    }
+    CancelTokenObject *cancel;
+    if (gilx_parse_cancel(gilx_get_state(module), args[2], &cancel) < 0) {
+        return NULL;
+    }
+    if (cancel == NULL) {
+        PyErr_SetString(PyExc_TypeError,
+                        "heartbeat_run: cancel must be a CancelToken (how it stops)");
+        return NULL;
+    }
+    unsigned long long seed = PyLong_AsUnsignedLongLongMask(args[3]);
+    if (seed == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    long fd_long = PyLong_AsLong(args[4]);
+    if (fd_long == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (fd_long < -1 || fd_long > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError,
+                        "heartbeat_run: schedstat_fd must be a file descriptor or -1");
+        return NULL;
+    }
+    int fd = (int)fd_long;
+    Py_buffer view;
+    if (totals_buffer(args[0], &view, 1) < 0) {
+        return NULL;
+    }
+    /* The buffer export keeps the memory in place (an array cannot resize
+     * while exported) until PyBuffer_Release, after the loop. */
+    gilx_atomic_u64 *totals = (gilx_atomic_u64 *)view.buf;
+    uint64_t rng = seed | 1;        /* xorshift must not start at 0 */
+
+    Py_BEGIN_ALLOW_THREADS
+    gilx_atomic_store(&totals[GILX_HB_RUNNING], 1);
+    int64_t origin = gilx_monotonic_ns();
+    int64_t stratum = 0;
+    int64_t target = origin + draw_offset(&rng, step);
+    while (!gilx_atomic_load(&cancel->cancelled)) {
+        int64_t delay0 = 0, runs0 = 0;
+        sleep_until(target);
+        int have_stats = run_stats(fd, &delay0, &runs0) == 0;
+        int64_t woke = gilx_monotonic_ns();
+        /* Ask for the GIL, note when it came, and give it straight back:
+         * the beat holds it for nothing longer than two clock reads. */
+        Py_BLOCK_THREADS
+        int64_t got = gilx_monotonic_ns();
+        Py_UNBLOCK_THREADS
+        int64_t released = gilx_monotonic_ns();
+
+        /* The hand-over: the GIL was free while the heartbeat waited for a
+         * CPU after the holder let go.  A long wait also wakes up once per
+         * switch interval, so the hand-over is the mean run-queue time per
+         * time it ran. */
+        int64_t queued = 0;
+        if (have_stats && got - woke > GILX_KNOCK_QUEUE_CHECK_NS) {
+            int64_t delay1, runs1;
+            if (run_stats(fd, &delay1, &runs1) == 0 && delay1 >= delay0) {
+                int64_t runs = runs1 - runs0;
+                queued = runs > 0 ? (delay1 - delay0) / runs : delay1 - delay0;
+            }
+        }
+        int64_t freed = got - queued;
+        int64_t wait = freed - woke;
+        int blocked = wait > GILX_HB_BLOCKED_NS;
+        uint64_t samples = 1, held = (uint64_t)blocked, missed = 0;
+
+        /* Label the instants of the later strata that are already past. */
+        stratum++;
+        for (;;) {
+            int64_t base = origin + stratum * step;
+            if (blocked && base >= woke && base + step <= freed) {
+                int64_t whole = (freed - base) / step;  /* inside the wait */
+                samples += (uint64_t)whole;
+                held += (uint64_t)whole;
+                stratum += whole;
+                continue;
+            }
+            int64_t instant = base + draw_offset(&rng, step);
+            if (instant >= got) {
+                target = instant;
+                break;
+            }
+            /* Inside the wait: held until the holder let go.  Before waking
+             * (the OS let the heartbeat sleep past it): labelled with the
+             * state found on waking, and counted as missed. */
+            samples++;
+            held += (uint64_t)(blocked && instant < freed);
+            missed += (uint64_t)(instant <= woke);
+            stratum++;
+        }
+        add_to(totals, GILX_HB_SAMPLES, samples);
+        add_to(totals, GILX_HB_HELD, held);
+        add_to(totals, GILX_HB_MISSED, missed);
+        add_to(totals, GILX_HB_BEATS, 1);
+        add_to(totals, GILX_HB_BUSY_NS, (uint64_t)(released - got));
+        add_to(totals, GILX_HB_WAITS + (int)wait_bucket(wait), 1);
+        if (wait > 0
+            && (uint64_t)wait > gilx_atomic_load(&totals[GILX_HB_MAX_WAIT_NS])) {
+            gilx_atomic_store(&totals[GILX_HB_MAX_WAIT_NS], (uint64_t)wait);
+        }
+    }
+    gilx_atomic_store(&totals[GILX_HB_RUNNING], 0);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+heartbeat_read(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (totals_buffer(arg, &view, 0) < 0) {
+        return NULL;
+    }
+    gilx_atomic_u64 *totals = (gilx_atomic_u64 *)view.buf;
+    PyObject *result = PyTuple_New(GILX_HB_SLOTS);
+    if (result != NULL) {
+        for (Py_ssize_t i = 0; i < GILX_HB_SLOTS; i++) {
+            PyObject *value = PyLong_FromUnsignedLongLong(
+                gilx_atomic_load(&totals[i]));
+            if (value == NULL) {
+                Py_CLEAR(result);
+                break;
+            }
+            PyTuple_SET_ITEM(result, i, value);     /* steals the reference */
+        }
+    }
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* Busy-wait (no Python API, no sleeping: this is CPU work) until the
+ * monotonic clock reaches `until_ns`. */
+static void
+spin_until(int64_t until_ns)
+{
+    while (gilx_monotonic_ns() < until_ns) {
+    }
+}
+
+static PyObject *
+duty_cycle(PyObject *module, PyObject *args)
+{
+    double seconds, hold, period;
+    if (!PyArg_ParseTuple(args, "ddd:duty_cycle", &seconds, &hold, &period)) {
+        return NULL;
+    }
+    /* `!(x > 0)` is also true for NaN. */
+    if (!(seconds > 0) || seconds > 3600.0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "duty_cycle: seconds must be > 0 and <= 3600");
+        return NULL;
+    }
+    if (!(hold >= 0) || hold > 1) {
+        PyErr_SetString(PyExc_ValueError,
+                        "duty_cycle: hold must be between 0 and 1");
+        return NULL;
+    }
+    if (!(period >= 1e-6) || period > 60.0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "duty_cycle: period must be >= 1e-6 and <= 60 seconds");
+        return NULL;
+    }
+    gilx_state *state = gilx_get_state(module);
+    int64_t period_ns = (int64_t)(period * 1e9);
+    int64_t hold_ns = (int64_t)(hold * (double)period_ns);
+    int64_t start = gilx_monotonic_ns();
+    int64_t end = start + (int64_t)(seconds * 1e9);
+    int64_t held_ns = 0;
+    int64_t held_since = start;     /* we hold the GIL from the call on */
+    /* Phases on a fixed grid from `start`: a late re-take shortens the hold
+     * phase that follows instead of shifting every later period. */
+    for (int64_t phase = start; phase < end; phase += period_ns) {
+        int64_t release_at = phase + hold_ns;
+        int64_t next = phase + period_ns;
+        if (next > end) {
+            next = end;
+        }
+        if (release_at > next) {
+            release_at = next;
+        }
+        spin_until(release_at);
+        if (release_at < next) {
+            held_ns += gilx_monotonic_ns() - held_since;
+            Py_BEGIN_ALLOW_THREADS
+            spin_until(next);
+            Py_END_ALLOW_THREADS
+            held_since = gilx_monotonic_ns();
+        }
+        /* GIL held here: Ctrl-C ends the call within one period. */
+        if (gilx_check_interrupts(state, NULL) < 0) {
+            return NULL;
+        }
+    }
+    int64_t stop = gilx_monotonic_ns();
+    held_ns += stop - held_since;
+    return Py_BuildValue("(dd)", (double)held_ns / 1e9,
+                         (double)(stop - start) / 1e9);
+}
+
+PyDoc_STRVAR(duty_cycle_doc,
+"duty_cycle($module, seconds, hold, period, /)\n"
+"--\n"
+"\n"
+"For `seconds`, hold the GIL for the share `hold` of every `period` (CPU\n"
+"work, GIL held) and release it for the rest (CPU work, GIL released).\n"
+"Return (held_seconds, total_seconds) as measured by the call itself: the\n"
+"ground truth for gilx's hold-fraction estimate.");
+
+PyDoc_STRVAR(heartbeat_run_doc,
+"heartbeat_run($module, totals, interval_ns, cancel, seed, schedstat_fd, /)\n"
+"--\n"
+"\n"
+"The GIL instrument's heartbeat loop; runs until `cancel` (a CancelToken) is\n"
+"cancelled, adding to `totals` (an array('Q') of HEARTBEAT_SLOTS words) with\n"
+"the GIL released.  See gilx.instrument.");
+
+PyDoc_STRVAR(heartbeat_read_doc,
+"heartbeat_read($module, totals, /)\n"
+"--\n"
+"\n"
+"The heartbeat's totals, read atomically, as a tuple of ints.");
+
+PyMethodDef gilx_duty_methods[] = {
+    {"heartbeat_run", (PyCFunction)(void (*)(void))heartbeat_run, METH_FASTCALL,
+     heartbeat_run_doc},
+    {"heartbeat_read", heartbeat_read, METH_O, heartbeat_read_doc},
+    {"duty_cycle", duty_cycle, METH_VARARGS, duty_cycle_doc},
+    {NULL, NULL, 0, NULL}
+};

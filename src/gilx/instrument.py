@@ -1,0 +1,301 @@
+"""The GIL instrument: a heartbeat thread and the hold-fraction estimate, in one place.
+
+**What the heartbeat sees.**  A thread that sleeps (GIL released) and wakes
+asks for the GIL back.  If another thread holds it, the waker waits.  The loop
+(C, ``_core.heartbeat_run`` in csrc/duty.c) reads the clock on waking, GIL still
+released, and again once the GIL is its own, so ``got - woke`` is the wait for
+the GIL alone: the sleep's own lateness (timer slack, a busy scheduler) is not
+in it.  That wait is one sample of the *latency* distribution: how late a
+thread that asks for the GIL gets it.  The loop gives the GIL straight back,
+so the heartbeat holds it about a microsecond per beat.
+
+**Why counting waited time is biased.**  The old estimate (and gilknocker's)
+divides the time spent waiting by the whole time.  But while the heartbeat
+sleeps, the GIL may be held too, and that time is counted as "free": a
+callable holding the GIL all the time read 0.86, one holding it a quarter of
+the time read 0.18.
+
+**The estimate: sampling instants on a fixed grid.**  Time is cut into strata
+of ``interval`` seconds from the start; in each stratum one instant is drawn
+at random (stratified sampling).  The grid is fixed in advance, so the
+instants are independent of whatever the watched code does.  Every instant is
+then labelled:
+
+* the heartbeat sleeps until the next instant and knocks: if it had to wait
+  more than 10 us for the GIL, the GIL was held at that instant;
+* instants that fall *inside* a wait are held too (the heartbeat was asking
+  for the GIL and could not get it), so a long wait labels every instant in it;
+* instants the heartbeat slept past (the OS woke it late) get the state it
+  found on waking, and are counted as ``missed``.  Dropping them instead would
+  bias the estimate: a blocked heartbeat labels every instant of its wait, a
+  late one in free time would lose its instants.
+
+The share of held instants estimates the share of the time the GIL was held:
+each instant is equally likely to fall anywhere in the watched code's
+schedule.  What is left is the hand-over: after the holder lets go, the
+heartbeat needs time to be woken and run, and instants in that gap would
+count as held.  On Linux the loop reads its own run-queue time
+(``/proc/thread-self/schedstat``) and takes the hand-over's share out of the
+wait; elsewhere the gap stays in (microseconds on an idle machine).
+
+**Bounded memory.**  Only running totals are kept (instants sampled / held /
+missed, beats, the heartbeat's own GIL time) and a fixed-size latency
+histogram (:class:`LatencyHistogram`), in one array; a :class:`Snapshot`
+copies them, and the difference of two snapshots is the reading for the time
+between them.
+
+**Cost.**  ``Reading.cost_per_beat`` is the time the heartbeat held the GIL
+per beat.  The larger cost is indirect: a holder running Python bytecode is
+asked to hand the GIL over once a knock has waited for the switch interval
+(5 ms), and to take it back afterwards; benchmarks/test_instrument.py
+measures what that costs the watched code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from array import array
+from dataclasses import dataclass
+
+from gilx import _core
+from gilx._gilstate import gil_enabled
+
+#: The heartbeat's default period: one sampled instant per millisecond.
+DEFAULT_INTERVAL = 0.001
+
+#: The shortest and longest interval accepted (seconds).
+MIN_INTERVAL = 1e-5
+MAX_INTERVAL = 1.0
+
+# The layout of the totals array shared with csrc/duty.c (its GILX_HB_* slots).
+_SAMPLES, _HELD, _MISSED, _BEATS, _BUSY_NS, _MAX_WAIT_NS, _RUNNING, _WAITS = range(8)
+
+
+def check_interval(interval: object) -> float:
+    """``interval`` as a float of seconds, or TypeError / ValueError saying what is wrong."""
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)):
+        raise TypeError(f"interval must be a number of seconds, not {type(interval).__name__}")
+    value = float(interval)
+    if not value > 0:
+        raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+    if not MIN_INTERVAL <= value <= MAX_INTERVAL:
+        raise ValueError(
+            f"interval must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds, "
+            f"got {interval!r}"
+        )
+    return value
+
+
+class LatencyHistogram:
+    """Waits for the GIL, counted in fixed buckets (bounded memory), as csrc/duty.c keeps them.
+
+    Bucket 0 holds waits under 1024 ns; above that there are 8 buckets per
+    power of two (the three bits after the leading one: each at most 12.5 %
+    wide) up to 2**36 ns (~69 s), and the last bucket takes anything longer.
+    Percentiles are a bucket's upper edge, capped by the exact maximum.
+    """
+
+    SIZE = 1 + 8 * 26
+
+    @classmethod
+    def index(cls, ns: int) -> int:
+        if ns < 1024:
+            return 0
+        e = ns.bit_length() - 1
+        return min(cls.SIZE - 1, 1 + (e - 10) * 8 + ((ns >> (e - 3)) & 7))
+
+    @classmethod
+    def upper_edge_ns(cls, index: int) -> float:
+        if index == 0:
+            return 1024.0
+        e, sub = 10 + (index - 1) // 8, (index - 1) % 8
+        return float(2**e) * (1 + (sub + 1) / 8)
+
+    @classmethod
+    def percentile_ns(cls, counts: tuple[int, ...], q: float, max_ns: int) -> int:
+        """The ``q`` quantile (0..1) of the waits in ``counts``; 0 when empty."""
+        total = sum(counts)
+        if total == 0:
+            return 0
+        rank = q * total
+        seen = 0
+        for i, c in enumerate(counts):
+            seen += c
+            if c and seen >= rank:
+                return min(max_ns, round(cls.upper_edge_ns(i)))
+        return max_ns
+
+
+_SLOTS = _WAITS + LatencyHistogram.SIZE
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The heartbeat's running totals at one moment (``at``: monotonic_ns)."""
+
+    at: int
+    samples: int
+    held: int
+    missed: int
+    beats: int
+    busy_ns: int
+    max_wait_ns: int
+    waits: tuple[int, ...]
+
+    @classmethod
+    def empty(cls, at: int) -> Snapshot:
+        return cls(at, 0, 0, 0, 0, 0, 0, (0,) * LatencyHistogram.SIZE)
+
+    def since(self, earlier: Snapshot) -> Reading:
+        """What happened between ``earlier`` and this snapshot."""
+        waits = tuple(a - b for a, b in zip(self.waits, earlier.waits, strict=True))
+        if earlier.beats == 0:
+            max_ns = self.max_wait_ns
+        else:  # the window's maximum is not kept: its top bucket's edge, capped
+            top = max((i for i, c in enumerate(waits) if c), default=0)
+            max_ns = min(self.max_wait_ns, round(LatencyHistogram.upper_edge_ns(top)))
+        samples = self.samples - earlier.samples
+        beats = self.beats - earlier.beats
+        has_gil = gil_enabled()
+        held = (self.held - earlier.held) / samples if samples and has_gil else 0.0
+
+        def pct(q: float) -> float:
+            return LatencyHistogram.percentile_ns(waits, q, max_ns) / 1e9
+
+        return Reading(
+            seconds=(self.at - earlier.at) / 1e9,
+            hold_fraction=held,
+            latency=Latency(p50=pct(0.5), p90=pct(0.9), p99=pct(0.99), max=max_ns / 1e9),
+            gil_enabled=has_gil,
+            samples=samples,
+            missed=self.missed - earlier.missed,
+            beats=beats,
+            cost_per_beat=(self.busy_ns - earlier.busy_ns) / beats / 1e9 if beats else 0.0,
+        )
+
+
+@dataclass(frozen=True)
+class Latency:
+    """How late a thread that asked for the GIL got it, in seconds."""
+
+    p50: float
+    p90: float
+    p99: float
+    max: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"p50": self.p50, "p90": self.p90, "p99": self.p99, "max": self.max}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The instrument's reading over a stretch of time.
+
+    ``hold_fraction``: share of the sampled instants at which the GIL was held
+    by another thread (0.0 when the GIL is off).  ``samples`` / ``missed``:
+    instants labelled / slept through.  ``cost_per_beat``: seconds the
+    heartbeat itself held the GIL per beat.
+    """
+
+    seconds: float
+    hold_fraction: float
+    latency: Latency
+    gil_enabled: bool
+    samples: int
+    missed: int
+    beats: int
+    cost_per_beat: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "seconds": self.seconds,
+            "hold_fraction": self.hold_fraction,
+            "latency": self.latency.to_dict(),
+            "gil_enabled": self.gil_enabled,
+            "samples": self.samples,
+            "missed": self.missed,
+            "beats": self.beats,
+            "cost_per_beat": self.cost_per_beat,
+        }
+
+
+class Heartbeat:
+    """A thread that knocks for the GIL at stratified random instants and keeps running totals.
+
+    The loop itself is C (``_core.heartbeat_run``): it holds the GIL only for
+    the instant it takes it back at each knock, and adds to totals kept in a
+    fixed-size array.  ``start()`` / ``stop()`` (or ``with``) may be repeated;
+    the totals go on accumulating.  ``snapshot()`` may be called from any
+    thread at any time.
+    """
+
+    def __init__(self, interval: float = DEFAULT_INTERVAL) -> None:
+        self.interval = check_interval(interval)
+        self._totals = array("Q", bytes(8 * _SLOTS))
+        self._thread: threading.Thread | None = None
+        self._cancel: _core.CancelToken | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the heartbeat is already running")
+        self._cancel = _core.CancelToken()
+        self._thread = threading.Thread(
+            target=self._run, args=(self._cancel,), name="gilx-heartbeat", daemon=True
+        )
+        self._thread.start()
+        # Return only once the loop runs with the GIL released: code that
+        # takes the GIL right after start() (a long C call) would otherwise
+        # keep the heartbeat from ever starting, and go unseen.
+        while not _core.heartbeat_read(self._totals)[_RUNNING] and self._thread.is_alive():
+            time.sleep(50e-6)
+
+    def stop(self) -> None:
+        if self._thread is None or self._cancel is None:
+            return
+        self._cancel.cancel()
+        self._thread.join()
+        self._thread = None
+
+    def __enter__(self) -> Heartbeat:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def snapshot(self) -> Snapshot:
+        t = _core.heartbeat_read(self._totals)
+        return Snapshot(
+            at=_core.monotonic_ns(),
+            samples=t[_SAMPLES],
+            held=t[_HELD],
+            missed=t[_MISSED],
+            beats=t[_BEATS],
+            busy_ns=t[_BUSY_NS],
+            max_wait_ns=t[_MAX_WAIT_NS],
+            waits=t[_WAITS:],
+        )
+
+    def _run(self, cancel: _core.CancelToken) -> None:
+        fd = _open_schedstat()
+        try:
+            seed = random.getrandbits(64)
+            _core.heartbeat_run(self._totals, round(self.interval * 1e9), cancel, seed, fd)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+
+def _open_schedstat() -> int:
+    """This thread's run-queue statistics (Linux), or -1 where there are none."""
+    try:
+        return os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+    except OSError:
+        return -1

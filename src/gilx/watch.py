@@ -1,0 +1,86 @@
+"""``gilx.watch()``: the GIL instrument around a block of your own code.
+
+::
+
+    with gilx.watch() as w:
+        run_my_threads()
+    print(w.hold_fraction, w.latency.p99)
+
+While the block runs, a heartbeat thread (:mod:`gilx.instrument`) asks for the
+GIL at random instants and notes whether it was held and how long it waited.
+It measures the whole process, whatever thread holds the GIL.  The readings
+are live inside the block and fixed once it ends.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from gilx.instrument import DEFAULT_INTERVAL, Heartbeat, Latency, Reading, Snapshot
+
+
+class Watch:
+    """A running (or finished) watch; see :func:`watch`."""
+
+    def __init__(self, interval: float = DEFAULT_INTERVAL) -> None:
+        self._heart = Heartbeat(interval)
+        self._start: Snapshot | None = None
+        self._final: Reading | None = None
+
+    @property
+    def interval(self) -> float:
+        return self._heart.interval
+
+    def __enter__(self) -> Watch:
+        self._final = None
+        self._start = self._heart.snapshot()
+        self._heart.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._heart.stop()
+        self._final = self.reading()
+
+    def reading(self) -> Reading:
+        """The reading so far (inside the block) or of the whole block (after it)."""
+        if self._final is not None:
+            return self._final
+        if self._start is None:
+            raise RuntimeError("this watch has not been started: use it in a `with` block")
+        return self._heart.snapshot().since(self._start)
+
+    @property
+    def seconds(self) -> float:
+        return self.reading().seconds
+
+    @property
+    def hold_fraction(self) -> float:
+        return self.reading().hold_fraction
+
+    @property
+    def latency(self) -> Latency:
+        return self.reading().latency
+
+    @property
+    def gil_enabled(self) -> bool:
+        return self.reading().gil_enabled
+
+    def to_dict(self) -> dict[str, object]:
+        """``seconds``, ``hold_fraction``, ``latency`` (p50/p90/p99/max), ``gil_enabled``, and
+        the instrument's own counts (``samples``, ``missed``, ``beats``, ``cost_per_beat``)."""
+        return self.reading().to_dict()
+
+
+def watch(interval: float = DEFAULT_INTERVAL) -> Watch:
+    """Measure the GIL while a ``with`` block runs: hold fraction and how late threads get it.
+
+    ``interval``: seconds between the heartbeat's sampled instants (a
+    positive number; TypeError / ValueError otherwise).  On a build without a
+    GIL, ``gil_enabled`` is False and ``hold_fraction`` 0.0.
+    """
+    return Watch(interval)

@@ -1,0 +1,219 @@
+"""``gilx watch [--json] [--interval S] SCRIPT [ARG ...]`` / ``gilx watch -m MODULE [ARG ...]``.
+
+Runs a program in this process as ``python SCRIPT`` (or ``python -m MODULE``)
+would -- its ``sys.argv``, ``__name__ == "__main__"``, stdin and stdout left
+alone, its exit status, ``sys.exit``, its traceback if it raises, Ctrl-C --
+under :func:`gilx.watch`, then reports on stderr.  No LD_PRELOAD, no ptrace,
+no root: the heartbeat is a thread of the program's own process.
+
+Its options are parsed here, not by the main parser: everything after the
+script (or module) belongs to the program, including things that look like
+options.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import runpy
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from types import TracebackType
+
+from gilx.instrument import DEFAULT_INTERVAL, check_interval
+from gilx.watch import Watch
+
+USAGE = "usage: gilx watch [--json] [--interval SECONDS] (SCRIPT | -m MODULE) [ARG ...]"
+
+#: How often the live status line is refreshed on a terminal (seconds).
+STATUS_PERIOD = 0.5
+
+
+class _UsageError(Exception):
+    """A mistake on the command line: one line, exit 2."""
+
+
+class _Options:
+    def __init__(self) -> None:
+        self.json = False
+        self.interval = DEFAULT_INTERVAL
+        self.module: str | None = None
+        self.script: str | None = None
+        self.args: list[str] = []
+
+
+def _parse(argv: Sequence[str]) -> _Options:
+    opts = _Options()
+    rest = list(argv)
+    while rest:
+        word = rest.pop(0)
+        if word in ("-h", "--help"):
+            print(USAGE)
+            raise SystemExit(0)
+        if word == "--json":
+            opts.json = True
+        elif word == "--interval" or word.startswith("--interval="):
+            if "=" in word:
+                text = word.split("=", 1)[1]
+            elif rest:
+                text = rest.pop(0)
+            else:
+                raise _UsageError("--interval needs a number of seconds")
+            try:
+                opts.interval = check_interval(float(text))
+            except ValueError as exc:
+                raise _UsageError(f"--interval: {exc}") from None
+        elif word == "-m":
+            if not rest:
+                raise _UsageError("-m needs a module name")
+            opts.module, opts.args = rest[0], rest[1:]
+            return opts
+        elif word == "--":
+            if not rest:
+                break
+            opts.script, opts.args = rest[0], rest[1:]
+            return opts
+        elif word.startswith("-"):
+            raise _UsageError(f"unknown option {word} (before the script); {USAGE}")
+        else:
+            opts.script, opts.args = word, rest
+            return opts
+    raise _UsageError(f"which program? {USAGE}")
+
+
+def _check_target(opts: _Options) -> str:
+    """The file the program's code is in (to trim our frames from its traceback).
+
+    Also sets ``sys.path[0]`` as ``python`` would: the script's folder, or for
+    ``-m`` the current directory (the ``gilx`` launcher's own folder is not the
+    program's business).
+    """
+    if opts.module is not None:
+        sys.path[0] = os.getcwd()
+        try:
+            spec = importlib.util.find_spec(opts.module)
+        except (ImportError, ValueError) as exc:
+            raise _UsageError(f"cannot find module {opts.module!r}: {exc}") from None
+        if spec is None:
+            raise _UsageError(f"no module named {opts.module!r}")
+        return spec.origin or opts.module
+    assert opts.script is not None
+    if not os.path.exists(opts.script):
+        raise _UsageError(f"no such file: {opts.script}")
+    sys.path[0] = os.path.dirname(os.path.abspath(opts.script))
+    return os.path.abspath(opts.script)
+
+
+def _run_program(opts: _Options) -> None:
+    if opts.module is not None:
+        sys.argv = [opts.module, *opts.args]  # runpy puts the module's path in argv[0]
+        runpy.run_module(opts.module, run_name="__main__", alter_sys=True)
+    else:
+        assert opts.script is not None
+        sys.argv = [opts.script, *opts.args]
+        runpy.run_path(opts.script, run_name="__main__")
+    # Like the interpreter at exit: wait for the program's non-daemon threads.
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+
+
+def _program_traceback(tb: TracebackType | None, origin: str) -> TracebackType | None:
+    """The traceback from the program's first frame on, as ``python SCRIPT`` would show it."""
+    first = tb
+    while first is not None and os.path.abspath(first.tb_frame.f_code.co_filename) != origin:
+        first = first.tb_next
+    return first if first is not None else tb
+
+
+def _exit_status(exc: SystemExit) -> int:
+    """What the interpreter makes of ``sys.exit(code)``."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _status_line(w: Watch) -> str:
+    r = w.reading()
+    return (
+        f"gilx watch: {r.seconds:6.1f} s  GIL held {r.hold_fraction:4.0%}"
+        f"  wait p99 {r.latency.p99 * 1e3:7.3f} ms"
+    )
+
+
+def _live_status(w: Watch, stop: threading.Event) -> None:
+    while not stop.wait(STATUS_PERIOD):
+        sys.stderr.write("\r" + _status_line(w))
+        sys.stderr.flush()
+
+
+def report_text(w: Watch) -> str:
+    r = w.reading()
+    lat = r.latency
+    lines = [f"gilx watch: {r.seconds:.3f} s"]
+    if not r.gil_enabled:
+        lines.append("  no GIL in this process (free-threaded build, GIL off): nothing to hold")
+    lines.append(
+        f"  GIL held {r.hold_fraction:.1%} of the time"
+        f" ({r.samples:,} sampled instants, one per {w.interval * 1e3:g} ms)"
+    )
+    lines.append(
+        f"  wait for the GIL: p50 {lat.p50 * 1e3:.3f} ms, p90 {lat.p90 * 1e3:.3f} ms,"
+        f" p99 {lat.p99 * 1e3:.3f} ms, max {lat.max * 1e3:.3f} ms"
+    )
+    return "\n".join(lines)
+
+
+def _watched(opts: _Options, origin: str, w: Watch) -> int:
+    """Run the program under the watch ``w``; its exit status."""
+    stop = threading.Event()
+    live: Callable[[], None] | None = None
+    if sys.stderr.isatty():
+        status = threading.Thread(target=_live_status, args=(w, stop), daemon=True)
+        status.start()
+
+        def live() -> None:
+            stop.set()
+            status.join()
+            sys.stderr.write("\r" + " " * len(_status_line(w)) + "\r")
+
+    try:
+        with w:
+            try:
+                _run_program(opts)
+            finally:
+                if live is not None:
+                    live()
+    except SystemExit as exc:
+        return _exit_status(exc)
+    except KeyboardInterrupt as exc:
+        traceback.print_exception(type(exc), exc, _program_traceback(exc.__traceback__, origin))
+        return 130
+    except BaseException as exc:
+        traceback.print_exception(type(exc), exc, _program_traceback(exc.__traceback__, origin))
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        opts = _parse(argv)
+        origin = _check_target(opts)
+    except _UsageError as exc:
+        print(f"gilx watch: error: {exc}", file=sys.stderr)
+        return 2
+    w = Watch(opts.interval)
+    status = _watched(opts, origin, w)
+    sys.stdout.flush()
+    if opts.json:
+        print(json.dumps(w.to_dict()), file=sys.stderr)
+    else:
+        print(report_text(w), file=sys.stderr)
+    return status

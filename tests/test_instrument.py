@@ -1,0 +1,214 @@
+"""The GIL instrument: the hold-fraction estimate against a known duty cycle, the heartbeat's
+life cycle and bounded memory, and watch()'s interface.
+
+Ground truth: ``_core.duty_cycle(seconds, hold, period)`` holds the GIL for the share
+``hold`` of every period and releases it for the rest, and returns the time it really held
+it.  Bounds here are generous and retried (the machine may be busy); the tight error
+numbers are in benchmarks/test_instrument.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import retry
+
+import gilx
+from gilx import _core
+from gilx.instrument import Heartbeat, LatencyHistogram, check_interval
+
+GIL = gilx.gil_enabled()
+ATTEMPTS = 4
+needs_gil = pytest.mark.skipif(not GIL, reason="no GIL in this process: nothing holds it")
+
+
+def measured(hold: float, period: float = 0.005, seconds: float = 0.3) -> tuple[float, float]:
+    """(estimated hold fraction, true hold fraction) for one duty cycle."""
+    with Heartbeat() as heart:
+        before = heart.snapshot()
+        held, total = _core.duty_cycle(seconds, hold, period)
+        reading = heart.snapshot().since(before)
+    return reading.hold_fraction, held / total
+
+
+@needs_gil
+def test_a_call_that_always_holds_the_gil_reads_near_one():
+    assert retry(ATTEMPTS, lambda: measured(1.0)[0] > 0.8)
+
+
+def test_a_call_that_never_holds_the_gil_reads_near_zero():
+    assert retry(ATTEMPTS, lambda: measured(0.0)[0] < 0.2)
+
+
+@needs_gil
+@pytest.mark.parametrize("period", [0.002, 0.02])
+def test_the_estimate_follows_the_true_share_of_a_duty_cycle(period):
+    def close() -> bool:
+        estimate, truth = measured(0.5, period, seconds=0.4)
+        return abs(estimate - truth) < 0.15
+
+    assert retry(ATTEMPTS, close)
+
+
+@needs_gil
+def test_the_estimate_grows_with_the_share_held():
+    def increasing() -> bool:
+        readings = [measured(h, 0.004)[0] for h in (0.0, 0.5, 1.0)]
+        return readings[0] < readings[1] < readings[2]
+
+    assert retry(ATTEMPTS, increasing)
+
+
+@needs_gil
+def test_a_held_gil_shows_in_the_latency():
+    with gilx.watch() as w:
+        time.sleep(0.005)
+        _core.duty_cycle(0.05, 1.0, 0.01)  # 50 ms without letting go
+    assert w.latency.max >= 0.02
+    assert w.latency.p50 <= w.latency.p90 <= w.latency.p99 <= w.latency.max
+
+
+@pytest.mark.skipif(GIL, reason="this process has a GIL")
+def test_without_a_gil_there_is_no_hold():
+    with gilx.watch() as w:
+        _core.duty_cycle(0.05, 1.0, 0.01)
+    assert w.gil_enabled is False
+    assert w.hold_fraction == 0.0
+
+
+def test_the_heartbeat_can_start_again_and_keeps_its_totals():
+    heart = Heartbeat(0.001)
+    for _ in range(2):
+        heart.start()
+        time.sleep(0.03)
+        heart.stop()
+    assert not heart.running
+    snap = heart.snapshot()
+    assert snap.beats >= 2 and snap.samples >= snap.beats
+    with pytest.raises(RuntimeError, match="already running"):
+        with heart:
+            heart.start()
+
+
+def test_memory_stays_bounded_however_long_it_runs():
+    heart = Heartbeat(0.0001)
+    with heart:
+        time.sleep(0.1)
+    snap = heart.snapshot()
+    assert snap.beats > 50
+    assert len(snap.waits) == LatencyHistogram.SIZE
+    assert sum(snap.waits) == snap.beats
+    assert len(heart._totals) == 7 + LatencyHistogram.SIZE  # the only store: fixed size
+
+
+def test_the_heartbeat_measures_its_own_cost():
+    with gilx.watch() as w:
+        time.sleep(0.05)
+    reading = w.reading()
+    assert reading.beats > 5
+    assert 0 < reading.cost_per_beat < 0.01  # seconds the heartbeat held the GIL per beat
+
+
+def test_percentiles_come_from_the_histogram():
+    counts = [0] * LatencyHistogram.SIZE
+    for ns in [500] * 50 + [2_000] * 40 + [100_000] * 10:
+        counts[LatencyHistogram.index(ns)] += 1
+    p = tuple(counts)
+    assert LatencyHistogram.percentile_ns(p, 0.5, 100_000) <= 1_024
+    assert 2_000 <= LatencyHistogram.percentile_ns(p, 0.9, 100_000) <= 2_000 * 1.125
+    assert LatencyHistogram.percentile_ns(p, 0.99, 100_000) == 100_000
+    assert LatencyHistogram.percentile_ns((0,) * LatencyHistogram.SIZE, 0.5, 0) == 0
+
+
+def test_watch_gives_the_contract_fields():
+    with gilx.watch(interval=0.002) as w:
+        time.sleep(0.02)
+        live = w.seconds
+    d = w.to_dict()
+    assert list(d)[:4] == ["seconds", "hold_fraction", "latency", "gil_enabled"]
+    assert set(d["latency"]) == {"p50", "p90", "p99", "max"}  # type: ignore[arg-type]
+    assert 0.0 <= w.hold_fraction <= 1.0
+    assert w.seconds >= 0.02 > 0 < live <= w.seconds
+    assert w.gil_enabled is GIL
+
+
+def test_watch_sees_other_threads():
+    if not GIL:
+        pytest.skip("no GIL in this process")
+
+    def busy() -> bool:
+        with gilx.watch() as w:
+            t = threading.Thread(target=_core.duty_cycle, args=(0.2, 1.0, 0.01))
+            t.start()
+            t.join()
+        return w.hold_fraction > 0.7
+
+    assert retry(ATTEMPTS, busy)
+
+
+@pytest.mark.parametrize(
+    ("interval", "error", "match"),
+    [
+        ("0.001", TypeError, "number of seconds"),
+        (None, TypeError, "number of seconds"),
+        (True, TypeError, "number of seconds"),
+        (0, ValueError, "positive"),
+        (-0.5, ValueError, "positive"),
+        (float("nan"), ValueError, "positive"),
+        (5.0, ValueError, "between"),
+    ],
+)
+def test_watch_refuses_a_bad_interval(interval, error, match):
+    with pytest.raises(error, match=match):
+        gilx.watch(interval)
+    with pytest.raises(error, match=match):
+        check_interval(interval)
+
+
+def test_a_watch_must_be_entered_before_it_is_read():
+    with pytest.raises(RuntimeError, match="with"):
+        gilx.watch().reading()
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((0.0, 0.5, 0.001), "seconds"),
+        ((0.1, 1.5, 0.001), "hold"),
+        ((0.1, -0.1, 0.001), "hold"),
+        ((0.1, 0.5, 0.0), "period"),
+    ],
+)
+def test_duty_cycle_refuses_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        _core.duty_cycle(*args)
+
+
+def test_duty_cycle_reports_what_it_held():
+    held, total = _core.duty_cycle(0.02, 1.0, 0.005)
+    assert held == pytest.approx(total, rel=0.01)
+    assert 0.02 <= total < 1.0
+    held, total = _core.duty_cycle(0.02, 0.0, 0.005)
+    assert held < total / 2
+
+
+def test_the_c_loop_refuses_bad_arguments():
+    from array import array
+
+    totals = array("Q", bytes(8 * (8 + LatencyHistogram.SIZE - 1)))
+    token = _core.CancelToken()
+    with pytest.raises(ValueError, match="interval_ns"):
+        _core.heartbeat_run(totals, 10, token, 1, -1)
+    with pytest.raises(TypeError, match="CancelToken"):
+        _core.heartbeat_run(totals, 1_000_000, None, 1, -1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="64-bit words"):
+        _core.heartbeat_run(array("Q", [0] * 3), 1_000_000, token, 1, -1)
+    with pytest.raises(ValueError, match="64-bit words"):
+        _core.heartbeat_read(b"short")
+    with pytest.raises(BufferError):
+        _core.heartbeat_run(b"x" * len(totals) * 8, 1_000_000, token, 1, -1)  # read-only
+    token.cancel()
+    _core.heartbeat_run(totals, 1_000_000, token, 1, -1)  # cancelled: one beat at most
+    assert _core.heartbeat_read(totals)[3] <= 1
