@@ -118,6 +118,10 @@ typedef struct {
     PyTypeObject *locked_counter_type;
     PyTypeObject *cancel_token_type;
     PyObject *cancelled_error;      /* the exception class gilx.Cancelled */
+    /* Free-threaded builds only (cancel.c, offer_pause): sys._is_gil_enabled
+     * and a no-op Python function. */
+    PyObject *gil_enabled_func;
+    PyObject *pause_point;
 } gilx_state;
 
 static inline gilx_state *
