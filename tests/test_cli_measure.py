@@ -131,7 +131,7 @@ def test_tour_walks_the_seed_sections_in_order(tiny, capsys):
         "multiprocessing",
         "vectorisation",
         "Numba",
-        "free-threaded",
+        "future: free-threaded",
         "GIL and Hardware Utilization",
         "Decision tree",
     ]
