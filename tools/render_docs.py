@@ -15,6 +15,12 @@ Two kinds of markers, so that no number or line number is typed by hand:
       <!-- gilx:end -->
 
   ``CMD ::from TEXT`` keeps the output from the first line starting with TEXT.
+  ``@FLAVOUR CMD`` runs ``CMD`` (its ``gilx`` / ``python``) on a CPython built
+  by ``tools/build_cpython.sh FLAVOUR`` (gil, ft, tsan-ft), in a venv beside
+  that build with gilx installed from this checkout; ``@FLAVOUR`` as an
+  argument is replaced by that interpreter's path.  So numbers from a
+  free-threaded build and from the GIL build of the same source are rendered,
+  never typed.
   ``<!-- gilx:machine -->...<!-- gilx:end -->`` is replaced by a line naming
   the machine and the date the commands ran on.
 
@@ -69,14 +75,49 @@ def machine_line() -> str:
     )
 
 
+_FLAVOUR_PYTHONS: dict[str, str] = {}
+
+
+def flavour_python(flavour: str) -> str:
+    """A python of the ``flavour`` build (built or reused) with gilx installed from here."""
+    if flavour not in _FLAVOUR_PYTHONS:
+        built = subprocess.run(
+            ["bash", str(ROOT / "tools" / "build_cpython.sh"), flavour],
+            capture_output=True, text=True,
+        )
+        if built.returncode != 0:
+            raise SystemExit(f"render_docs: no {flavour} build:\n{built.stderr}")
+        python = Path(built.stdout.strip().splitlines()[-1])
+        venv = python.parent.parent.parent / f"render-venv-{flavour}"
+        if not (venv / "bin" / "python").exists():
+            subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
+        print(f"render_docs: installing gilx into {venv}", file=sys.stderr)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--prefer-binary",
+             "--force-reinstall", "--no-deps", str(ROOT)],
+            check=True,
+        )
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--prefer-binary",
+             str(ROOT)],
+            check=True,
+        )
+        _FLAVOUR_PYTHONS[flavour] = str(venv / "bin" / "python")
+    return _FLAVOUR_PYTHONS[flavour]
+
+
 def run_command(cmd: str) -> str:
     """Run ``cmd``; ``CMD ::from TEXT`` keeps its output from the first line starting with TEXT."""
     cmd, _, keep_from = cmd.partition(" ::from ")
     argv = shlex.split(cmd)
+    python = sys.executable
+    if argv[0].startswith("@"):
+        python = flavour_python(argv.pop(0)[1:])
+    argv = [flavour_python(a[1:]) if a.startswith("@") else a for a in argv]
     if argv[0] == "gilx":
-        argv = [sys.executable, "-m", "gilx", *argv[1:]]
+        argv = [python, "-m", "gilx", *argv[1:]]
     elif argv[0] == "python":
-        argv = [sys.executable, *argv[1:]]
+        argv = [python, *argv[1:]]
     done = subprocess.run(
         argv, capture_output=True, text=True, cwd=ROOT, timeout=600,
         env={**os.environ, "COLUMNS": "100"},
