@@ -3,6 +3,7 @@
     python tools/render_docs.py            # re-run every command, refresh links
     python tools/render_docs.py --links    # refresh the csrc/ line links only
     python tools/render_docs.py --check    # exit 1 if a csrc/ link is stale (CI)
+    python tools/render_docs.py --only @ft # re-run only the blocks whose command has "@ft"
 
 Two kinds of markers, so that no number or line number is typed by hand:
 
@@ -171,10 +172,13 @@ def refresh_links(doc: Path, text: str) -> str:
     return LINK.sub(fix, text)
 
 
-def refresh_outputs(text: str) -> str:
-    text = MACHINE.sub(lambda m: f"{m[1]}\n{machine_line()}\n{m[2]}", text)
+def refresh_outputs(text: str, only: str | None = None) -> str:
+    if only is None:
+        text = MACHINE.sub(lambda m: f"{m[1]}\n{machine_line()}\n{m[2]}", text)
 
     def rerun(match: re.Match[str]) -> str:
+        if only is not None and only not in match["cmd"]:
+            return match[0]
         print(f"render_docs: running {match['cmd']}", file=sys.stderr)
         return f"{match[1]}```text\n{run_command(match['cmd'])}```\n{match[3]}"
 
@@ -186,13 +190,14 @@ def main() -> int:
     how = parser.add_mutually_exclusive_group()
     how.add_argument("--links", action="store_true", help="refresh csrc/ links only")
     how.add_argument("--check", action="store_true", help="exit 1 if a csrc/ link is stale")
+    how.add_argument("--only", metavar="TEXT", help="re-run only the blocks whose command has TEXT")
     args = parser.parse_args()
     stale = []
     for doc in DOCS:
         old = doc.read_text(encoding="utf-8")
         new = refresh_links(doc, old)
         if not (args.links or args.check):
-            new = refresh_outputs(new)
+            new = refresh_outputs(new, args.only)
         if new != old:
             if args.check:
                 stale.append(doc.relative_to(ROOT))
