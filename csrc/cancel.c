@@ -62,8 +62,8 @@ gilx_parse_cancel(gilx_state *state, PyObject *obj, CancelTokenObject **out)
  * the waiting thread polls for detached threads once a millisecond, so a
  * window of a few ns is almost never seen (measured: no change at all).  What
  * parks a thread is the eval loop's check, which runs on entry to any Python
- * function.  So call a no-op Python function, about 0.1 us per ~1 ms chunk
- * (BENCHMARKS.md).  Its check also lets memory freed by other threads be
+ * function.  So call a no-op Python function: ~50 ns per ~1 ms chunk
+ * (count_gil(0) timed before and after; docs/extension-guide.md, section 7).  Its check also lets memory freed by other threads be
  * reclaimed (QSBR) and raises an exception another thread sent with
  * PyThreadState_SetAsyncExc(), as any Python code would.
  *
