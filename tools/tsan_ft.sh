@@ -14,6 +14,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python=$(bash tools/build_cpython.sh tsan-ft | tee /dev/stderr | tail -n1)
+python=$(bash tools/build_cpython.sh tsan-ft)
 suppressions=$(dirname "$(dirname "$python")")/tsan-suppressions.txt
 TSAN_PYTHON=$python GILX_TSAN_SUPPRESSIONS=$suppressions bash tools/tsan.sh "$@"
