@@ -43,8 +43,10 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,16 +95,16 @@ def flavour_python(flavour: str) -> str:
         if not (venv / "bin" / "python").exists():
             subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
         print(f"render_docs: installing gilx into {venv}", file=sys.stderr)
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--prefer-binary",
-             "--force-reinstall", "--no-deps", str(ROOT)],
-            check=True,
-        )
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--prefer-binary",
-             str(ROOT)],
-            check=True,
-        )
+        # From a copy: setuptools builds in ./build, which another build of
+        # this checkout (a venv, a test) may be using at the same time.
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / "gilx"
+            shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+                ".git", ".venv*", "build", "*.egg-info", "__pycache__"))
+            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                   "--prefer-binary"]
+            subprocess.run([*pip, "--force-reinstall", "--no-deps", str(src)], check=True)
+            subprocess.run([*pip, str(src)], check=True)
         _FLAVOUR_PYTHONS[flavour] = str(venv / "bin" / "python")
     return _FLAVOUR_PYTHONS[flavour]
 
