@@ -44,9 +44,95 @@ gilx_parse_cancel(gilx_state *state, PyObject *obj, CancelTokenObject **out)
     return 0;
 }
 
+#ifdef Py_GIL_DISABLED
+/*
+ * Let a pending stop-the-world pause proceed (free-threaded builds).
+ *
+ * The runtime stops every thread for gc.collect(), sys.settrace() and
+ * friends, os.fork() and more: the thread that asks marks every attached
+ * thread, then waits until each has parked itself, which it does at its next
+ * eval-loop check (or when it blocks in a detached region).  A C loop that
+ * stays attached between its chunks -- count_gil, count_traced(release=
+ * False), LockedCounter -- reaches no such check, so every stop-the-world in
+ * the process waited for the whole call (measured on 3.13.5t: gc.collect()
+ * took 2.6 s beside a count_gil stopped by a 3 s token).
+ *
+ * The usual advice, an empty Py_BEGIN_ALLOW_THREADS / Py_END_ALLOW_THREADS,
+ * does not do it on 3.13: detaching does not look for a pending pause, and
+ * the waiting thread polls for detached threads once a millisecond, so a
+ * window of a few ns is almost never seen (measured: no change at all).  What
+ * parks a thread is the eval loop's check, which runs on entry to any Python
+ * function.  So call a no-op Python function: ~50 ns per ~1 ms chunk
+ * (count_gil(0) timed before and after; docs/extension-guide.md, section 7).  Its check also lets memory freed by other threads be
+ * reclaimed (QSBR) and raises an exception another thread sent with
+ * PyThreadState_SetAsyncExc(), as any Python code would.
+ *
+ * Not when the GIL is on at run time (PYTHON_GIL=1, -X gil=1, or a module
+ * imported without Py_mod_gil): the same check would hand the GIL to a
+ * waiting thread, and count_gil must keep it for the whole call, as on a GIL
+ * build (where no other thread can ask for a pause anyway).  3.13 has no C
+ * API for that question; sys._is_gil_enabled() is a C function, so asking
+ * it runs no bytecode.
+ *
+ * Callers hold no critical section here.  Parking detaches the thread, and
+ * a detached thread's critical sections are suspended (another thread may
+ * take them), so LockedCounter takes its critical section inside each chunk
+ * and never across this call.
+ */
+static int
+offer_pause(gilx_state *state)
+{
+    PyObject *enabled = PyObject_CallNoArgs(state->gil_enabled_func);
+    if (enabled == NULL) {
+        return -1;
+    }
+    int gil_on = enabled == Py_True;
+    Py_DECREF(enabled);
+    if (gil_on) {
+        return 0;
+    }
+    PyObject *result = PyObject_CallNoArgs(state->pause_point);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* The two functions offer_pause() calls, kept in the module state so that a
+ * chunk boundary looks nothing up. */
+static int
+pause_exec(gilx_state *state)
+{
+    state->gil_enabled_func = PySys_GetObject("_is_gil_enabled");
+    if (state->gil_enabled_func == NULL) {
+        PyErr_SetString(PyExc_ImportError,
+                        "gilx: a free-threaded build without "
+                        "sys._is_gil_enabled()");
+        return -1;
+    }
+    Py_INCREF(state->gil_enabled_func);     /* PySys_GetObject: borrowed */
+    /* Without __builtins__ in its globals, the interpreter's own are used;
+     * a lambda needs none. */
+    PyObject *globals = PyDict_New();
+    if (globals == NULL) {
+        return -1;
+    }
+    state->pause_point = PyRun_String("lambda: None", Py_eval_input,
+                                      globals, globals);
+    Py_DECREF(globals);
+    return state->pause_point == NULL ? -1 : 0;
+}
+#endif
+
 int
 gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel)
 {
+#ifdef Py_GIL_DISABLED
+    if (offer_pause(state) < 0) {
+        return -1;
+    }
+#endif
     /* Signals first: in the main thread Ctrl-C should read as
      * KeyboardInterrupt even when a token was cancelled at the same time. */
     if (PyErr_CheckSignals() < 0) {
@@ -202,5 +288,9 @@ gilx_cancel_exec(PyObject *module, gilx_state *state)
         return -1;
     }
     state->cancelled_error = error;
+#ifdef Py_GIL_DISABLED
+    return pause_exec(state);
+#else
     return 0;
+#endif
 }

@@ -186,6 +186,10 @@ typedef struct {
     PyTypeObject *locked_counter_type;
     PyTypeObject *cancel_token_type;
     PyObject *cancelled_error;      /* the exception class gilx.Cancelled */
+    /* Free-threaded builds only (cancel.c, offer_pause): sys._is_gil_enabled
+     * and a no-op Python function. */
+    PyObject *gil_enabled_func;
+    PyObject *pause_point;
     PyThread_type_lock demo_lock;   /* lockdemo.c */
     gilx_atomic_u64 demo_lock_held;
 } gilx_state;

@@ -103,6 +103,8 @@ gilx_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->locked_counter_type);
     Py_VISIT(state->cancel_token_type);
     Py_VISIT(state->cancelled_error);
+    Py_VISIT(state->gil_enabled_func);
+    Py_VISIT(state->pause_point);
     return 0;
 }
 
@@ -116,6 +118,8 @@ gilx_clear(PyObject *module)
     Py_CLEAR(state->locked_counter_type);
     Py_CLEAR(state->cancel_token_type);
     Py_CLEAR(state->cancelled_error);
+    Py_CLEAR(state->gil_enabled_func);
+    Py_CLEAR(state->pause_point);
     return 0;
 }
 

@@ -71,9 +71,9 @@ records_to_list(const chunk_record *records, Py_ssize_t n)
 }
 
 static PyObject *
-count_traced(PyObject *Py_UNUSED(module), PyObject *const *args,
-             Py_ssize_t nargs)
+count_traced(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
+    gilx_state *state = gilx_get_state(module);
     if (nargs != 2) {
         PyErr_Format(PyExc_TypeError,
                      "count_traced() takes 2 positional arguments "
@@ -118,7 +118,9 @@ count_traced(PyObject *Py_UNUSED(module), PyObject *const *args,
             run_recorded_chunk(rec, &count, chunk);
         }
         done += chunk;
-        if (PyErr_CheckSignals() < 0) {
+        /* Signals, and on free-threaded builds a pending stop-the-world
+         * pause (cancel.c); there is no token to honour. */
+        if (gilx_check_interrupts(state, NULL) < 0) {
             PyMem_Free(records);
             return NULL;
         }

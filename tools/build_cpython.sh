@@ -5,7 +5,8 @@
 #   bash tools/build_cpython.sh ft        # free-threaded: --disable-gil (3.13t)
 #   bash tools/build_cpython.sh tsan-ft   # free-threaded + ThreadSanitizer
 #
-# The last line printed is the path of the built interpreter.  Builds go to
+# Progress goes to stderr, one line per step; stdout is only the path of the
+# built interpreter (python=$(bash tools/build_cpython.sh ft)).  Builds go to
 # a cache folder outside the checkout ($GILX_CPYTHON_CACHE, default
 # ~/.cache/gilx-cpython) and are reused: a second run builds nothing.
 #
@@ -42,7 +43,7 @@ fail() {
 }
 
 if [[ -x $python ]] && "$python" -c 'import ssl, sqlite3, ctypes, venv' 2>/dev/null; then
-    echo "build_cpython: $flavour: reusing $python"
+    echo "build_cpython: $flavour: reusing $python" >&2
     echo "$python"
     exit 0
 fi
@@ -51,7 +52,7 @@ mkdir -p "$cache"
 # 1. The source: Debian's orig tarball of python3.13, fetched with apt.
 src_tar=$(ls "$cache"/download/python3.13_*.orig.tar.* 2>/dev/null | head -n1 || true)
 if [[ -z $src_tar ]]; then
-    echo "build_cpython: fetching Debian's python3.13 source ($suite) with apt"
+    echo "build_cpython: fetching Debian's python3.13 source ($suite) with apt" >&2
     apt_dir=$cache/apt
     mkdir -p "$apt_dir/sources.list.d" "$apt_dir/lists/partial" "$cache/download"
     cat >"$apt_dir/sources.list.d/gilx-src.sources" <<EOF
@@ -79,7 +80,7 @@ version=$(basename "$src_tar" | sed -E 's/^python3\.13_([0-9.]+)\.orig.*/\1/')
 build=$cache/build-$flavour
 rm -rf "$build"
 mkdir -p "$build"
-echo "build_cpython: $flavour: unpacking CPython $version"
+echo "build_cpython: $flavour: unpacking CPython $version" >&2
 tar -xf "$src_tar" -C "$build" --strip-components=1 || fail "unpacking $src_tar"
 
 # 3. Headers for the optional modules venv/pip/ssl need; installed with apt
@@ -89,7 +90,7 @@ for pkg in libssl-dev libffi-dev zlib1g-dev libsqlite3-dev libbz2-dev liblzma-de
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
-    echo "build_cpython: installing ${need[*]} with apt"
+    echo "build_cpython: installing ${need[*]} with apt" >&2
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; } \
         >"$cache/apt-install.log" 2>&1 || fail "apt-get install ${need[*]} (see $cache/apt-install.log)"
 fi
@@ -99,12 +100,12 @@ fi
 #    between them stay fair.
 jobs=$(nproc 2>/dev/null || echo 2)
 cd "$build"
-echo "build_cpython: $flavour: configure ${configure_flags[*]:-(default)}"
+echo "build_cpython: $flavour: configure ${configure_flags[*]:-(default)}" >&2
 ./configure --prefix="$prefix" --without-ensurepip "${configure_flags[@]}" \
     >"$build/configure.log" 2>&1 || fail "configure (see $build/configure.log)"
-echo "build_cpython: $flavour: make -j$jobs"
+echo "build_cpython: $flavour: make -j$jobs" >&2
 make -j"$jobs" >"$build/make.log" 2>&1 || fail "make (see $build/make.log)"
-echo "build_cpython: $flavour: make install"
+echo "build_cpython: $flavour: make install" >&2
 rm -rf "$prefix"
 make install >"$build/install.log" 2>&1 || fail "make install (see $build/install.log)"
 "$python" -m ensurepip --default-pip >/dev/null 2>&1 || true
@@ -112,5 +113,5 @@ make install >"$build/install.log" 2>&1 || fail "make install (see $build/instal
 if [[ $flavour == tsan-ft ]]; then
     cp Tools/tsan/suppressions_free_threading.txt "$prefix/tsan-suppressions.txt"
 fi
-echo "build_cpython: $flavour: built CPython $version at $prefix"
+echo "build_cpython: $flavour: built CPython $version at $prefix" >&2
 echo "$python"

@@ -3,6 +3,7 @@
     python tools/render_docs.py            # re-run every command, refresh links
     python tools/render_docs.py --links    # refresh the csrc/ line links only
     python tools/render_docs.py --check    # exit 1 if a csrc/ link is stale (CI)
+    python tools/render_docs.py --only @ft # re-run only the blocks whose command has "@ft"
 
 Two kinds of markers, so that no number or line number is typed by hand:
 
@@ -15,6 +16,12 @@ Two kinds of markers, so that no number or line number is typed by hand:
       <!-- gilx:end -->
 
   ``CMD ::from TEXT`` keeps the output from the first line starting with TEXT.
+  ``@FLAVOUR CMD`` runs ``CMD`` (its ``gilx`` / ``python``) on a CPython built
+  by ``tools/build_cpython.sh FLAVOUR`` (gil, ft, tsan-ft), in a venv beside
+  that build with gilx installed from this checkout; ``@FLAVOUR`` as an
+  argument is replaced by that interpreter's path.  So numbers from a
+  free-threaded build and from the GIL build of the same source are rendered,
+  never typed.
   ``<!-- gilx:machine -->...<!-- gilx:end -->`` is replaced by a line naming
   the machine and the date the commands ran on.
 
@@ -36,8 +43,10 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,16 +78,51 @@ def machine_line() -> str:
     )
 
 
+_FLAVOUR_PYTHONS: dict[str, str] = {}
+
+
+def flavour_python(flavour: str) -> str:
+    """A python of the ``flavour`` build (built or reused) with gilx installed from here."""
+    if flavour not in _FLAVOUR_PYTHONS:
+        built = subprocess.run(
+            ["bash", str(ROOT / "tools" / "build_cpython.sh"), flavour],
+            capture_output=True, text=True,
+        )
+        if built.returncode != 0:
+            raise SystemExit(f"render_docs: no {flavour} build:\n{built.stderr}")
+        python = Path(built.stdout.strip().splitlines()[-1])
+        venv = python.parent.parent.parent / f"render-venv-{flavour}"
+        if not (venv / "bin" / "python").exists():
+            subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
+        print(f"render_docs: installing gilx into {venv}", file=sys.stderr)
+        # From a copy: setuptools builds in ./build, which another build of
+        # this checkout (a venv, a test) may be using at the same time.
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / "gilx"
+            shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+                ".git", ".venv*", "build", "*.egg-info", "__pycache__"))
+            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                   "--prefer-binary"]
+            subprocess.run([*pip, "--force-reinstall", "--no-deps", str(src)], check=True)
+            subprocess.run([*pip, str(src)], check=True)
+        _FLAVOUR_PYTHONS[flavour] = str(venv / "bin" / "python")
+    return _FLAVOUR_PYTHONS[flavour]
+
+
 def run_command(cmd: str) -> str:
     """Run ``cmd``; ``CMD ::from TEXT`` keeps its output from the first line starting with TEXT."""
     cmd, _, keep_from = cmd.partition(" ::from ")
     # `CMD 2>&1`: show stderr too (gilx watch reports there), whatever the exit status.
     merge = cmd.endswith(" 2>&1")
     argv = shlex.split(cmd.removesuffix(" 2>&1"))
+    python = sys.executable
+    if argv[0].startswith("@"):
+        python = flavour_python(argv.pop(0)[1:])
+    argv = [flavour_python(a[1:]) if a.startswith("@") else a for a in argv]
     if argv[0] == "gilx":
-        argv = [sys.executable, "-m", "gilx", *argv[1:]]
+        argv = [python, "-m", "gilx", *argv[1:]]
     elif argv[0] == "python":
-        argv = [sys.executable, *argv[1:]]
+        argv = [python, *argv[1:]]
     done = subprocess.run(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge else subprocess.PIPE,
         text=True, cwd=ROOT, timeout=600, env={**os.environ, "COLUMNS": "100"},
@@ -132,10 +176,13 @@ def refresh_links(doc: Path, text: str) -> str:
     return LINK.sub(fix, text)
 
 
-def refresh_outputs(text: str) -> str:
-    text = MACHINE.sub(lambda m: f"{m[1]}\n{machine_line()}\n{m[2]}", text)
+def refresh_outputs(text: str, only: str | None = None) -> str:
+    if only is None:
+        text = MACHINE.sub(lambda m: f"{m[1]}\n{machine_line()}\n{m[2]}", text)
 
     def rerun(match: re.Match[str]) -> str:
+        if only is not None and only not in match["cmd"]:
+            return match[0]
         print(f"render_docs: running {match['cmd']}", file=sys.stderr)
         return f"{match[1]}```text\n{run_command(match['cmd'])}```\n{match[3]}"
 
@@ -147,13 +194,14 @@ def main() -> int:
     how = parser.add_mutually_exclusive_group()
     how.add_argument("--links", action="store_true", help="refresh csrc/ links only")
     how.add_argument("--check", action="store_true", help="exit 1 if a csrc/ link is stale")
+    how.add_argument("--only", metavar="TEXT", help="re-run only the blocks whose command has TEXT")
     args = parser.parse_args()
     stale = []
     for doc in DOCS:
         old = doc.read_text(encoding="utf-8")
         new = refresh_links(doc, old)
         if not (args.links or args.check):
-            new = refresh_outputs(new)
+            new = refresh_outputs(new, args.only)
         if new != old:
             if args.check:
                 stale.append(doc.relative_to(ROOT))

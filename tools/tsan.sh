@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# ThreadSanitizer: build gilx._core with -fsanitize=thread, preload libtsan
-# into Debian's own python3.11 (pyenv's CPythons crash at start-up under
-# TSan), and run tests/test_tsan.py: threads hammering AtomicCounter,
-# LockedCounter, count_gil, count_nogil, count_auto, stream_sum, race() and
-# a cancel must give zero reports; threads on UnsafeCounter must give data
-# race reports whose accesses are all in plain_increments (csrc/counters.c).
+# ThreadSanitizer: build gilx._core with -fsanitize=thread and run
+# tests/test_tsan.py: threads hammering AtomicCounter, LockedCounter,
+# count_gil, count_nogil, count_auto, stream_sum, race() and a cancel must
+# give zero reports; threads on UnsafeCounter must give data race reports
+# whose accesses are all in plain_increments (csrc/counters.c).
 #
-#   bash tools/tsan.sh
+#   bash tools/tsan.sh        # GIL build: Debian's python3.11, libtsan preloaded
+#   bash tools/tsan_ft.sh     # free-threaded: a CPython built with TSan (calls this)
 #
-# Installs python3.11, python3.11-dev and python3.11-venv with apt when
-# missing (needs root).  $TSAN_PYTHON overrides the interpreter.  The report
-# of the intentional race is saved to $GILX_TSAN_REPORT (default
+# By default the interpreter is Debian's own python3.11 (pyenv's CPythons
+# crash at start-up under TSan); python3.11, python3.11-dev and
+# python3.11-venv are installed with apt when missing (needs root).  Only the
+# extension is instrumented there, so TSan sees gilx's own memory accesses
+# and the pthread calls of the whole process (the GIL is a pthread mutex and
+# condition variable: TSan sees it as the lock it is); no suppressions.
+#
+# $TSAN_PYTHON names another interpreter.  One built with
+# --with-thread-sanitizer (tools/build_cpython.sh tsan-ft) already carries
+# the TSan runtime, so nothing is preloaded; $GILX_TSAN_SUPPRESSIONS then
+# names CPython's own suppressions file for its known races.  The report of
+# the intentional race is saved to $GILX_TSAN_REPORT (default
 # tsan-report.txt in a temporary directory, printed at the end).
-#
-# Only the extension is instrumented, so TSan sees only gilx's own memory
-# accesses, and the pthread calls of the whole process (the GIL is a pthread
-# mutex and condition variable: TSan sees it as the lock it is).  No
-# suppressions are used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,10 +37,20 @@ if [[ ! -x $PY ]]; then
     exit 1
 fi
 CC=${CC:-gcc}
-tsan_rt=$("$CC" -print-file-name=libtsan.so)
-if [[ ! -e $tsan_rt ]]; then
-    echo "tsan: FAILED: no TSan runtime ($tsan_rt); apt-get install libtsan2" >&2
-    exit 1
+preload=
+if "$PY" -c 'import sysconfig, sys; sys.exit("--with-thread-sanitizer" not in (sysconfig.get_config_var("CONFIG_ARGS") or ""))'; then
+    echo "tsan: $PY is built with ThreadSanitizer: nothing to preload"
+else
+    preload=$("$CC" -print-file-name=libtsan.so)
+    if [[ ! -e $preload ]]; then
+        echo "tsan: FAILED: no TSan runtime ($preload); apt-get install libtsan2" >&2
+        exit 1
+    fi
+fi
+tsan_options=${TSAN_OPTIONS:-}
+if [[ -n ${GILX_TSAN_SUPPRESSIONS:-} ]]; then
+    [[ -f $GILX_TSAN_SUPPRESSIONS ]] || { echo "tsan: FAILED: no $GILX_TSAN_SUPPRESSIONS" >&2; exit 1; }
+    tsan_options="$tsan_options suppressions=$GILX_TSAN_SUPPRESSIONS"
 fi
 
 work=$(mktemp -d /tmp/gilx-tsan.XXXXXX)
@@ -44,14 +58,16 @@ trap 'rm -rf "$work"' EXIT
 mkdir "$work/src"
 cp -r csrc src setup.py pyproject.toml README.md LICENSE "$work/src/"
 "$PY" -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install --quiet --upgrade pip
+# Only what tests/test_tsan.py needs (gilx imports none of its dependencies):
+# pip is slow under an instrumented interpreter.
 flags="-fsanitize=thread -g -O1 -fno-omit-frame-pointer"
-CC=$CC CFLAGS="$flags" LDFLAGS="-fsanitize=thread" GILX_STRICT=1 \
-    "$work/venv/bin/python" -m pip install --quiet --no-cache-dir "$work/src[test]"
+TSAN_OPTIONS=$tsan_options "$work/venv/bin/python" -m pip install --quiet "pytest>=7"
+CC=$CC CFLAGS="$flags" LDFLAGS="-fsanitize=thread" GILX_STRICT=1 TSAN_OPTIONS=$tsan_options \
+    "$work/venv/bin/python" -m pip install --quiet --no-cache-dir --no-deps "$work/src"
 
 report=${GILX_TSAN_REPORT:-$work/tsan-report.txt}
 status=0
-LD_PRELOAD=$tsan_rt GILX_REQUIRE_TSAN=1 GILX_TSAN_REPORT=$report \
+LD_PRELOAD=$preload TSAN_OPTIONS=$tsan_options GILX_REQUIRE_TSAN=1 GILX_TSAN_REPORT=$report \
     "$work/venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_tsan.py "$@" || status=$?
 if [[ $status -ne 0 ]]; then
     echo "tsan: FAILED (pytest exit $status)"
