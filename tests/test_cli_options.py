@@ -127,8 +127,17 @@ def test_every_option_is_walked():
     assert missing == []
 
 
+#: ``gilx watch`` runs the user's program and starts no workers of its own; its options
+#: (--json, --interval) come before SCRIPT and are parsed by gilx.watch_cli (tests/test_watch_cli.py).
+MEASURING = {name: command for name, command in _commands().items() if name != "watch"}
+
+
+def test_watch_is_the_one_command_without_workers():
+    assert set(_commands()) - set(MEASURING) == {"watch"}
+
+
 def test_workers_is_spelled_the_same_in_every_command():
-    for name, command in _commands().items():
+    for name, command in MEASURING.items():
         spellings = {s for a in command._actions if a.dest == "workers" for s in a.option_strings}
         assert "--workers" in spellings, name
 
@@ -143,7 +152,7 @@ def test_race_and_timeline_keep_the_threads_spelling(spelling):
 def test_every_command_takes_the_shared_options():
     # The README's reference: --progress and --workers everywhere, --json wherever there is a JSON
     # shape (all but the tour, which is prose), --start-method where processes start.
-    for name, command in _commands().items():
+    for name, command in MEASURING.items():
         options = {s for a in command._actions for s in a.option_strings}
         assert {"--progress", "--workers"} <= options, name
         assert ("--json" in options) == (name != "tour"), name

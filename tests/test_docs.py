@@ -8,6 +8,7 @@ fenced ```python no-run and says why next to it.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -33,6 +34,9 @@ def python_blocks() -> list[tuple[str, str]]:
 
 
 BLOCKS = python_blocks()
+#: A block that measures (gilx.table) runs for a minute or so; under a sanitizer every
+#: allocation is checked and it runs several times slower, so tools/asan.sh scales this up.
+TIMEOUT = 300 * float(os.environ.get("GILX_TEST_TIMEOUT_SCALE", "1"))
 
 
 def test_the_docs_have_python_blocks():
@@ -42,6 +46,6 @@ def test_the_docs_have_python_blocks():
 @pytest.mark.parametrize(("where", "code"), BLOCKS, ids=[w for w, _ in BLOCKS])
 def test_python_block_runs(where, code):
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT
     )
     assert done.returncode == 0, f"{where} failed:\n{done.stderr}"

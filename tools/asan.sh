@@ -55,6 +55,9 @@ fi
 
 mkdir "$work/reports"
 status=0
+# GILX_TEST_TIMEOUT_SCALE: the suite's subprocess time limits (tests/test_docs.py)
+# are sized for an ordinary build; here every allocation is checked.
+GILX_TEST_TIMEOUT_SCALE=4 \
 LD_PRELOAD="$asan_rt $ubsan_rt" \
 PYTHONMALLOC=malloc \
 ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:log_path=$work/reports/asan" \
