@@ -2,7 +2,7 @@
 
 Error: ``_core.duty_cycle(seconds, hold, period)`` holds the GIL for the share ``hold`` of
 each period and releases it for the rest, and reports the time it really held it (the
-truth).  gilx's heartbeat and gilknocker (``bench`` extra) watch the same kind of run, one
+truth).  gilx's heartbeat and gilknocker (``peers`` extra) watch the same kind of run, one
 after the other in each cell, and the table gives each one's estimate minus the truth.
 
 Cost: the same pure-Python loop (``count_py``) and the same chunked released loop
@@ -61,7 +61,7 @@ def error_table(seconds: float = SECONDS) -> dict[str, object]:
             "gilknocker": gilknocker_cell,
         }
     except ImportError:
-        print('\ngilknocker is not installed (pip install "gilx[bench]"): gilx only')
+        print('\ngilknocker is not installed (pip install "gilx[peers]"): gilx only')
         tools = {"gilx": gilx_cell}
     rows = []
     for period in PERIODS:
