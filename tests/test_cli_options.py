@@ -128,7 +128,7 @@ def test_every_option_is_walked():
 
 
 #: ``gilx watch`` runs the user's program and starts no workers of its own; its options
-#: (--json, --interval) come before SCRIPT and are parsed by gilx.watch_cli (tests/test_watch_cli.py).
+#: (--json, --interval) come before SCRIPT and gilx.watch_cli parses them (test_watch_cli.py).
 MEASURING = {name: command for name, command in _commands().items() if name != "watch"}
 
 

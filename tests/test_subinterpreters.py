@@ -44,10 +44,12 @@ WORK = textwrap.dedent(
     """
 )
 
-# In a fresh process, so that a crash cannot take pytest down with it.
-CHILD = textwrap.dedent(
+# Both children start the same way (the text goes through str.format, hence {{ }}): an isolated
+# subinterpreter (its own GIL and allocator) and run(code), raising here what the code raised.
+SUBINTERPRETER = textwrap.dedent(
     """
     import sys
+    import time
     try:
         import _interpreters as interpreters
         config = interpreters.new_config("isolated")
@@ -64,6 +66,12 @@ CHILD = textwrap.dedent(
         interp = interpreters.create(isolated=True)
         def run(code):
             interpreters.run_string(interp, code)
+    """
+)
+
+# In a fresh process, so that a crash cannot take pytest down with it.
+CHILD = SUBINTERPRETER + textwrap.dedent(
+    """
     import gilx  # loaded in the main interpreter too: two module objects at once
     run({work!r})
     run({work!r})  # a second run in the same interpreter
@@ -140,21 +148,8 @@ CANCEL_WORK = textwrap.dedent(
     """
 )
 
-CANCEL_CHILD = textwrap.dedent(
+CANCEL_CHILD = SUBINTERPRETER + textwrap.dedent(
     """
-    import time
-    try:
-        import _interpreters as interpreters
-        interp = interpreters.create(interpreters.new_config("isolated"))
-        def run(code):
-            err = interpreters.exec(interp, code)
-            if err is not None:
-                raise RuntimeError(f"in the subinterpreter: {{err.type.__name__}}: {{err.msg}}")
-    except ImportError:
-        import _xxsubinterpreters as interpreters
-        interp = interpreters.create(isolated=True)
-        def run(code):
-            interpreters.run_string(interp, code)
     interrupted = False
     try:
         run({work!r})
