@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from gilx import _extras, backends, runner, workloads
+from gilx import _extras, backends, machine, runner, workloads
 from gilx.backends.base import Backend, Crew, Session
 
 
@@ -62,6 +62,38 @@ def test_process_workers_are_separate_live_processes_until_closed():
         assert crew.startup is not None and crew.startup > 0
         crew.go()
     assert crew.pids() == frozenset()
+
+
+@pytest.mark.skipif(machine.os_threads() is None, reason="needs /proc/self/stat (Linux)")
+def test_a_closed_thread_crew_has_no_os_thread_left():
+    # Not just joined (Python code done): gone from the OS, so that a process forked
+    # right after cannot catch one of them inside the allocator.
+    before = machine.os_threads()
+    with backends.get("threads").open(
+        workloads.get("nogil"), "nogil", "", backends.Options()
+    ) as session:
+        crew = session.crew(10_000, 4)
+        assert machine.os_threads() == before + 4
+        crew.go()
+        crew.close()
+        assert machine.os_threads() == before
+
+
+@pytest.mark.skipif(machine.os_threads() is None, reason="needs /proc/self/stat (Linux)")
+def test_os_threads_counts_a_new_thread_until_it_has_exited():
+    import threading
+
+    release = threading.Event()
+    t = threading.Thread(target=release.wait)
+    before = machine.os_threads()
+    t.start()
+    try:
+        assert machine.os_threads() == before + 1
+    finally:
+        release.set()
+        t.join()
+    machine.wait_for_os_threads(before, timeout=5.0)
+    assert machine.os_threads() == before
 
 
 def test_threads_have_no_startup_of_their_own():

@@ -151,6 +151,38 @@ _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _helper_pids: set[int] = set()
 
 
+def os_threads() -> int | None:
+    """How many OS threads this process has now (Linux: /proc), or None where unknown.
+
+    Python's ``threading`` forgets a thread as soon as its Python code is done;
+    the OS thread lives on a little longer, freeing what it used.  Counting the
+    OS threads sees the end of that too.
+    """
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return int(fields[17])  # num_threads, the 20th field of proc(5)
+
+
+def wait_for_os_threads(at_most: int | None, timeout: float = 1.0) -> None:
+    """Wait (up to ``timeout`` s) until this process has no more than ``at_most`` OS threads.
+
+    Used after joining a crew of threads and before anything forks: a thread
+    still exiting may hold a lock of the memory allocator (AddressSanitizer's,
+    for one, is not made fork-safe), and a child forked at that instant would
+    inherit the lock held, and hang at its first allocation.
+    """
+    if at_most is None:
+        return
+    deadline = time.monotonic() + timeout
+    while (count := os_threads()) is not None and count > at_most:
+        if time.monotonic() >= deadline:
+            return  # someone else's thread (the caller's, a library's): not ours to wait for
+        time.sleep(0.0005)
+
+
 def add_helper_process(pid: int) -> None:
     """Count ``pid``'s CPU as the measurement's own (until :func:`remove_helper_process`)."""
     _helper_pids.add(pid)

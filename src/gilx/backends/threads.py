@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from gilx import machine
 from gilx.backends.base import BARRIER_TIMEOUT, Backend, Crew, Job, Options, Session
 from gilx.timing import Span, clock, span_of, split
 
@@ -36,6 +37,7 @@ class ThreadCrew(Crew):
             for i, make in enumerate(makers)
         ]
         self._closed = False
+        self._os_threads_before = machine.os_threads()
         try:
             for t in self._threads:
                 t.start()
@@ -87,6 +89,10 @@ class ThreadCrew(Crew):
         self._barrier.abort()
         for t in self._threads:
             t.join()
+        # join() returns when a thread's Python code is done, before its OS thread
+        # has exited; a process forked next (the processes backend) must not catch
+        # one of them half-way (machine.wait_for_os_threads says why).
+        machine.wait_for_os_threads(self._os_threads_before)
 
 
 class ThreadSession(Session):
