@@ -48,7 +48,10 @@ CC=$CC CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" GILX_STRICT=1 \
 so=$("$work/venv/bin/python" -c 'import gilx._core as c; print(c.__file__)' 2>/dev/null ||
      LD_PRELOAD="$asan_rt $ubsan_rt" ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
      "$work/venv/bin/python" -c 'import gilx._core as c; print(c.__file__)')
-if ! nm -D "$so" | grep -q __asan_report || ! nm -D "$so" | grep -q __ubsan_handle; then
+# The symbol table is read once into a variable: with pipefail, `nm | grep -q`
+# fails whenever grep stops reading early and nm gets SIGPIPE.
+symbols=$(nm -D "$so")
+if [[ $symbols != *__asan_report* || $symbols != *__ubsan_handle* ]]; then
     echo "asan: FAILED: $so is not instrumented" >&2
     exit 1
 fi
