@@ -3,6 +3,14 @@
 
     python tools/benchmarks_md.py benchmarks/results/RUN.json -o BENCHMARKS.md
 
+With a free-threaded run and a GIL run of the same CPython source (the
+cpu-python and cpu-c files of the suite), the page also shows the two side
+by side:
+
+    python tools/benchmarks_md.py benchmarks/results/RUN.json \
+        --free-threaded benchmarks/results/cpython3.13t-2core.json \
+        --gil-build benchmarks/results/cpython3.13-gil-2core.json -o BENCHMARKS.md
+
 Nothing in BENCHMARKS.md is typed by hand: every number comes from the JSON
 file, and the speedups, targets and crossovers are recomputed from its
 medians here (the suite's extra_info carries the same values, for anyone
@@ -355,6 +363,7 @@ def targets_section(benches: list[Bench], sp: dict[str, tuple[float, float | Non
         _, eff, involved = scaling("io", "1thread", f"{workers}thread")
         add(f"io, {workers} threads: efficiency >= 0.95", eff, eff is not None and eff >= 0.95,
             fmt(eff, 3), involved)
+    rows += mode_target_rows(benches, sp)
     if xo is not None:
         alone = [b for b in benches if b.group == "crossover-alone"]
         contended = [b for b in benches if b.group == "crossover-contended"]
@@ -373,6 +382,36 @@ def targets_section(benches: list[Bench], sp: dict[str, tuple[float, float | Non
              "2-worker figure measured with a neighbour busy says little about the GIL.", ""]
     header = ("target", "measured", "", "other processes' CPU")
     return [*lines, *table(header, rows), ""]
+
+
+#: Groups whose benchmarks carry their own target in extra_info (benchmarks/test_modes.py).
+MODE_GROUPS = ("modes-io", "numba")
+_COMPARE = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b}
+
+
+def mode_target_rows(benches: list[Bench],
+                     sp: dict[str, tuple[float, float | None]]) -> list[tuple[str, str, str, str]]:
+    """The asyncio and Numba targets, recomputed from the medians; Dask's cost per task."""
+    rows: list[tuple[str, str, str, str]] = []
+    for b in benches:
+        if b.group not in MODE_GROUPS or "target" not in b.info or b.name not in sp:
+            continue
+        metric, op, limit = b.info["target"].split()
+        gain, eff = sp[b.name]
+        value = gain if metric == "speedup" else eff
+        label = f"{b.group} `{b.name.split('[', 1)[-1].rstrip(']')}`: {metric} {op} {limit}"
+        ok = value is not None and _COMPARE[op](value, float(limit))
+        one = next((o for o in benches if o.info.get("scenario") == b.info.get("scenario")
+                    and o.info.get("workers") == 1), None)
+        rows.append((label, fmt(value, 3), "met" if ok else "**missed**",
+                     interference([one, b])))
+    for b in benches:
+        if b.group == "dask-task" and b.info.get("tasks"):
+            per_task = b.median / b.info["tasks"] * 1e3
+            rows.append((f"Dask, cost per task (`{b.name.split('[', 1)[-1].rstrip(']')}`, "
+                         f"{b.info['tasks']} tasks a round, LocalCluster)",
+                         f"{per_task:.3f} ms", DASH, interference([b])))
+    return rows
 
 
 def signal_check_seconds(benches: list[Bench]) -> float | None:
@@ -473,6 +512,148 @@ def crossover_section(xo: Crossover | None, threshold: int | None) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class Build:
+    """One interpreter's run of the suite: its file, its benchmarks and their speedups."""
+
+    source: Path
+    data: dict[str, Any]
+    benches: list[Bench]
+    sp: dict[str, tuple[float, float | None]]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: Path) -> Build:
+        benches = [Bench.from_json(raw) for raw in data["benchmarks"]]
+        return cls(source, data, benches, speedups(benches))
+
+    @classmethod
+    def load(cls, source: Path) -> Build:
+        return cls.from_json(json.loads(source.read_text(encoding="utf-8")), source)
+
+    def get(self, group: str, name: str) -> Bench | None:
+        return next((b for b in self.benches if b.group == group and b.name == name), None)
+
+    def describe(self) -> str:
+        m = self.data.get("machine_info", {})
+        return (f"{m.get('python_implementation', 'CPython')} {m.get('python_version', '?')}, "
+                f"GIL enabled: {m.get('gilx', {}).get('gil_enabled', '?')} "
+                f"(`{self.source.as_posix()}`, run {self.data.get('datetime', '?')})")
+
+
+#: The benchmarks the free-threaded comparison shows: (group, name).
+FT_BENCHES: tuple[tuple[str, str], ...] = (
+    ("cpu-python", "test_count_py_threads[1thread]"),
+    ("cpu-python", "test_count_py_threads[2thread]"),
+    ("cpu-c", "test_count_c_threads[count_gil-1thread]"),
+    ("cpu-c", "test_count_c_threads[count_gil-2thread]"),
+    ("cpu-c", "test_count_c_threads[count_nogil-1thread]"),
+    ("cpu-c", "test_count_c_threads[count_nogil-2thread]"),
+)
+#: Where a benchmark is not in a file.
+MISSING = "not measured"
+
+
+def per_iteration(b: Bench | None) -> float | None:
+    """Seconds per iteration: the median over the total work ``n`` (split over the workers)."""
+    if b is None or not b.info.get("n"):
+        return None
+    return b.median / float(b.info["n"])
+
+
+def time_ratio(ft: Bench | None, gil: Bench | None) -> float | None:
+    """Free-threaded time / GIL-build time, per iteration."""
+    ft_t, gil_t = per_iteration(ft), per_iteration(gil)
+    return ft_t / gil_t if ft_t is not None and gil_t else None
+
+
+def ft_table(ft: Build, gil: Build) -> list[str]:
+    def cells(build: Build, b: Bench | None) -> list[str]:
+        t = per_iteration(b)
+        if b is None or t is None:
+            return [MISSING, MISSING]
+        return [fmt(t * 1e9, 3), fmt(build.sp.get(b.name, (None, None))[0], 3)]
+
+    rows = []
+    for group, name in FT_BENCHES:
+        g, f = gil.get(group, name), ft.get(group, name)
+        if g is None and f is None:
+            continue
+        rows.append([f"`{name}`", *cells(gil, g), *cells(ft, f), fmt(time_ratio(f, g), 2)])
+    if not rows:
+        return ["Neither file has the `cpu-python` / `cpu-c` thread benchmarks.", ""]
+    header = ("benchmark", "GIL build ns/iteration", "GIL build speedup",
+              "free-threaded ns/iteration", "free-threaded speedup", "free-threaded / GIL")
+    return [*table(header, rows), ""]
+
+
+def ft_targets(ft: Build, gil: Build) -> list[str]:
+    rows: list[tuple[str, str, str, str]] = []
+
+    def add(label: str, value: float | None, ok: bool | None, shown: str,
+            involved: Sequence[Bench | None]) -> None:
+        verdict = DASH if value is None or ok is None else ("met" if ok else "**missed**")
+        rows.append((label, shown if value is not None else MISSING, verdict,
+                     interference(involved)))
+
+    py1, py2 = FT_BENCHES[0][1], FT_BENCHES[1][1]
+    ft1, ft2 = ft.get("cpu-python", py1), ft.get("cpu-python", py2)
+    gain = ft.sp.get(py2, (None, None))[0] if ft2 else None
+    add("pure-Python threads on 3.13t, 2 workers: speedup >= 1.8 over one free-threaded thread",
+        gain, gain is not None and gain >= 1.8, fmt(gain, 3) + own_times([ft1, ft2], "threads"),
+        [ft1, ft2])
+    for function in ("count_gil", "count_nogil"):
+        name = f"test_count_c_threads[{function}-1thread]"
+        f, g = ft.get("cpu-c", name), gil.get("cpu-c", name)
+        ratio = time_ratio(f, g)
+        off = ratio - 1 if ratio is not None else None
+        add(f"{function}, one thread: free-threaded within 2 % of the GIL build per iteration",
+            off, off is not None and abs(off) <= 0.02, f"{signed_pct(off)} per iteration",
+            [f, g])
+    g1 = gil.get("cpu-python", py1)
+    ratio = time_ratio(ft1, g1)
+    price = ratio - 1 if ratio is not None else None
+    add("single-thread price of free-threading (count_py, one thread)", price, None,
+        f"{signed_pct(price)} per iteration", [ft1, g1])
+    vs, how = ft_vs_gil(ft2, g1)
+    add("2 free-threaded threads vs 1 thread of the GIL build (count_py)", vs, None,
+        f"speedup {fmt(vs, 3)}{how}", [ft2, g1])
+    header = ("target", "measured", "", "other processes' CPU")
+    return [*table(header, rows), ""]
+
+
+def signed_pct(value: float | None) -> str:
+    return DASH if value is None else f"{100 * value:+.1f} %"
+
+
+def ft_vs_gil(ft2: Bench | None, gil1: Bench | None) -> tuple[float | None, str]:
+    """GIL 1-thread time / free-threaded 2-thread time, and how it was read."""
+    if ft2 is None or gil1 is None:
+        return None, ""
+    if ft2.info.get("n") == gil1.info.get("n"):
+        return speedup(gil1.median, ft2.median), ""
+    ft_t, gil_t = per_iteration(ft2), per_iteration(gil1)
+    if ft_t is None or gil_t is None:
+        return None, ""
+    return gil_t / ft_t, (f" (the files' n differ: {gil1.info['n']:,} vs {ft2.info['n']:,}; "
+                          "from the times per iteration)")
+
+
+def free_threaded_section(ft: Build, gil: Build) -> list[str]:
+    lines = [
+        "## Free-threaded CPython (3.13t) beside a GIL build of the same source", "",
+        f"Free-threaded: {ft.describe()}. GIL build: {gil.describe()}.", "",
+        "Time per iteration = median / the total work n (split over the workers); speedup "
+        "over the one-worker benchmark of the same scenario in the same file; the last column "
+        "is the free-threaded time per iteration / the GIL build's.", "",
+    ]
+    lines += ft_table(ft, gil)
+    lines += ["Targets of the free-threaded build, shown, not asserted; the last column is the "
+              "largest share of the cores other processes took during the benchmarks behind a "
+              "figure (in either file).", ""]
+    lines += ft_targets(ft, gil)
+    return lines
+
+
 def group_section(group: str, benches: list[Bench],
                   sp: dict[str, tuple[float, float | None]]) -> list[str]:
     scale, unit = unit_for(b.median for b in benches)
@@ -505,6 +686,19 @@ def reproduce_section() -> list[str]:
         "    --benchmark-json=benchmarks/results/mine.json",
         "# this page, from that file:",
         "python tools/benchmarks_md.py benchmarks/results/mine.json -o BENCHMARKS.md",
+        "# free-threaded beside a GIL build of the same CPython 3.13.5 source (each script",
+        "# prints the interpreter's path), the CPU groups on each:",
+        "FT=$(bash tools/build_cpython.sh ft); GIL=$(bash tools/build_cpython.sh gil)",
+        "# (in a venv on each, or as here with the interpreter's own pip:)",
+        '"$FT" -m pip install --prefer-binary ".[bench]"',
+        '"$FT" -m pytest benchmarks/test_cpu_python.py benchmarks/test_cpu_c.py \\',
+        "    --benchmark-only --benchmark-json=benchmarks/results/cpython3.13t-2core.json",
+        '"$GIL" -m pip install --prefer-binary ".[bench]"',
+        '"$GIL" -m pytest benchmarks/test_cpu_python.py benchmarks/test_cpu_c.py \\',
+        "    --benchmark-only --benchmark-json=benchmarks/results/cpython3.13-gil-2core.json",
+        "python tools/benchmarks_md.py benchmarks/results/mine.json \\",
+        "    --free-threaded benchmarks/results/cpython3.13t-2core.json \\",
+        "    --gil-build benchmarks/results/cpython3.13-gil-2core.json -o BENCHMARKS.md",
         "# after a change: run again, compare with the saved run, fail on a 10 % slower median:",
         "pytest benchmarks/ --benchmark-only --benchmark-compare \\",
         "    --benchmark-compare-fail=median:10%",
@@ -526,15 +720,19 @@ def reproduce_section() -> list[str]:
     ]
 
 
-def render(data: dict[str, Any], source: Path) -> str:
+def render(data: dict[str, Any], source: Path, ft: Build | None = None,
+           gil: Build | None = None) -> str:
+    """BENCHMARKS.md; with ``ft`` and ``gil`` (both or neither), the free-threaded section."""
+    if (ft is None) != (gil is None):
+        raise ValueError("render: give both ft and gil, or neither")
     benches = [Bench.from_json(raw) for raw in data["benchmarks"]]
     sp = speedups(benches)
     xo = crossover(benches)
     threshold = data.get("machine_info", {}).get("gilx", {}).get("NOGIL_THRESHOLD")
     lines = [
         "# gilx benchmarks", "",
-        f"<!-- Generated by tools/benchmarks_md.py from {source.as_posix()}; do not edit by hand. "
-        "-->", "",
+        f"<!-- Generated by tools/benchmarks_md.py from {sources(source, ft, gil)}; "
+        "do not edit by hand. -->", "",
         "What the GIL costs and what releasing it buys, measured by the pytest-benchmark suite "
         "in `benchmarks/` on the machine below. Speedup = median time of one worker doing all "
         "the work / median time of k workers splitting it (all started together behind a "
@@ -543,6 +741,8 @@ def render(data: dict[str, Any], source: Path) -> str:
     lines += machine_section(data, source)
     lines += targets_section(benches, sp, xo)
     lines += crossover_section(xo, threshold)
+    if ft is not None and gil is not None:
+        lines += free_threaded_section(ft, gil)
     lines += ["## Every group", ""]
     seen = list(GROUPS) + sorted({b.group for b in benches} - set(GROUPS))
     for group in seen:
@@ -551,6 +751,14 @@ def render(data: dict[str, Any], source: Path) -> str:
             lines += group_section(group, members, sp)
     lines += reproduce_section()
     return "\n".join(lines).rstrip() + "\n"
+
+
+def sources(source: Path, ft: Build | None, gil: Build | None) -> str:
+    """The files the page comes from, for its header comment."""
+    if ft is None or gil is None:
+        return source.as_posix()
+    return (f"{source.as_posix()}, {ft.source.as_posix()} (free-threaded) and "
+            f"{gil.source.as_posix()} (GIL build)")
 
 
 def newest_result() -> Path:
@@ -565,10 +773,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("json", nargs="?", type=Path, help="a --benchmark-json file "
                         f"(default: the newest in {RESULTS}/)")
     parser.add_argument("-o", "--output", type=Path, help="write here (default: stdout)")
+    parser.add_argument("--free-threaded", type=Path, metavar="FT.json",
+                        help="a run of the CPU groups on a free-threaded CPython "
+                        "(needs --gil-build)")
+    parser.add_argument("--gil-build", type=Path, metavar="GIL.json",
+                        help="a run of the same groups on a GIL build of the same CPython source "
+                        "(needs --free-threaded)")
     args = parser.parse_args(argv)
+    if (args.free_threaded is None) != (args.gil_build is None):
+        parser.error("--free-threaded and --gil-build go together: give both or neither")
     source: Path = args.json or newest_result()
     data = json.loads(source.read_text(encoding="utf-8"))
-    text = render(data, source)
+    ft = Build.load(args.free_threaded) if args.free_threaded else None
+    gil = Build.load(args.gil_build) if args.gil_build else None
+    text = render(data, source, ft, gil)
     if args.output is None:
         sys.stdout.write(text)
     else:

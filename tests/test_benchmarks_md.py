@@ -1,0 +1,155 @@
+"""tools/benchmarks_md.py: the free-threaded section beside a GIL build.
+
+tools/ is not a package: the script is loaded by path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tools" / "benchmarks_md.py"
+RUN = ROOT / "benchmarks" / "results" / "cpython3.11-2core.json"
+SECTION = "## Free-threaded CPython (3.13t) beside a GIL build of the same source"
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("benchmarks_md", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("benchmarks_md", module)  # dataclasses look the module up
+    spec.loader.exec_module(module)
+    return module
+
+
+bmd = load_script()
+
+
+def bench(group: str, name: str, median: float, n: int, scenario: str, workers: int,
+          foreign: float = 0.0) -> dict[str, Any]:
+    return {
+        "group": group, "name": name,
+        "stats": {"median": median, "iqr": 0.0, "min": median, "max": median, "rounds": 5},
+        "extra_info": {"n": n, "scenario": scenario, "workers": workers,
+                       "foreign_cpu": foreign},
+    }
+
+
+def run(version: str, gil_enabled: bool, times: dict[str, float], n_py: int = 1_000_000,
+        skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A --benchmark-json dict with the six thread benchmarks (median times in seconds)."""
+    benches = []
+    for key, median in times.items():
+        if key in skip:
+            continue
+        if key.startswith("py"):
+            workers = int(key[2])
+            name = f"test_count_py_threads[{workers}thread]"
+            benches.append(bench("cpu-python", name, median, n_py, "count_py-threads", workers))
+        else:
+            function, workers = key[:-1], int(key[-1])
+            name = f"test_count_c_threads[{function}-{workers}thread]"
+            benches.append(bench("cpu-c", name, median, 1_000_000_000,
+                                 f"{function}-threads", workers))
+    return {
+        "machine_info": {"python_implementation": "CPython", "python_version": version,
+                         "gilx": {"gil_enabled": gil_enabled}},
+        "datetime": f"2026-11-26T00:00:0{int(gil_enabled)}",
+        "benchmarks": benches,
+    }
+
+
+GIL_TIMES = {"py1": 0.020, "py2": 0.021, "count_gil1": 0.250, "count_gil2": 0.250,
+             "count_nogil1": 0.250, "count_nogil2": 0.126}
+FT_TIMES = {"py1": 0.025, "py2": 0.0125, "count_gil1": 0.2525, "count_gil2": 0.130,
+            "count_nogil1": 0.260, "count_nogil2": 0.131}
+
+
+def builds(ft: dict[str, Any], gil: dict[str, Any]) -> tuple[Any, Any]:
+    return (bmd.Build.from_json(ft, Path("ft.json")), bmd.Build.from_json(gil, Path("gil.json")))
+
+
+def section(text: str) -> str:
+    start = text.index(SECTION)
+    return text[start:text.index("## Every group", start)]
+
+
+def row(text: str, label: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith(f"| {label}"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_section_only_with_both_runs() -> None:
+    data = json.loads(RUN.read_text(encoding="utf-8"))
+    plain = bmd.render(data, RUN)
+    assert SECTION not in plain
+    assert f"from {RUN.as_posix()}; do not edit" in plain
+    both = bmd.render(data, RUN, *builds(data, data))
+    assert both.index("## Targets") < both.index(SECTION) < both.index("## Every group")
+    assert "ft.json (free-threaded) and gil.json (GIL build)" in both.splitlines()[2]
+    assert row(section(both), "`test_count_py_threads[2thread]`")[-1] == "1.00"
+    with pytest.raises(ValueError):
+        bmd.render(data, RUN, builds(data, data)[0])
+
+
+def test_synthetic_numbers() -> None:
+    ft, gil = builds(run("3.13.5", False, FT_TIMES), run("3.13.5", True, GIL_TIMES))
+    text = section(bmd.render(run("3.11.7", True, GIL_TIMES), Path("main.json"), ft, gil))
+    assert "Free-threaded: CPython 3.13.5, GIL enabled: False (`ft.json`" in text
+    assert "GIL build: CPython 3.13.5, GIL enabled: True (`gil.json`" in text
+    # 20 ms / 1e6 = 20 ns; 25 ms / 1e6 = 25 ns; ratio 1.25
+    assert row(text, "`test_count_py_threads[1thread]`") == [
+        "`test_count_py_threads[1thread]`", "20.000", "1.000", "25.000", "1.000", "1.25"]
+    assert row(text, "`test_count_py_threads[2thread]`") == [
+        "`test_count_py_threads[2thread]`", "21.000", "0.952", "12.500", "2.000", "0.60"]
+    assert row(text, "`test_count_c_threads[count_nogil-2thread]`")[1:] == [
+        "0.126", "1.984", "0.131", "1.985", "1.04"]
+    assert row(text, "pure-Python threads on 3.13t")[1:3] == ["2.000", "met"]
+    assert row(text, "count_gil, one thread")[1:3] == ["+1.0 % per iteration", "met"]
+    assert row(text, "count_nogil, one thread")[1:3] == ["+4.0 % per iteration", "**missed**"]
+    assert row(text, "single-thread price")[1:3] == ["+25.0 % per iteration", bmd.DASH]
+    assert row(text, "2 free-threaded threads vs 1 thread")[1:3] == ["speedup 1.600", bmd.DASH]
+
+
+def test_different_n_compares_per_iteration() -> None:
+    ft, gil = builds(run("3.13.5", False, FT_TIMES, n_py=500_000),
+                     run("3.13.5", True, GIL_TIMES))
+    text = section(bmd.render(run("3.11.7", True, GIL_TIMES), Path("main.json"), ft, gil))
+    # GIL 20 ns per iteration, free-threaded 2 threads 25 ns per iteration
+    measured = row(text, "2 free-threaded threads vs 1 thread")[1]
+    assert measured.startswith("speedup 0.800 (the files' n differ: 1,000,000 vs 500,000")
+
+
+def test_missing_benchmark_not_measured() -> None:
+    ft, gil = builds(run("3.13.5", False, FT_TIMES, skip=("py2", "count_gil1")),
+                     run("3.13.5", True, GIL_TIMES, skip=("count_nogil1",)))
+    text = section(bmd.render(run("3.11.7", True, GIL_TIMES), Path("main.json"), ft, gil))
+    assert row(text, "`test_count_py_threads[2thread]`")[3:] == [
+        "not measured", "not measured", bmd.DASH]
+    assert row(text, "`test_count_c_threads[count_nogil-1thread]`")[1:3] == [
+        "not measured", "not measured"]
+    assert row(text, "pure-Python threads on 3.13t")[1:3] == ["not measured", bmd.DASH]
+    assert row(text, "count_gil, one thread")[1:3] == ["not measured", bmd.DASH]
+    assert row(text, "2 free-threaded threads vs 1 thread")[1] == "not measured"
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "B.md"
+    assert bmd.main([str(RUN), "--free-threaded", str(RUN), "--gil-build", str(RUN),
+                     "-o", str(out)]) == 0
+    assert SECTION in out.read_text(encoding="utf-8")
+    for option in ("--free-threaded", "--gil-build"):
+        with pytest.raises(SystemExit) as exit_info:
+            bmd.main([str(RUN), option, str(RUN)])
+        assert exit_info.value.code == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+        assert len(errors) == 1
+        assert errors[0].endswith("error: --free-threaded and --gil-build go together: give "
+                                  "both or neither")
