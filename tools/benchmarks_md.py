@@ -364,6 +364,7 @@ def targets_section(benches: list[Bench], sp: dict[str, tuple[float, float | Non
         add(f"io, {workers} threads: efficiency >= 0.95", eff, eff is not None and eff >= 0.95,
             fmt(eff, 3), involved)
     rows += mode_target_rows(benches, sp)
+    rows += instrument_target_rows(benches)
     if xo is not None:
         alone = [b for b in benches if b.group == "crossover-alone"]
         contended = [b for b in benches if b.group == "crossover-contended"]
@@ -412,6 +413,59 @@ def mode_target_rows(benches: list[Bench],
                          f"{b.info['tasks']} tasks a round, LocalCluster)",
                          f"{per_task:.3f} ms", DASH, interference([b])))
     return rows
+
+
+def _instrument(benches: list[Bench], key: str) -> tuple[Bench, dict[str, Any]] | None:
+    found = next((b for b in benches if b.group == "instrument" and key in b.info), None)
+    return (found, found.info[key]) if found else None
+
+
+def instrument_target_rows(benches: list[Bench]) -> list[tuple[str, str, str, str]]:
+    """The instrument's targets: hold-fraction error <= 0.02, cost to the watched code <= 1 %."""
+    rows: list[tuple[str, str, str, str]] = []
+    error = _instrument(benches, "instrument_error")
+    if error is not None:
+        bench, result = error
+        worst = result["worst_abs_error"]
+        peers = "; ".join(f"{name}: {value:.3f}" for name, value in worst.items()
+                          if name != "gilx")
+        rows.append(("hold fraction, worst abs error over every duty cycle: <= 0.02 (gilx)",
+                     f"{worst['gilx']:.3f}" + (f" (same run, {peers})" if peers else ""),
+                     "met" if worst["gilx"] <= 0.02 else "**missed**", interference([bench])))
+    cost = _instrument(benches, "instrument_cost")
+    if cost is not None:
+        bench, result = cost
+        for name, r in result.items():
+            if isinstance(r, dict) and "cost" in r:
+                low, high = r["cost_quartiles"]
+                rows.append((f"heartbeat's cost to the watched code, {name}: <= 1 %",
+                             f"{pct(r['cost'], 2)} (quartiles {pct(low, 2)} .. {pct(high, 2)})",
+                             "met" if r["cost"] <= 0.01 else "**missed**",
+                             interference([bench])))
+    return rows
+
+
+def instrument_section(benches: list[Bench]) -> list[str]:
+    """Each duty cycle's estimate error, for gilx and the peers measured in the same run."""
+    error = _instrument(benches, "instrument_error")
+    if error is None:
+        return []
+    _, result = error
+    tools = list(result["worst_abs_error"])
+    rows = []
+    for r in result["rows"]:
+        truth = r[tools[0]]["truth"]
+        rows.append((f"{r['period_ms']:.0f} ms", f"{r['hold']:.2f}", f"{truth:.3f}",
+                     *(f"{r[t]['error']:+.3f}" for t in tools)))
+    return [
+        "## The GIL instrument: how close is the hold fraction?", "",
+        "`_core.duty_cycle` holds the GIL for a known share of each period and releases it for "
+        "the rest; each tool watches the same kind of run, one after the other, for "
+        f"{result['seconds_per_cell']} s a cell. Error = estimate - the time really held "
+        "(benchmarks/test_instrument.py).", "",
+        *table(("period", "share held (asked)", "held (true)",
+                *(f"{t} error" for t in tools)), rows), "",
+    ]
 
 
 def signal_check_seconds(benches: list[Bench]) -> float | None:
@@ -741,6 +795,7 @@ def render(data: dict[str, Any], source: Path, ft: Build | None = None,
     lines += machine_section(data, source)
     lines += targets_section(benches, sp, xo)
     lines += crossover_section(xo, threshold)
+    lines += instrument_section(benches)
     if ft is not None and gil is not None:
         lines += free_threaded_section(ft, gil)
     lines += ["## Every group", ""]
