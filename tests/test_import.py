@@ -17,7 +17,9 @@ import gilx
 #: What ``import gilx`` must not load: the engines of the measuring API and the optional extras.
 HEAVY = (
     "multiprocessing", "numpy", "threadpoolctl", "asyncio", "matplotlib", "numba", "dask",
-    "gilx.runner", "gilx.workloads",
+    "gilx.runner", "gilx.workloads", "gilx.machine",
+    # 20-30 ms between them (-X importtime): dataclasses pulls in inspect, ast, dis ...
+    "dataclasses", "inspect", "typing",
 )
 
 

@@ -5,9 +5,9 @@ and whether its GIL is on, and :class:`CpuMeter`: how much CPU the rest of the
 machine used while something was measured.  report, race, workloads, the
 runner, the benchmarks and the tests all read these; nothing else asks the OS.
 
-Only ``os``, ``sys`` and ``time`` are imported at module level: ``import
-gilx`` stays light.  Where the OS cannot say (no ``/proc`` off Linux), the
-answer is None, never a guess.
+``import gilx`` does not import this module (it needs only
+:func:`gil_enabled`, which lives in :mod:`gilx._gilstate`).  Where the OS
+cannot say (no ``/proc`` off Linux), the answer is None, never a guess.
 """
 
 from __future__ import annotations
@@ -19,22 +19,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from gilx._gilstate import gil_enabled as gil_enabled  # re-exported: one place for these facts
+
 # ---------------------------------------------------------------------------
 # The interpreter
 # ---------------------------------------------------------------------------
-
-
-def gil_enabled() -> bool:
-    """Whether the GIL is on in this process.
-
-    ``sys._is_gil_enabled()`` where it exists (3.13+): on a free-threaded
-    build it is False unless something re-enabled the GIL.  Older Pythons
-    always have a GIL.
-    """
-    is_enabled = getattr(sys, "_is_gil_enabled", None)
-    if is_enabled is None:
-        return True
-    return bool(is_enabled())
 
 
 def free_threaded_build() -> bool:
