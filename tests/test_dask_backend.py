@@ -164,6 +164,27 @@ def test_an_existing_cluster_is_used_and_never_stopped():
         assert len(their_client.scheduler_info()["workers"]) == 2
 
 
+@needs_dask
+def test_the_workers_of_an_existing_cluster_on_this_machine_count_as_the_measurements_own():
+    # Their CPU is the work's: it must not be read as other processes disturbing it.
+    distributed = pytest.importorskip("distributed")
+    from gilx.backends.dask_cluster import DaskSession
+
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        ) as theirs,
+        distributed.Client(theirs) as their_client,
+    ):
+        workers = {int(p) for p in their_client.run(os.getpid).values()}
+        with DaskSession("dask", "nogil", "", theirs.scheduler_address) as session:
+            crew = session.crew(10_000, 2)
+            assert workers <= crew.pids()
+            assert workers <= session.pids()
+            crew.close()
+            assert crew.pids() == frozenset()
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

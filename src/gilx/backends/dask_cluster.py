@@ -34,6 +34,7 @@ import contextlib
 import logging
 import os
 import re
+import socket
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -317,6 +318,37 @@ class LocalCrew(DaskCrew):
             self._cluster.close()
 
 
+class ExistingCrew(DaskCrew):
+    """A crew on a cluster someone else started (``--scheduler``): never stopped here.
+
+    The CPU of its workers on this machine is the measurement's own, not a
+    neighbour's: they are counted like a LocalCluster's, found by host name.
+    """
+
+    def __init__(self, cluster: Cluster, workload: str, shares: Sequence[int], param: str) -> None:
+        super().__init__(cluster, workload, shares, param)
+        self._pids = frozenset(_worker_pids_here(cluster.client))
+        self.startup = self.prepare_seconds
+
+    def pids(self) -> frozenset[int]:
+        return frozenset() if self._closed else self._pids
+
+
+def _where() -> tuple[str, int, int]:
+    """Run on a worker: its host, its process and its parent (the nanny, if any)."""
+    return socket.gethostname(), os.getpid(), os.getppid()
+
+
+def _worker_pids_here(client: Any) -> set[int]:
+    """The processes of the cluster's workers that run on this machine, and their nannies."""
+    here = socket.gethostname()
+    found = set()
+    for host, pid, parent in client.run(_where).values():
+        if host == here:
+            found |= {int(pid), int(parent)}
+    return found - {os.getpid(), os.getppid()}
+
+
 def _worker_pids(client: Any) -> set[int]:
     """The local workers' processes and their nannies: their CPU is the measurement's."""
     workers = client.run(os.getpid).values()
@@ -348,8 +380,7 @@ class DaskSession(Session):
             crew = LocalCrew(self._mode, self._workload, shares, self._param)
         else:
             cluster = Cluster(self._client, slots(self._client, self._mode, workers), 0.0)
-            crew = DaskCrew(cluster, self._workload, shares, self._param)
-            crew.startup = crew.prepare_seconds
+            crew = ExistingCrew(cluster, self._workload, shares, self._param)
         self._crews.append(crew)
         return crew
 
