@@ -112,15 +112,16 @@ pause_exec(gilx_state *state)
         return -1;
     }
     Py_INCREF(state->gil_enabled_func);     /* PySys_GetObject: borrowed */
-    /* Without __builtins__ in its globals, the interpreter's own are used;
-     * a lambda needs none. */
-    PyObject *globals = PyDict_New();
-    if (globals == NULL) {
+    /* A function of gilx._pause, not one compiled here from source: the
+     * compiler of CPython 3.13 crashes when an allocation fails inside it
+     * (a NULL instruction sequence, found by tests/test_nomemory.py), while
+     * an import reports MemoryError like any call. */
+    PyObject *module = PyImport_ImportModule("gilx._pause");
+    if (module == NULL) {
         return -1;
     }
-    state->pause_point = PyRun_String("lambda: None", Py_eval_input,
-                                      globals, globals);
-    Py_DECREF(globals);
+    state->pause_point = PyObject_GetAttrString(module, "point");
+    Py_DECREF(module);
     return state->pause_point == NULL ? -1 : 0;
 }
 #endif
