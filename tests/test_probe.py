@@ -22,7 +22,10 @@ def pure_python_loop(n: int) -> int:
     return total
 
 
-MATRIX = np.random.default_rng(0).random((300, 300))
+# Large enough that each call spends most of its time in BLAS with the GIL released,
+# even where the Python side of a call is slow (under ASan with PYTHONMALLOC=malloc,
+# 300x300 left too little released time: judged holding in 3 attempts of 3).
+MATRIX = np.random.default_rng(0).random((600, 600))
 
 RELEASING = [
     pytest.param(time.sleep, (0.005,), id="time.sleep"),
