@@ -26,20 +26,24 @@ from gilx.instrument import DEFAULT_INTERVAL, Heartbeat
 
 HOLDS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PERIODS = (0.001, 0.005, 0.02)
-SECONDS = 2.0  # per cell and tool
+# Per cell and tool.  At a 1 ms period every sampled instant is a coin toss (held or not),
+# so the estimate's own noise is sqrt(h (1 - h) / samples): 0.011 at h = 0.5 after 2 s,
+# 0.008 after 4 s, 0.0065 after 6 s.  The table prints it beside each error.
+SECONDS = 6.0
 
 needs_gil = pytest.mark.skipif(not gilx.gil_enabled(), reason="no GIL: nothing to estimate")
 
 
-def gilx_cell(hold: float, period: float, seconds: float) -> tuple[float, float]:
+def gilx_cell(hold: float, period: float, seconds: float) -> tuple[float, float, float]:
     with Heartbeat(DEFAULT_INTERVAL) as heart:
         before = heart.snapshot()
         held, total = _core.duty_cycle(seconds, hold, period)
         reading = heart.snapshot().since(before)
-    return reading.hold_fraction, held / total
+    p, n = reading.hold_fraction, max(reading.samples, 1)
+    return p, held / total, (p * (1 - p) / n) ** 0.5
 
 
-def gilknocker_cell(hold: float, period: float, seconds: float) -> tuple[float, float]:
+def gilknocker_cell(hold: float, period: float, seconds: float) -> tuple[float, float, None]:
     from gilknocker import KnockKnock
 
     knocker = KnockKnock(polling_interval_micros=round(DEFAULT_INTERVAL * 1e6))
@@ -49,14 +53,14 @@ def gilknocker_cell(hold: float, period: float, seconds: float) -> tuple[float, 
         held, total = _core.duty_cycle(seconds, hold, period)
     finally:
         knocker.stop()  # joins its thread: the metric is final
-    return float(knocker.contention_metric), held / total
+    return float(knocker.contention_metric), held / total, None
 
 
 def error_table(seconds: float = SECONDS) -> dict[str, object]:
     try:
         import gilknocker  # noqa: F401
 
-        tools: dict[str, Callable[[float, float, float], tuple[float, float]]] = {
+        tools: dict[str, Callable[[float, float, float], tuple[float, float, float | None]]] = {
             "gilx": gilx_cell,
             "gilknocker": gilknocker_cell,
         }
@@ -68,8 +72,10 @@ def error_table(seconds: float = SECONDS) -> dict[str, object]:
         for hold in HOLDS:
             row: dict[str, object] = {"period_ms": period * 1e3, "hold": hold}
             for name, cell in tools.items():
-                estimate, truth = cell(hold, period, seconds)
+                estimate, truth, noise = cell(hold, period, seconds)
                 row[name] = {"estimate": estimate, "truth": truth, "error": estimate - truth}
+                if noise is not None:
+                    row[name]["noise"] = noise
             rows.append(row)
     worst = {
         name: max(abs(r[name]["error"]) for r in rows)  # type: ignore[index]
@@ -82,11 +88,13 @@ def print_table(result: dict[str, object]) -> None:
     rows = result["rows"]
     tools = list(result["worst_abs_error"])  # type: ignore[call-overload]
     print("\nhold-fraction error (estimate - truth), one row per duty cycle")
-    head = "period   hold  truth" + "".join(f"  {t:>11}" for t in tools)
+    print("(noise: the estimate's own standard error, from its number of samples)")
+    head = "period   hold  truth" + "".join(f"  {t:>11}" for t in tools) + "  gilx noise"
     print(head)
     for r in rows:  # type: ignore[attr-defined]
         truth = r[tools[0]]["truth"]
         cells = "".join(f"  {r[t]['error']:+11.3f}" for t in tools)
+        cells += f"  {r['gilx']['noise']:10.3f}"
         print(f"{r['period_ms']:4.0f} ms  {r['hold']:4.2f}  {truth:5.3f}{cells}")
     worst = result["worst_abs_error"]
     print("worst |error|:" + "".join(f"  {t} {worst[t]:.3f}" for t in tools))  # type: ignore[index]
@@ -102,23 +110,30 @@ def test_hold_fraction_error(benchmark):
     benchmark.extra_info["instrument_error"] = result
 
 
-def _timed(call: Callable[[], object], heart: Heartbeat | None) -> float:
-    """One run's time; the heartbeat, if any, runs before the clock starts."""
+def _timed(call: Callable[[], object], heart: Heartbeat | None) -> tuple[float, float]:
+    """One run's (wall time, share of it this thread was on a CPU); the heartbeat, if any,
+    runs before the clocks start."""
     if heart is not None:
         heart.start()
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         call()
-        return time.perf_counter() - start
+        wall = time.perf_counter() - start
+        return wall, (time.thread_time() - cpu) / wall
     finally:
         if heart is not None:
             heart.stop()
 
 
-def overhead(pairs: int = 60) -> dict[str, object]:
+def overhead(pairs: int = 150) -> dict[str, object]:
     """Cost to the watched code: the median over many adjacent (plain, watched) pairs of
     watched / plain - 1.  Adjacent runs see about the same load from the rest of a busy
-    machine, and the order within a pair alternates, so drift cancels."""
+    machine, and the order within a pair alternates, so drift cancels.
+
+    Also the same from CPU time: the share of a run the watched thread was on a CPU
+    (``time.thread_time()`` / wall time), watched against plain.  A thread that waits for
+    the GIL sleeps, so this is the time the heartbeat kept it waiting, and it hardly moves
+    when another program takes turns on the machine, which wall time does."""
 
     def released() -> None:
         for _ in range(20):
@@ -131,17 +146,19 @@ def overhead(pairs: int = 60) -> dict[str, object]:
     heart = Heartbeat(DEFAULT_INTERVAL)
     out: dict[str, object] = {}
     for name, call in work.items():
-        ratios = []
+        ratios, running = [], []
         for i in range(pairs):
             if i % 2:
                 watched, plain = _timed(call, heart), _timed(call, None)
             else:
                 plain, watched = _timed(call, None), _timed(call, heart)
-            ratios.append(watched / plain)
+            ratios.append(watched[0] / plain[0])
+            running.append(watched[1] / plain[1])
         ratios.sort()
         out[name] = {
             "cost": statistics.median(ratios) - 1,
             "cost_quartiles": [ratios[len(ratios) // 4] - 1, ratios[3 * len(ratios) // 4] - 1],
+            "cost_from_cpu_time": 1 - statistics.median(running),
             "pairs": pairs,
         }
     with heart:
@@ -159,7 +176,7 @@ def overhead(pairs: int = 60) -> dict[str, object]:
 @needs_gil
 @pytest.mark.benchmark(group="instrument")
 def test_heartbeat_cost(benchmark):
-    pairs = 2 if benchmark.disabled else 60
+    pairs = 2 if benchmark.disabled else 150
     result = benchmark.pedantic(overhead, args=(pairs,), rounds=1, iterations=1)
     print("\ncost of the heartbeat at the default interval (median of watched / plain - 1)")
     for name, r in result.items():
@@ -167,7 +184,7 @@ def test_heartbeat_cost(benchmark):
             low, high = r["cost_quartiles"]
             print(
                 f"  {name}: {r['cost']:+.2%} (quartiles {low:+.2%} .. {high:+.2%},"
-                f" {r['pairs']} pairs)"
+                f" {r['pairs']} pairs); from CPU time: {r['cost_from_cpu_time']:+.2%}"
             )
     print(f"  heartbeat's own GIL time per beat: {result['cost_per_beat_s'] * 1e6:.1f} us")
     print(f"  heartbeat's own CPU use: {result['heartbeat_cpu_share']:.2%} of one core")

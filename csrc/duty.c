@@ -10,7 +10,11 @@
  *     (timer slack, a busy scheduler) does not count as "the GIL was held".
  *     A heartbeat written in Python can only read the clock after both,
  *     which is the bias of gilknocker and of gilx's first heartbeat.  The
- *     labelling of sampled instants and the running totals are done here
+ *     loop also learns, from its own sleeps, how late this machine wakes a
+ *     thread, and corrects for it twice: each sleep aims early by the mean
+ *     lateness, and each wait loses the mean time an idle CPU takes to
+ *     wake (the GIL is free while the holder's signal wakes the heartbeat).
+ *     The labelling of sampled instants and the running totals are done here
  *     too, with the GIL released, so that the heartbeat holds the GIL for
  *     about a microsecond per beat.  heartbeat_read(totals) copies them.
  *
@@ -29,6 +33,7 @@
 #  include <errno.h>
 #endif
 #if defined(__linux__)
+#  include <sys/prctl.h>
 #  include <unistd.h>
 #endif
 
@@ -117,6 +122,91 @@ run_stats(int fd, int64_t *delay_ns, int64_t *runs)
     (void)runs;
     return -1;
 #endif
+}
+
+/*
+ * Linux lets a timer fire up to the thread's "timer slack" (50 us by default)
+ * late, to batch wake-ups.  The heartbeat's lateness is what it learns the
+ * machine's wake-up cost from (below), and slack is not part of that cost, so
+ * the loop asks for none.  Returns the slack to restore, or -1 where there is
+ * no such setting.  No Python API: called with the GIL released.
+ */
+static long
+timer_slack_off(void)
+{
+#if defined(__linux__) && defined(PR_SET_TIMERSLACK)
+    int old = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    if (old > 0 && prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0) == 0) {
+        return old;
+    }
+#endif
+    return -1;
+}
+
+static void
+timer_slack_restore(long old)
+{
+#if defined(__linux__) && defined(PR_SET_TIMERSLACK)
+    if (old > 0) {
+        (void)prctl(PR_SET_TIMERSLACK, (unsigned long)old, 0, 0, 0);
+    }
+#else
+    (void)old;
+#endif
+}
+
+/* A running mean that forgets over about 32 samples: the machine's wake-up
+ * cost changes with its load, and the heartbeat should follow it. */
+static void
+running_mean_add(double *mean, int64_t *count, int64_t sample_ns)
+{
+    double x = (double)(sample_ns > 0 ? sample_ns : 0);
+    *count += 1;
+    double weight = *count < 32 ? 1.0 / (double)*count : 1.0 / 32.0;
+    *mean += (x - *mean) * weight;
+}
+
+/*
+ * How long a CPU takes to wake depends on how long it has been idle: a guest
+ * kernel polls for a while before it halts, and halting (on a VM, giving the
+ * CPU back to the host) makes the next wake-up slower.  So the wake-up cost
+ * is learnt per length of idle time, in buckets with these upper edges.
+ */
+static const int64_t idle_edges_ns[] = {
+    100000, 200000, 400000, 800000, 1600000, INT64_MAX
+};
+#define GILX_IDLE_BUCKETS ((int)(sizeof(idle_edges_ns) / sizeof(idle_edges_ns[0])))
+
+typedef struct {
+    double mean[GILX_IDLE_BUCKETS];
+    int64_t count[GILX_IDLE_BUCKETS];
+} wake_costs;
+
+static int
+idle_bucket(int64_t idle_ns)
+{
+    int b = 0;
+    while (idle_ns >= idle_edges_ns[b]) {
+        b++;
+    }
+    return b;
+}
+
+/* The mean wake-up cost after `idle_ns` of idleness: its bucket's, or the
+ * nearest bucket's that has samples; 0 before any sample. */
+static int64_t
+wake_cost(const wake_costs *costs, int64_t idle_ns)
+{
+    int b = idle_bucket(idle_ns);
+    for (int d = 0; d < GILX_IDLE_BUCKETS; d++) {
+        if (b - d >= 0 && costs->count[b - d] > 0) {
+            return (int64_t)costs->mean[b - d];
+        }
+        if (b + d < GILX_IDLE_BUCKETS && costs->count[b + d] > 0) {
+            return (int64_t)costs->mean[b + d];
+        }
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -244,6 +334,27 @@ heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     int fd = (int)fd_long;
+    /* CPython's switch interval: a knock that has waited that long has been
+     * woken by its timed wait, found the GIL still held and asked the holder
+     * to let go, so the GIL was held then.  Read once: a watch lasting
+     * through a sys.setswitchinterval() keeps the old value. */
+    double switch_s = 0.005;
+    PyObject *getter = PySys_GetObject("getswitchinterval");   /* borrowed */
+    if (getter != NULL) {
+        PyObject *value = PyObject_CallNoArgs(getter);
+        if (value == NULL) {
+            return NULL;
+        }
+        switch_s = PyFloat_AsDouble(value);
+        Py_DECREF(value);
+        if (switch_s == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    int64_t switch_ns = (int64_t)(switch_s * 1e9);
+    if (switch_ns < 1000) {
+        switch_ns = 1000;
+    }
     Py_buffer view;
     if (totals_buffer(args[0], &view, 1) < 0) {
         return NULL;
@@ -255,12 +366,39 @@ heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
     Py_BEGIN_ALLOW_THREADS
     gilx_atomic_store(&totals[GILX_HB_RUNNING], 1);
+    long old_slack = timer_slack_off();
+    /* Two running means learnt from the heartbeat's own sleeps, which end at
+     * instants that have nothing to do with the GIL:
+     *   late: how long after the deadline the thread runs.  The sleep aims
+     *     that much early, so that the knock lands on the sampled instant on
+     *     average.  Knocking late instead is a bias, not noise: a knock
+     *     that oversleeps into a hold phase labels a free instant held,
+     *     while the opposite error cannot happen when the heartbeat already
+     *     waits for the GIL at the end of the hold.
+     *   wakes: the part of that lateness that is the machine waking an
+     *     idle CPU (not the run-queue time, which schedstat gives per
+     *     knock), per length of the sleep.  A knock that waits for the GIL
+     *     is woken the same way when the holder lets go: the GIL is free
+     *     for that long before the heartbeat gets it, on a VM often
+     *     30-300 us, and schedstat does not see it. */
+    double late_mean = 0.0;
+    int64_t late_count = 0;
+    wake_costs wakes = {{0.0}, {0}};
+    int64_t last_delay = -1;        /* run-queue time when the last beat ended */
     int64_t origin = gilx_monotonic_ns();
     int64_t stratum = 0;
     int64_t target = origin + draw_offset(&rng, step);
     while (!gilx_atomic_load(&cancel->cancelled)) {
         int64_t delay0 = 0, runs0 = 0;
-        sleep_until(target);
+        int64_t aim = (int64_t)late_mean;
+        if (aim > step / 2) {
+            aim = step / 2;
+        }
+        int64_t deadline = target - aim;
+        int64_t asleep = gilx_monotonic_ns();
+        int slept = deadline > asleep;
+        sleep_until(deadline);
+        int64_t awake = gilx_monotonic_ns();
         int have_stats = run_stats(fd, &delay0, &runs0) == 0;
         int64_t woke = gilx_monotonic_ns();
         /* Ask for the GIL, note when it came, and give it straight back:
@@ -270,21 +408,53 @@ heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_UNBLOCK_THREADS
         int64_t released = gilx_monotonic_ns();
 
-        /* The hand-over: the GIL was free while the heartbeat waited for a
-         * CPU after the holder let go.  A long wait also wakes up once per
-         * switch interval, so the hand-over is the mean run-queue time per
-         * time it ran. */
-        int64_t queued = 0;
+        if (slept) {
+            int64_t late = awake - deadline;
+            running_mean_add(&late_mean, &late_count, late);
+            if (have_stats && last_delay >= 0 && delay0 >= last_delay) {
+                int b = idle_bucket(deadline - asleep);
+                running_mean_add(&wakes.mean[b], &wakes.count[b],
+                                 late - (delay0 - last_delay));
+            }
+        }
+
+        /* The run-queue part of the hand-over: on a busy machine the
+         * heartbeat, woken when the holder let go, waits for a CPU while the
+         * GIL is free.  A long wait also wakes up once per switch interval,
+         * so this part is the mean run-queue time per time it ran. */
+        int64_t queued = 0, runs = -1;
+        last_delay = have_stats ? delay0 : -1;
         if (have_stats && got - woke > GILX_KNOCK_QUEUE_CHECK_NS) {
             int64_t delay1, runs1;
             if (run_stats(fd, &delay1, &runs1) == 0 && delay1 >= delay0) {
-                int64_t runs = runs1 - runs0;
+                runs = runs1 - runs0;
                 queued = runs > 0 ? (delay1 - delay0) / runs : delay1 - delay0;
+                last_delay = delay1;
             }
         }
+        /* Whether the GIL was held when the knock came is plain from the
+         * wait; where the hold ended is the wait less the hand-over. */
+        int blocked = got - queued - woke > GILX_HB_BLOCKED_NS;
+        int64_t wait = got - queued - woke;
         int64_t freed = got - queued;
-        int64_t wait = freed - woke;
-        int blocked = wait > GILX_HB_BLOCKED_NS;
+        if (blocked && runs >= 0) {
+            /* How long before `got` the holder let go: the time it took to
+             * wake the heartbeat up.  Each timed wait that ended (one per
+             * switch interval, see switch_ns) woke it once and found the
+             * GIL still held; if it woke more often than that, the last
+             * wake-up was the holder's signal, after `idle` asleep.  If not,
+             * it was awake when the holder let go (a holder running Python
+             * does so microseconds after the timed wait asks it to), and
+             * there was no wake-up to take off. */
+            int64_t timeouts = wait / switch_ns;
+            if (runs > timeouts) {
+                int64_t still_held = woke + timeouts * switch_ns;
+                freed -= wake_cost(&wakes, freed - still_held);
+                if (freed < still_held) {
+                    freed = still_held;
+                }
+            }
+        }
         uint64_t samples = 1, held = (uint64_t)blocked, missed = 0;
 
         /* Label the instants of the later strata that are already past. */
@@ -322,6 +492,7 @@ heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             gilx_atomic_store(&totals[GILX_HB_MAX_WAIT_NS], (uint64_t)wait);
         }
     }
+    timer_slack_restore(old_slack);
     gilx_atomic_store(&totals[GILX_HB_RUNNING], 0);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);

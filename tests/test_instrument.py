@@ -9,6 +9,7 @@ numbers are in benchmarks/test_instrument.py.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -36,6 +37,19 @@ def measured(hold: float, period: float = 0.005, seconds: float = 0.3) -> tuple[
 @needs_gil
 def test_a_call_that_always_holds_the_gil_reads_near_one():
     assert retry(ATTEMPTS, lambda: measured(1.0)[0] > 0.8)
+
+
+@needs_gil
+def test_a_thread_running_python_nonstop_reads_near_one():
+    # Python code, unlike the C call above, hands the GIL over when the heartbeat has
+    # waited for the switch interval: the loop must not count that hand-over as free.
+    def near_one() -> bool:
+        with Heartbeat() as heart:
+            before = heart.snapshot()
+            gilx.count_py(3_000_000)
+            return heart.snapshot().since(before).hold_fraction > 0.9
+
+    assert retry(ATTEMPTS, near_one)
 
 
 def test_a_call_that_never_holds_the_gil_reads_near_zero():
@@ -212,3 +226,21 @@ def test_the_c_loop_refuses_bad_arguments():
     token.cancel()
     _core.heartbeat_run(totals, 1_000_000, token, 1, -1)  # cancelled: one beat at most
     assert _core.heartbeat_read(totals)[3] <= 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timer slack is Linux's")
+def test_the_c_loop_gives_its_thread_back_its_timer_slack():
+    # The loop asks Linux for no timer slack while it runs (it learns wake-up costs from
+    # its own lateness); the thread it ran on must get its own setting back.
+    import ctypes
+    from array import array
+
+    pr_get_timerslack = 30
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    before = prctl(pr_get_timerslack, 0, 0, 0, 0)
+    assert before > 1
+    totals = array("Q", bytes(8 * (8 + LatencyHistogram.SIZE - 1)))
+    token = _core.CancelToken()
+    token.cancel()
+    _core.heartbeat_run(totals, 1_000_000, token, 1, -1)
+    assert prctl(pr_get_timerslack, 0, 0, 0, 0) == before

@@ -438,8 +438,11 @@ def instrument_target_rows(benches: list[Bench]) -> list[tuple[str, str, str, st
         for name, r in result.items():
             if isinstance(r, dict) and "cost" in r:
                 low, high = r["cost_quartiles"]
+                from_cpu = r.get("cost_from_cpu_time")
                 rows.append((f"heartbeat's cost to the watched code, {name}: <= 1 %",
-                             f"{pct(r['cost'], 2)} (quartiles {pct(low, 2)} .. {pct(high, 2)})",
+                             f"{pct(r['cost'], 2)} (quartiles {pct(low, 2)} .. {pct(high, 2)})"
+                             + (f"; from CPU time {pct(from_cpu, 2)}" if from_cpu is not None
+                                else ""),
                              "met" if r["cost"] <= 0.01 else "**missed**",
                              interference([bench])))
     return rows
@@ -455,16 +458,19 @@ def instrument_section(benches: list[Bench]) -> list[str]:
     rows = []
     for r in result["rows"]:
         truth = r[tools[0]]["truth"]
+        noise = r["gilx"].get("noise")
         rows.append((f"{r['period_ms']:.0f} ms", f"{r['hold']:.2f}", f"{truth:.3f}",
-                     *(f"{r[t]['error']:+.3f}" for t in tools)))
+                     *(f"{r[t]['error']:+.3f}" for t in tools),
+                     f"{noise:.3f}" if noise is not None else "-"))
     return [
         "## The GIL instrument: how close is the hold fraction?", "",
         "`_core.duty_cycle` holds the GIL for a known share of each period and releases it for "
         "the rest; each tool watches the same kind of run, one after the other, for "
         f"{result['seconds_per_cell']} s a cell. Error = estimate - the time really held "
-        "(benchmarks/test_instrument.py).", "",
+        "(benchmarks/test_instrument.py); gilx noise = the standard error its number of "
+        "samples allows, sqrt(p (1 - p) / samples).", "",
         *table(("period", "share held (asked)", "held (true)",
-                *(f"{t} error" for t in tools)), rows), "",
+                *(f"{t} error" for t in tools), "gilx noise"), rows), "",
     ]
 
 

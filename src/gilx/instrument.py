@@ -32,11 +32,29 @@ then labelled:
 
 The share of held instants estimates the share of the time the GIL was held:
 each instant is equally likely to fall anywhere in the watched code's
-schedule.  What is left is the hand-over: after the holder lets go, the
-heartbeat needs time to be woken and run, and instants in that gap would
-count as held.  On Linux the loop reads its own run-queue time
-(``/proc/thread-self/schedstat``) and takes the hand-over's share out of the
-wait; elsewhere the gap stays in (microseconds on an idle machine).
+schedule.  Two things would still bias it upwards, and the loop learns both
+from its own sleeps, whose ends have nothing to do with the GIL:
+
+* **Waking late.**  The OS runs a sleeper some tens of microseconds after its
+  deadline.  A knock that oversleeps into a hold labels a free instant held,
+  while the opposite mistake rarely happens (at the end of a hold the
+  heartbeat is usually already waiting).  The loop keeps a running mean of
+  its lateness and aims each sleep that much early (and asks Linux for no
+  timer slack, which would add up to 50 us).
+* **The hand-over.**  After the holder lets go, the waiting heartbeat must be
+  woken, often on an idle CPU: on a VM that takes 30-300 us, during which
+  the GIL is free.  The part of the sleeps' lateness that is waking up (not
+  waiting in a run queue) is the same cost; its running mean is taken off
+  the end of every wait, though never before the last time the wait timed
+  out (a knock that has waited for the switch interval saw the GIL still
+  held then).  The run-queue part of a wait is read per knock and taken off
+  too.  Both need Linux's ``/proc/thread-self/schedstat``; elsewhere the
+  hand-over stays in the estimate.
+
+Measured against ``_core.duty_cycle`` (a C call holding the GIL for a known
+share of each period): without these, the estimate read 0.03-0.09 too high at
+2-5 ms periods; with them, within the sampling noise
+(benchmarks/test_instrument.py).
 
 **Bounded memory.**  Only running totals are kept (instants sampled / held /
 missed, beats, the heartbeat's own GIL time) and a fixed-size latency
