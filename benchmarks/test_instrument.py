@@ -23,6 +23,7 @@ import pytest
 import gilx
 from gilx import _core
 from gilx.instrument import DEFAULT_INTERVAL, Heartbeat
+from gilx.machine import CpuMeter
 
 HOLDS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PERIODS = (0.001, 0.005, 0.02)
@@ -30,6 +31,13 @@ PERIODS = (0.001, 0.005, 0.02)
 # so the estimate's own noise is sqrt(h (1 - h) / samples): 0.011 at h = 0.5 after 2 s,
 # 0.008 after 4 s, 0.0065 after 6 s.  The table prints it beside each error.
 SECONDS = 6.0
+
+# A cell during which other processes, or the hypervisor (steal time), took more than this
+# many cores is measured again, once, and flagged if it stays disturbed.  Far stricter than
+# the 15 % of gilx's speedups: a heartbeat whose CPU the host takes away for a moment wakes
+# late, and a late wake-up reads as a longer hold (0.1 core of steal made the 5 ms cells
+# read +0.05 here).  The worst error is judged on the cells that were not disturbed.
+DISTURBED_CORES = 0.03
 
 needs_gil = pytest.mark.skipif(not gilx.gil_enabled(), reason="no GIL: nothing to estimate")
 
@@ -72,16 +80,47 @@ def error_table(seconds: float = SECONDS) -> dict[str, object]:
         for hold in HOLDS:
             row: dict[str, object] = {"period_ms": period * 1e3, "hold": hold}
             for name, cell in tools.items():
-                estimate, truth, noise = cell(hold, period, seconds)
-                row[name] = {"estimate": estimate, "truth": truth, "error": estimate - truth}
-                if noise is not None:
-                    row[name]["noise"] = noise
+                row[name] = metered_cell(cell, hold, period, seconds)
             rows.append(row)
-    worst = {
-        name: max(abs(r[name]["error"]) for r in rows)  # type: ignore[index]
-        for name in tools
+
+    def worst(name: str, judged_only: bool) -> float:
+        errors = [
+            abs(r[name]["error"])  # type: ignore[index]
+            for r in rows
+            if not (judged_only and r[name]["other_cores"] > DISTURBED_CORES)  # type: ignore[index]
+        ]
+        return max(errors, default=float("nan"))
+
+    return {
+        "rows": rows,
+        "worst_abs_error": {name: worst(name, True) for name in tools},
+        "worst_abs_error_all_cells": {name: worst(name, False) for name in tools},
+        "disturbed_cells": sum(r["gilx"]["other_cores"] > DISTURBED_CORES for r in rows),  # type: ignore[index]
+        "disturbed_above_cores": DISTURBED_CORES,
+        "seconds_per_cell": seconds,
     }
-    return {"rows": rows, "worst_abs_error": worst, "seconds_per_cell": seconds}
+
+
+def metered_cell(
+    cell: Callable[[float, float, float], tuple[float, float, float | None]],
+    hold: float,
+    period: float,
+    seconds: float,
+) -> dict[str, float]:
+    """One cell, with the CPU the rest of the machine took meanwhile (steal time included),
+    measured again once if that was more than DISTURBED_CORES."""
+    for _ in range(2):
+        meter = CpuMeter()
+        meter.start()
+        estimate, truth, noise = cell(hold, period, seconds)
+        use = meter.stop()
+        other = use.other_cores if use is not None else 0.0
+        if other <= DISTURBED_CORES:
+            break
+    out = {"estimate": estimate, "truth": truth, "error": estimate - truth, "other_cores": other}
+    if noise is not None:
+        out["noise"] = noise
+    return out
 
 
 def print_table(result: dict[str, object]) -> None:
@@ -95,9 +134,17 @@ def print_table(result: dict[str, object]) -> None:
         truth = r[tools[0]]["truth"]
         cells = "".join(f"  {r[t]['error']:+11.3f}" for t in tools)
         cells += f"  {r['gilx']['noise']:10.3f}"
+        other = r["gilx"]["other_cores"]
+        if other > DISTURBED_CORES:
+            cells += f"  ! others took {other:.2f} cores: not judged"
         print(f"{r['period_ms']:4.0f} ms  {r['hold']:4.2f}  {truth:5.3f}{cells}")
     worst = result["worst_abs_error"]
-    print("worst |error|:" + "".join(f"  {t} {worst[t]:.3f}" for t in tools))  # type: ignore[index]
+    every = result["worst_abs_error_all_cells"]
+    print(
+        "worst |error|:"
+        + "".join(f"  {t} {worst[t]:.3f}" for t in tools)  # type: ignore[index]
+        + f"  (cells not disturbed; all cells: gilx {every['gilx']:.3f})"  # type: ignore[index]
+    )
 
 
 @needs_gil
@@ -194,4 +241,4 @@ def test_heartbeat_cost(benchmark):
 @pytest.mark.benchmark(group="instrument")
 def test_count_gil_under_gil_watch(benchmark, gil_watch):
     """The pytest plugin at work: the watch's reading lands in extra_info["gil"]."""
-    benchmark.pedantic(gilx.count_gil, args=(1_000_000,), rounds=20)
+    benchmark.pedantic(gilx.count_gil, args=(10_000_000,), rounds=20)

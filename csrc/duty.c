@@ -42,12 +42,16 @@
 
 /* A wait for the GIL shorter than this is not worth a second read of the
  * run-queue time (~1 us): it is below the instrument's resolution anyway. */
-#define GILX_KNOCK_QUEUE_CHECK_NS ((int64_t)5000)
+#define GILX_KNOCK_QUEUE_CHECK_NS ((int64_t)4000)
 
 /* A knock that waited longer than this for the GIL found it held.  Taking a
- * free GIL costs well under a microsecond; a heartbeat preempted in between
- * can take longer, so the threshold leaves room for that. */
+ * free GIL takes 1-3 us (99 % under 5 us on a busy VM); a heartbeat
+ * preempted in between can take longer.  Where the run-queue statistics
+ * tell a wait that slept from one that was only slow, the threshold is
+ * lower: a knock that comes just before the holder lets go also waits only
+ * microseconds, and such a knock labelled free is a held instant lost. */
 #define GILX_HB_BLOCKED_NS ((int64_t)10000)
+#define GILX_HB_BLOCKED_SLEPT_NS ((int64_t)5000)
 
 /* Sleep until the monotonic clock reaches `deadline_ns`.  No Python API:
  * called with the GIL released. */
@@ -155,15 +159,24 @@ timer_slack_restore(long old)
 #endif
 }
 
-/* A running mean that forgets over about 32 samples: the machine's wake-up
- * cost changes with its load, and the heartbeat should follow it. */
+/* A running mean that forgets over about `memory` samples: the machine's
+ * wake-up cost changes with its load, and the heartbeat should follow it,
+ * but slowly: one sleep that ran late because the host took the CPU away
+ * would otherwise move the mean for the next dozens of beats.  For the same
+ * reason a sample is taken as at most `cap_ns`. */
 static void
-running_mean_add(double *mean, int64_t *count, int64_t sample_ns)
+running_mean_add(double *mean, int64_t *count, int64_t sample_ns,
+                 int64_t memory, int64_t cap_ns)
 {
-    double x = (double)(sample_ns > 0 ? sample_ns : 0);
+    if (sample_ns < 0) {
+        sample_ns = 0;
+    }
+    if (sample_ns > cap_ns) {
+        sample_ns = cap_ns;
+    }
     *count += 1;
-    double weight = *count < 32 ? 1.0 / (double)*count : 1.0 / 32.0;
-    *mean += (x - *mean) * weight;
+    double weight = 1.0 / (double)(*count < memory ? *count : memory);
+    *mean += ((double)sample_ns - *mean) * weight;
 }
 
 /*
@@ -186,7 +199,7 @@ static int
 idle_bucket(int64_t idle_ns)
 {
     int b = 0;
-    while (idle_ns >= idle_edges_ns[b]) {
+    while (b < GILX_IDLE_BUCKETS - 1 && idle_ns >= idle_edges_ns[b]) {
         b++;
     }
     return b;
@@ -410,11 +423,11 @@ heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
         if (slept) {
             int64_t late = awake - deadline;
-            running_mean_add(&late_mean, &late_count, late);
+            running_mean_add(&late_mean, &late_count, late, 256, step / 2);
             if (have_stats && last_delay >= 0 && delay0 >= last_delay) {
                 int b = idle_bucket(deadline - asleep);
                 running_mean_add(&wakes.mean[b], &wakes.count[b],
-                                 late - (delay0 - last_delay));
+                                 late - (delay0 - last_delay), 64, step / 2);
             }
         }
 
@@ -433,9 +446,19 @@ heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
         }
         /* Whether the GIL was held when the knock came is plain from the
-         * wait; where the hold ended is the wait less the hand-over. */
-        int blocked = got - queued - woke > GILX_HB_BLOCKED_NS;
+         * wait; where the hold ended is the wait less the hand-over.  A
+         * knock that found the GIL held went to sleep until it was free, so
+         * it ran again at least once (runs >= 1).  One that did not was
+         * slow for another reason: on a VM, the host took the CPU away
+         * (steal time, which the guest's run-queue times do not show). */
         int64_t wait = got - queued - woke;
+        int blocked;
+        if (runs < 0) {
+            blocked = wait > GILX_HB_BLOCKED_NS;
+        }
+        else {
+            blocked = runs > 0 && wait > GILX_HB_BLOCKED_SLEPT_NS;
+        }
         int64_t freed = got - queued;
         if (blocked && runs >= 0) {
             /* How long before `got` the holder let go: the time it took to

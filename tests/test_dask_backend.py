@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -144,8 +147,9 @@ def test_dask_threads_mode_runs_every_share_on_one_worker_with_k_threads():
     assert no_new_processes_soon(before) == []
 
 
-@needs_dask
-def test_an_existing_cluster_is_used_and_never_stopped():
+@contextlib.contextmanager
+def their_cluster() -> Iterator[tuple[Any, Any]]:
+    """A 2-worker LocalCluster and a client of it, started as a user would, not by gilx."""
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
@@ -153,6 +157,12 @@ def test_an_existing_cluster_is_used_and_never_stopped():
         ) as theirs,
         distributed.Client(theirs) as their_client,
     ):
+        yield theirs, their_client
+
+
+@needs_dask
+def test_an_existing_cluster_is_used_and_never_stopped():
+    with their_cluster() as (theirs, their_client):
         ours = _dask.start("dask", 2, scheduler=theirs.scheduler_address)
         try:
             assert ours.local is None
@@ -167,15 +177,9 @@ def test_an_existing_cluster_is_used_and_never_stopped():
 @needs_dask
 def test_the_workers_of_an_existing_cluster_on_this_machine_count_as_the_measurements_own():
     # Their CPU is the work's: it must not be read as other processes disturbing it.
-    distributed = pytest.importorskip("distributed")
     from gilx.backends.dask_cluster import DaskSession
 
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-        ) as theirs,
-        distributed.Client(theirs) as their_client,
-    ):
+    with their_cluster() as (theirs, their_client):
         workers = {int(p) for p in their_client.run(os.getpid).values()}
         with DaskSession("dask", "nogil", "", theirs.scheduler_address) as session:
             crew = session.crew(10_000, 2)
