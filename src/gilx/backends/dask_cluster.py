@@ -251,6 +251,8 @@ class DaskCrew(Crew):
         self._shares = tuple(shares)
         self._run_id = f"gilx-{uuid.uuid4().hex}"
         self._closed = False
+        #: Worker processes on this machine whose CPU is the measurement's (set by subclasses).
+        self._pids: frozenset[int] = frozenset()
         #: Each go()'s tasks' own (first start, last end): the span less Dask's dispatch.
         self.task_spans: list[Span] = []
         begin = clock()
@@ -285,6 +287,9 @@ class DaskCrew(Crew):
         self.task_spans.append((min(r[2] for r in results), max(r[3] for r in results)))
         return start, end
 
+    def pids(self) -> frozenset[int]:
+        return frozenset() if self._closed else self._pids
+
     def close(self) -> None:
         if self._closed:
             return
@@ -300,14 +305,11 @@ class LocalCrew(DaskCrew):
         cluster = start(mode, len(shares))
         try:
             super().__init__(cluster, workload, shares, param)
-            self._pids = frozenset(_worker_pids(cluster.client))
+            self._pids = frozenset(_worker_pids_here(cluster.client))
         except BaseException:
             cluster.close()
             raise
         self.startup = cluster.startup + self.prepare_seconds
-
-    def pids(self) -> frozenset[int]:
-        return frozenset() if self._closed else self._pids
 
     def close(self) -> None:
         if self._closed:
@@ -330,9 +332,6 @@ class ExistingCrew(DaskCrew):
         self._pids = frozenset(_worker_pids_here(cluster.client))
         self.startup = self.prepare_seconds
 
-    def pids(self) -> frozenset[int]:
-        return frozenset() if self._closed else self._pids
-
 
 def _where() -> tuple[str, int, int]:
     """Run on a worker: its host, its process and its parent (the nanny, if any)."""
@@ -347,13 +346,6 @@ def _worker_pids_here(client: Any) -> set[int]:
         if host == here:
             found |= {int(pid), int(parent)}
     return found - {os.getpid(), os.getppid()}
-
-
-def _worker_pids(client: Any) -> set[int]:
-    """The local workers' processes and their nannies: their CPU is the measurement's."""
-    workers = client.run(os.getpid).values()
-    nannies = client.run(os.getppid).values()
-    return {int(p) for p in (*workers, *nannies)} - {os.getpid()}
 
 
 class DaskSession(Session):
