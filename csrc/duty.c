@@ -465,10 +465,11 @@ heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
              * wake the heartbeat up.  Each timed wait that ended (one per
              * switch interval, see switch_ns) woke it once and found the
              * GIL still held; if it woke more often than that, the last
-             * wake-up was the holder's signal, after `idle` asleep.  If not,
-             * it was awake when the holder let go (a holder running Python
-             * does so microseconds after the timed wait asks it to), and
-             * there was no wake-up to take off. */
+             * wake-up was the holder's signal, after sleeping since the
+             * last timeout: the idle time its wake-up cost is looked up by.
+             * If not, it was awake when the holder let go (a holder running
+             * Python does so microseconds after the timed wait asks it to),
+             * and there was no wake-up to take off. */
             int64_t timeouts = wait / switch_ns;
             if (runs > timeouts) {
                 int64_t still_held = woke + timeouts * switch_ns;
