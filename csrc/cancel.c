@@ -10,21 +10,6 @@
  */
 #include "gilx.h"
 
-/* Cancelled, by cancel() or by the deadline.  Passing the deadline sets the
- * flag too, so that every later reader agrees without reading the clock. */
-static int
-token_is_cancelled(CancelTokenObject *token)
-{
-    if (gilx_atomic_load(&token->cancelled)) {
-        return 1;
-    }
-    if (token->deadline_ns != 0 && gilx_monotonic_ns() >= token->deadline_ns) {
-        gilx_atomic_store(&token->cancelled, 1);
-        return 1;
-    }
-    return 0;
-}
-
 int
 gilx_parse_cancel(gilx_state *state, PyObject *obj, CancelTokenObject **out)
 {
@@ -139,7 +124,7 @@ gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel)
     if (PyErr_CheckSignals() < 0) {
         return -1;
     }
-    if (cancel != NULL && token_is_cancelled(cancel)) {
+    if (cancel != NULL && gilx_token_cancelled(cancel)) {
         PyErr_SetString(state->cancelled_error,
                         "the call was cancelled through its CancelToken");
         return -1;
@@ -195,13 +180,13 @@ token_cancel(PyObject *op, PyObject *Py_UNUSED(ignored))
 static PyObject *
 token_get_cancelled(PyObject *op, void *Py_UNUSED(closure))
 {
-    return PyBool_FromLong(token_is_cancelled((CancelTokenObject *)op));
+    return PyBool_FromLong(gilx_token_cancelled((CancelTokenObject *)op));
 }
 
 static PyObject *
 token_repr(PyObject *op)
 {
-    int cancelled = token_is_cancelled((CancelTokenObject *)op);
+    int cancelled = gilx_token_cancelled((CancelTokenObject *)op);
     return PyUnicode_FromFormat("%s(cancelled=%s)", Py_TYPE(op)->tp_name,
                                 cancelled ? "True" : "False");
 }

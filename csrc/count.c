@@ -10,12 +10,11 @@
 #include "gilx.h"
 
 /*
- * Run the kernel over n iterations in chunks of GILX_COUNT_CHUNK.  With
- * `release`, the GIL is released around each chunk and nothing else: the
- * kernel touches only C locals, never a Python object.  Between chunks the
- * GIL is held and gilx_check_interrupts() runs, so Ctrl-C (main thread) or
- * a cancelled token (any thread) ends the call, GIL held or not, after at
- * most one chunk.
+ * Run the kernel over n iterations in chunks of GILX_COUNT_CHUNK, with the
+ * GIL released (`release`) or held from start to end.  The kernel touches
+ * only C locals, never a Python object, so it may run released; what
+ * happens between chunks -- signals, the token, when (if ever) the GIL is
+ * taken back -- is the policy of gilx.h, all of it in gilx_loop_next().
  *
  * The loop is a do-while on purpose: even n == 0 releases and re-takes the
  * GIL once, so count_nogil(0) measures exactly the cost of one release.
@@ -26,24 +25,20 @@ count_chunked(gilx_state *state, uint64_t n, int release,
 {
     uint64_t count = 0;
     uint64_t done = 0;
+    gilx_loop loop;
+    gilx_loop_start(&loop, state, cancel, release);
     do {
         uint64_t chunk = n - done;
         if (chunk > GILX_COUNT_CHUNK) {
             chunk = GILX_COUNT_CHUNK;
         }
-        if (release) {
-            Py_BEGIN_ALLOW_THREADS
-            count = gilx_count_kernel(count, chunk);
-            Py_END_ALLOW_THREADS
-        }
-        else {
-            count = gilx_count_kernel(count, chunk);
-        }
+        count = gilx_count_kernel(count, chunk);
         done += chunk;
-        if (gilx_check_interrupts(state, cancel) < 0) {
+        if (gilx_loop_next(&loop) < 0) {
             return NULL;
         }
     } while (done < n);
+    gilx_loop_stop(&loop);
     /* The result is what the kernel counted, not `done`: a test that it
      * equals n checks the kernel, not this bookkeeping. */
     return PyLong_FromUnsignedLongLong(count);
@@ -130,9 +125,10 @@ PyDoc_STRVAR(count_nogil_doc,
 "\n"
 "Count to n in C with the GIL released; return n.\n"
 "\n"
-"Same kernel as count_gil.  The GIL is released in chunks of about 1 ms\n"
-"and re-taken between them to check for signals and for a cancelled\n"
-"cancel=CancelToken() (which raises gilx.Cancelled).");
+"Same kernel as count_gil.  The GIL stays released until the call ends,\n"
+"except on the main thread, where it is re-taken every 20 ms to run\n"
+"signal handlers (Ctrl-C).  A cancel=CancelToken() is honoured about every\n"
+"millisecond (gilx.Cancelled).");
 
 PyDoc_STRVAR(count_auto_doc,
 "count_auto($module, n, /, *, cancel=None)\n"

@@ -177,13 +177,12 @@ gate_wait(gilx_state *state, StartGateObject *gate, int64_t arrived_ns,
 /*
  * Run `kernel` over `times` increments in chunks of `max_chunk` (gilx.h),
  * the loop of count.c's count_chunked(): with `release` the GIL is released
- * around each chunk and nothing else; between chunks it is held and
- * gilx_check_interrupts() runs.
+ * for the call, and taken back between chunks only where the policy of
+ * gilx.h says so (gilx_loop_next()).
  *
- * `released` is the one extra: non-NULL while this thread has the GIL
- * released.  Only a gate leaves it set on entry to the loop (gate_wait());
- * the first chunk of a releasing kernel then runs without re-taking the GIL
- * in between.
+ * `released` is the one extra: non-NULL when a gate opened (gate_wait())
+ * and left this thread with the GIL released; the loop then starts in that
+ * released region, without re-taking the GIL in between.
  */
 static PyObject *
 counter_run(PyObject *self, PyTypeObject *defining_class,
@@ -215,41 +214,39 @@ counter_run(PyObject *self, PyTypeObject *defining_class,
             released = NULL;
         }
     }
+    gilx_loop loop;     /* the policy of gilx.h */
+    if (released != NULL) {
+        gilx_loop_start_released(&loop, state, cancel, released);
+    }
+    else {
+        gilx_loop_start(&loop, state, cancel, release);
+    }
     uint64_t done = 0;
     do {
         uint64_t chunk = times - done;
         if (chunk > max_chunk) {
             chunk = max_chunk;
         }
-        if (release) {
-            if (released == NULL) {
-                released = PyEval_SaveThread();
-            }
-            kernel(self, chunk);
-            PyEval_RestoreThread(released);
-            released = NULL;
-        }
-        else {
-            kernel(self, chunk);          /* GIL held: the lock */
-            if (times - done > chunk) {
-                /* Hand the lock round between chunks, as the eval loop
-                 * does between bytecodes: each chunk stays serialised, but
-                 * the other threads -- the main thread above all, which
-                 * must take the GIL to run a Ctrl-C handler or to call
-                 * CancelToken.cancel() -- are not shut out for the whole
-                 * call.  (A waiter asks for the GIL after the switch
-                 * interval, and this release then hands it over.)  Outside
-                 * the critical section of locked_kernel(): nothing here
-                 * depends on it staying held. */
-                Py_BEGIN_ALLOW_THREADS
-                Py_END_ALLOW_THREADS
-            }
+        kernel(self, chunk);
+        if (!release && times - done > chunk) {
+            /* LockedCounter holds the GIL (its lock) for each chunk but
+             * hands it round between chunks, as the eval loop does between
+             * bytecodes: each chunk stays serialised, but the other threads
+             * -- the main thread above all, which must take the GIL to run
+             * a Ctrl-C handler or to call CancelToken.cancel() -- are not
+             * shut out for the whole call.  (A waiter asks for the GIL
+             * after the switch interval, and this release then hands it
+             * over.)  Outside the critical section of locked_kernel():
+             * nothing here depends on it staying held. */
+            Py_BEGIN_ALLOW_THREADS
+            Py_END_ALLOW_THREADS
         }
         done += chunk;
-        if (gilx_check_interrupts(state, cancel) < 0) {
+        if (gilx_loop_next(&loop) < 0) {
             return NULL;
         }
     } while (done < times);
+    gilx_loop_stop(&loop);
     Py_RETURN_NONE;
 }
 

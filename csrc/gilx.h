@@ -18,28 +18,54 @@
 /* ------------------------------------------------------------------------
  * The GIL policy
  *
- * A long call never keeps the GIL released (or held) for its whole length:
- * it runs in chunks of about 1 ms of work.  Between chunks it holds the GIL
- * and calls PyErr_CheckSignals(), so Ctrl-C ends a call of any length with
- * KeyboardInterrupt after at most one chunk.  A chunk is counted in
- * iterations, not read off a clock, so that the hot loop has no clock call
- * in it; each kernel has its own chunk because one iteration costs very
- * different amounts in each.
+ * A long call runs its kernel in chunks of about 1 ms of work, counted in
+ * iterations so that the hot loop has no clock call in it.  What happens
+ * between two chunks is the policy, and it lives in one place, the
+ * gilx_loop of release.c (declared below):
  *
+ * - GIL held (count_gil): check for signals and the token after every
+ *   chunk.  Holding the GIL, that costs a few ns.
+ * - GIL released, any thread but the main thread of the main interpreter:
+ *   never take the GIL back before the call ends.  No signal handler can
+ *   run on such a thread, so re-taking it would buy nothing, and it costs a
+ *   great deal beside a busy Python thread: the re-take waits for that
+ *   thread's switch interval (5 ms) every time -- the convoy effect
+ *   (CPython issue 7946).  Measured on 2 cores, CPython 3.11, beside one
+ *   spinning Python thread: count_nogil ran 5.5-6.1x and stream_sum 67-72x
+ *   slower when they re-took the GIL after every ~1 ms chunk.  A token is
+ *   honoured all the same: it is an atomic flag and a deadline, both read
+ *   while detached.
+ * - GIL released, main thread of the main interpreter: take it back to run
+ *   PyErr_CheckSignals() only once GILX_SIGNAL_CHECK_NS has passed on the
+ *   clock (read once per chunk, ~20 ns per ~1 ms), so Ctrl-C still ends the
+ *   call, beside a busy thread too, at worst one interval + one switch
+ *   interval + one chunk after it arrives.
+ *
+ * On free-threaded builds a detached loop never blocks a stop-the-world
+ * pause (detached threads are not waited for), so only loops that stay
+ * attached -- the GIL-held path -- offer a pause point between chunks.
+ *
+ * The chunks, per kernel, since one iteration costs very different amounts
+ * in each:
  * GILX_COUNT_CHUNK: the counting kernel runs at about one iteration per
  *   cycle (0.24 ns here), so 2**22 iterations are ~1 ms on a 3-4 GHz core.
- *   One release + re-acquire + signal check per chunk costs well under a
- *   microsecond, i.e. < 0.1 % of a chunk (benchmarks/ measures it).
  * GILX_COUNTER_CHUNK: a plain load/add/store increment (UnsafeCounter,
  *   LockedCounter) costs about as much as a counting step when the line
  *   stays in one core's cache, so 2**22 of them are ~1 ms alone; when
  *   another core writes the same line they slow to a few ns each, and a
- *   chunk to ~10 ms.  Smaller chunks would not do: at 2**16 (16 us) the
- *   waiting thread lost every GIL hand-off and the race never started.
+ *   chunk to ~10 ms.  LockedCounter hands the GIL round between chunks; at
+ *   2**16 (16 us) chunks its waiting thread lost every hand-off.
  * GILX_ATOMIC_CHUNK: a locked add costs ~5 ns alone and ~12 ns contended,
  *   so the atomic counter takes 2**18 per chunk: 1.3-3 ms.
  * GILX_STREAM_CHUNK_WORDS: the memory kernel reads 8-byte words at a few
  *   GB/s per core; 2**19 words (4 MiB) are ~1 ms.
+ *
+ * GILX_SIGNAL_CHECK_NS: how often a released loop on the main thread takes
+ *   the GIL back for signals.  Each re-take beside a busy Python thread
+ *   waits for up to its switch interval (5 ms by default), so the contended
+ *   cost is about 5 ms per interval and Ctrl-C's worst latency about one
+ *   interval + 5 ms.  BENCHMARKS.md ("The convoy effect") has the numbers
+ *   behind the choice.
  *
  * GILX_NOGIL_THRESHOLD: below this much work (iterations of count_auto,
  *   words x passes of stream_sum), a call keeps the GIL, because releasing
@@ -52,8 +78,7 @@
  *   release + re-acquire costs the work of some tens of iterations; (b) with
  *   a second thread calling too, releasing loses below about a thousand
  *   iterations, and the crossover moves from one quiet run to the next
- *   (benchmarks/results/crossover-runs/, tools/crossover_runs.py).  2048 is
- *   the smallest power of two from which releasing never lost in any run.
+ *   (benchmarks/results/crossover-runs/, tools/crossover_runs.py).
  *   For stream_sum the same number counts 8-byte words: a cached word costs
  *   about what a counting iteration does, or less once the compiler
  *   vectorises the sum, so there the threshold errs towards releasing (it
@@ -64,6 +89,9 @@
 #define GILX_ATOMIC_CHUNK ((uint64_t)1 << 18)
 #define GILX_STREAM_CHUNK_WORDS ((Py_ssize_t)1 << 19)
 #define GILX_NOGIL_THRESHOLD ((uint64_t)2048)
+#ifndef GILX_SIGNAL_CHECK_NS
+#  define GILX_SIGNAL_CHECK_NS ((int64_t)20 * 1000 * 1000)
+#endif
 
 /* The largest work size any function accepts: the C type is uint64_t, but
  * Python callers see a signed 64-bit limit, which keeps every work size
@@ -190,6 +218,11 @@ typedef struct {
      * and a no-op Python function. */
     PyObject *gil_enabled_func;
     PyObject *pause_point;
+    /* The thread that runs signal handlers, if this module's interpreter is
+     * the main one (release.c); has_signal_thread is 0 in a
+     * subinterpreter, where no handler ever runs. */
+    int has_signal_thread;
+    unsigned long signal_thread;
     PyThread_type_lock demo_lock;   /* lockdemo.c */
     gilx_atomic_u64 demo_lock_held;
 } gilx_state;
@@ -361,6 +394,65 @@ int gilx_parse_cancel(gilx_state *state, PyObject *obj,
  * KeyboardInterrupt (or whatever a handler raised) or gilx.Cancelled set.
  */
 int gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel);
+
+/* Whether `token` was cancelled, by cancel() or by its deadline.  Reads
+ * only the token's atomic flag and the clock, so it may run with the GIL
+ * released; passing the deadline sets the flag, so later readers agree
+ * without the clock. */
+static inline int
+gilx_token_cancelled(CancelTokenObject *token)
+{
+    if (gilx_atomic_load(&token->cancelled)) {
+        return 1;
+    }
+    if (token->deadline_ns != 0 && gilx_monotonic_ns() >= token->deadline_ns) {
+        gilx_atomic_store(&token->cancelled, 1);
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * gilx_loop (release.c): the GIL policy above, in one place.  A long call
+ * is written once, whatever it does with the GIL:
+ *
+ *     gilx_loop loop;
+ *     gilx_loop_start(&loop, state, cancel, release);
+ *     do {
+ *         ...one chunk of the kernel, C locals only...
+ *         if (gilx_loop_next(&loop) < 0) {
+ *             return NULL;             (GIL held, exception set)
+ *         }
+ *     } while (more);
+ *     gilx_loop_stop(&loop);           (GIL held again)
+ *
+ * With `release`, gilx_loop_start() releases the GIL and the kernel runs
+ * released between start and stop; gilx_loop_next() takes it back only
+ * where the policy says it must.  Without, everything runs with the GIL
+ * held and gilx_loop_next() checks signals and the token every chunk.
+ * ------------------------------------------------------------------------ */
+typedef struct {
+    gilx_state *state;
+    CancelTokenObject *cancel;
+    PyThreadState *saved;       /* non-NULL while the GIL is released */
+    int64_t next_signals_ns;    /* when to re-take it for signals; INT64_MAX:
+                                   never (no handler can run on this thread) */
+} gilx_loop;
+
+void gilx_loop_start(gilx_loop *loop, gilx_state *state,
+                     CancelTokenObject *cancel, int release);
+/* The same, for a caller that has already released the GIL (a StartGate
+ * that opened): `saved` is what PyEval_SaveThread() returned. */
+void gilx_loop_start_released(gilx_loop *loop, gilx_state *state,
+                              CancelTokenObject *cancel,
+                              PyThreadState *saved);
+/* Between two chunks.  Returns 0 to go on, or -1 with the GIL held and
+ * KeyboardInterrupt (or what a handler raised) or gilx.Cancelled set. */
+int gilx_loop_next(gilx_loop *loop);
+/* Take the GIL back if the loop released it. */
+void gilx_loop_stop(gilx_loop *loop);
+/* release.c: which thread runs signal handlers, read once in Py_mod_exec. */
+int gilx_release_exec(gilx_state *state);
 
 /* ------------------------------------------------------------------------
  * What each C file contributes to the module.

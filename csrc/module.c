@@ -24,6 +24,7 @@ add_policy_constants(PyObject *module)
         {"STREAM_CHUNK_WORDS", (unsigned long long)GILX_STREAM_CHUNK_WORDS},
         {"NOGIL_THRESHOLD", GILX_NOGIL_THRESHOLD},
         {"MAX_COUNT", GILX_MAX_COUNT},
+        {"SIGNAL_CHECK_NS", (unsigned long long)GILX_SIGNAL_CHECK_NS},
     };
     for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++) {
         PyObject *value = PyLong_FromUnsignedLongLong(constants[i].value);
@@ -61,6 +62,9 @@ gilx_exec(PyObject *module)
         return -1;
     }
     if (PyModule_AddFunctions(module, gilx_duty_methods) < 0) {
+        return -1;
+    }
+    if (gilx_release_exec(state) < 0) {
         return -1;
     }
     if (gilx_cancel_exec(module, state) < 0) {

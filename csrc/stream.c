@@ -101,6 +101,9 @@ stream_sum(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     }
     uint64_t passes_done = 0;
     Py_ssize_t start = 0;       /* where the current pass goes on */
+    /* The export pins the buffer: it stays valid while released (above). */
+    gilx_loop loop;
+    gilx_loop_start(&loop, state, cancel, release);
     while (passes_done < passes) {
         Py_ssize_t len = nwords - start;
         if (len > piece) {
@@ -113,28 +116,20 @@ stream_sum(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                 reps = passes_per_chunk;
             }
         }
-        if (release) {
-            Py_BEGIN_ALLOW_THREADS
-            for (uint64_t r = 0; r < reps; r++) {
-                total += sum_words(base + start * 8, len);
-            }
-            Py_END_ALLOW_THREADS
-        }
-        else {
-            for (uint64_t r = 0; r < reps; r++) {
-                total += sum_words(base + start * 8, len);
-            }
+        for (uint64_t r = 0; r < reps; r++) {
+            total += sum_words(base + start * 8, len);
         }
         start += len;
         if (start == nwords) {
             start = 0;
             passes_done += reps;
         }
-        if (gilx_check_interrupts(state, cancel) < 0) {
+        if (gilx_loop_next(&loop) < 0) {
             PyBuffer_Release(&view);
             return NULL;
         }
     }
+    gilx_loop_stop(&loop);
     PyBuffer_Release(&view);
     return PyLong_FromUnsignedLongLong(total);
 }

@@ -103,28 +103,21 @@ count_traced(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     uint64_t count = 0;
     uint64_t done = 0;
     Py_ssize_t used = 0;
+    gilx_loop loop;     /* the policy of gilx.h; there is no token */
+    gilx_loop_start(&loop, state, NULL, release);
     do {
         uint64_t chunk = n - done;
         if (chunk > GILX_COUNT_CHUNK) {
             chunk = GILX_COUNT_CHUNK;
         }
-        chunk_record *rec = &records[used++];
-        if (release) {
-            Py_BEGIN_ALLOW_THREADS
-            run_recorded_chunk(rec, &count, chunk);
-            Py_END_ALLOW_THREADS
-        }
-        else {
-            run_recorded_chunk(rec, &count, chunk);
-        }
+        run_recorded_chunk(&records[used++], &count, chunk);
         done += chunk;
-        /* Signals, and on free-threaded builds a pending stop-the-world
-         * pause (cancel.c); there is no token to honour. */
-        if (gilx_check_interrupts(state, NULL) < 0) {
+        if (gilx_loop_next(&loop) < 0) {
             PyMem_Free(records);
             return NULL;
         }
     } while (done < n);
+    gilx_loop_stop(&loop);
     PyObject *list = records_to_list(records, used);
     PyMem_Free(records);
     if (list == NULL) {

@@ -71,64 +71,6 @@ def test_non_contiguous_buffer_is_a_clear_error():
 
 # --- The GIL policy applied to the whole call (gilx.h, GILX_NOGIL_THRESHOLD) ---------
 
-_TICK = 50e-6  # the re-armed timer of chunk_checks(): far shorter than a chunk
-
-
-def chunk_checks(call: Callable[[], object]) -> int:
-    """How many times ``call`` ran the pending signal handlers: once per chunk boundary.
-
-    A SIGALRM handler re-arms a 50 µs one-shot timer as its last act, so a signal is
-    pending again long before the next chunk boundary (a chunk is ~1 ms of work) and
-    each gilx_check_interrupts() runs the handler once.  Chunks shorter than the timer
-    are undercounted, never overcounted: the count is at most the boundaries, plus the
-    one or two the Python lines around the call may take.
-    """
-    count = 0
-    armed = True
-
-    def handler(signum: int, frame: object) -> None:
-        nonlocal count
-        count += 1
-        if armed:
-            signal.setitimer(signal.ITIMER_REAL, _TICK)
-
-    old = signal.signal(signal.SIGALRM, handler)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, _TICK)
-        time.sleep(0.001)
-        before = count
-        call()
-        after = count
-    finally:
-        # In this order: a handler still pending runs later and must not re-arm.
-        armed = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-    return after - before
-
-
-needs_itimer = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
-
-
-@needs_itimer
-def test_a_small_buffer_many_times_runs_in_few_chunks():
-    """64 bytes x 10**6 passes is 8 Mi words of work: ~16 chunks, not 10**6 release pairs."""
-    words = 8 * 10**6
-    chunks = -(-words // _core.STREAM_CHUNK_WORDS)
-    expected = (10**6 * 8 * int.from_bytes(b"x" * 8, sys.byteorder)) % 2**64
-    results: list[int] = []
-    seen = chunk_checks(lambda: results.append(_core.stream_sum(b"x" * 64, 10**6)))
-    assert results == [expected]
-    # Before the fix every pass was its own chunk: thousands of handler runs here.
-    assert 2 <= seen <= chunks + 2, (seen, chunks)
-
-
-@needs_itimer
-def test_chunk_count_of_a_large_buffer_is_unchanged():
-    """The control for the count above: one chunk per STREAM_CHUNK_WORDS of one pass."""
-    buf = bytearray(8 * 3 * _core.STREAM_CHUNK_WORDS)
-    seen = chunk_checks(lambda: _core.stream_sum(buf, 2))
-    assert 4 <= seen <= 6 + 2, seen
 
 
 def test_passes_spanning_chunks_sum_exactly():

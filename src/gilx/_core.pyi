@@ -10,6 +10,7 @@ ATOMIC_CHUNK: int
 STREAM_CHUNK_WORDS: int
 NOGIL_THRESHOLD: int
 MAX_COUNT: int
+SIGNAL_CHECK_NS: int
 FREE_THREADED_BUILD: int
 
 class Cancelled(RuntimeError): ...
