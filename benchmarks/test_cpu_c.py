@@ -1,8 +1,8 @@
 """count_gil vs count_nogil on one and two threads: the same C kernel, GIL held or released.
 
-count_gil keeps the GIL for its whole call (re-taking it between 1 ms
-chunks only to check for signals), so two threads take turns: speedup ~1.
-count_nogil releases it around each chunk, so two threads run on two cores.
+count_gil keeps the GIL for its whole call (checking for signals between
+~1 ms chunks), so two threads take turns: speedup ~1.  count_nogil releases
+it for its whole call, so two threads run on two cores.
 """
 
 from __future__ import annotations

@@ -5,14 +5,16 @@
   count_gil(0) does everything else the same (argument parsing, one signal
   check, building the result), so the difference of their medians is the
   release + re-acquire alone.
-- ``signal-check``: the Ctrl-C check done between chunks, PyErr_CheckSignals(),
-  called through ctypes.pythonapi (which holds the GIL), minus a trivial C-API
-  call through the same path (Py_IsInitialized).
+- ``signal-check``: the Ctrl-C check a released loop on the main thread
+  does every SIGNAL_CHECK_NS (and a GIL-held loop after every chunk),
+  PyErr_CheckSignals(), called through ctypes.pythonapi (which holds the
+  GIL), minus a trivial C-API call through the same path (Py_IsInitialized).
 - ``chunking``: one released call of a single chunk (COUNT_CHUNK iterations,
-  about 1 ms: the longest run count_nogil does without a chunk boundary) vs a
-  64-chunk call (63 more releases, re-acquires and signal checks), per
-  iteration.  gilx._core exposes no unchunked variant, so this is the honest
-  comparison available: the same work, with and without chunk boundaries.
+  about 1 ms) vs a 64-chunk call, per chunk.  Both release the GIL once; the
+  64-chunk call adds 63 chunk boundaries (the token and the clock, read
+  detached) and, here on the main thread, a re-take for signals every
+  SIGNAL_CHECK_NS.  gilx._core exposes no unchunked variant, so this is the
+  honest comparison available: the same work, with and without boundaries.
 - ``stream-small-buffer``: the same 800,000 words of stream_sum work as one
   pass over a 6.4 MB buffer and as 100,000 passes over 64 bytes.  stream_sum
   chunks the whole call's work (passes x words), so the small buffer runs
@@ -28,7 +30,14 @@ from collections.abc import Callable
 
 import pytest
 
-from gilx._core import COUNT_CHUNK, count_auto, count_gil, count_nogil, stream_sum
+from gilx._core import (
+    COUNT_CHUNK,
+    SIGNAL_CHECK_NS,
+    count_auto,
+    count_gil,
+    count_nogil,
+    stream_sum,
+)
 
 CHUNKS = 64
 
@@ -83,7 +92,7 @@ def test_chunking(benchmark, medians: dict[str, float], chunks: int) -> None:
         benchmark.pedantic(count_nogil, args=(n,), iterations=10, rounds=30, warmup_rounds=5)
     else:
         benchmark.pedantic(count_nogil, args=(n,), rounds=7, warmup_rounds=1)
-    benchmark.extra_info.update(n=n, chunks=chunks)
+    benchmark.extra_info.update(n=n, chunks=chunks, signal_check_ns=SIGNAL_CHECK_NS)
     if benchmark.stats is None:
         return
     per_chunk = benchmark.stats.stats.median / chunks

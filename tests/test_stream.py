@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import signal
-import sys
-import time
-from collections.abc import Callable
 
 import numpy as np
 import pytest
