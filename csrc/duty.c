@@ -401,13 +401,21 @@ heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int64_t origin = gilx_monotonic_ns();
     int64_t stratum = 0;
     int64_t target = origin + draw_offset(&rng, step);
-    while (!gilx_atomic_load(&cancel->cancelled)) {
+    /* The token's flag and its deadline (gilx.h): the flag alone would
+     * let a CancelToken(timeout=...) run on for ever. */
+    while (!gilx_token_cancelled(cancel)) {
         int64_t delay0 = 0, runs0 = 0;
         int64_t aim = (int64_t)late_mean;
         if (aim > step / 2) {
             aim = step / 2;
         }
         int64_t deadline = target - aim;
+        /* A token deadline inside this sleep ends the loop there, not up to
+         * an interval (at most 10 s) later. */
+        if (cancel->deadline_ns != 0 && cancel->deadline_ns < deadline) {
+            sleep_until(cancel->deadline_ns);
+            continue;       /* the loop's test now sees it cancelled */
+        }
         int64_t asleep = gilx_monotonic_ns();
         int slept = deadline > asleep;
         sleep_until(deadline);
@@ -630,8 +638,8 @@ PyDoc_STRVAR(heartbeat_run_doc,
 "--\n"
 "\n"
 "The GIL instrument's heartbeat loop; runs until `cancel` (a CancelToken) is\n"
-"cancelled, adding to `totals` (an array('Q') of HEARTBEAT_SLOTS words) with\n"
-"the GIL released.  See gilx.instrument.");
+"cancelled or its timeout has passed, adding to `totals` (an array('Q') of\n"
+"HEARTBEAT_SLOTS words) with the GIL released.  See gilx.instrument.");
 
 PyDoc_STRVAR(heartbeat_read_doc,
 "heartbeat_read($module, totals, /)\n"

@@ -349,6 +349,28 @@ typedef struct {
                                    Set in tp_new, read-only after. */
 } CancelTokenObject;
 
+/*
+ * Whether the token is cancelled, by cancel() or by its deadline: the flag,
+ * then the clock.  No Python API, so a loop that runs with the GIL released
+ * can ask it without re-taking the GIL (the heartbeat does, once per beat);
+ * the token itself is kept alive by the caller's reference to it.  Reaching
+ * the deadline sets the flag, so that every later reader agrees without
+ * reading the clock.  Reading the flag alone would miss the deadline: a
+ * CancelToken(timeout=...) is never cancel()ed by anyone.
+ */
+static inline int
+gilx_token_cancelled(CancelTokenObject *token)
+{
+    if (gilx_atomic_load(&token->cancelled)) {
+        return 1;
+    }
+    if (token->deadline_ns != 0 && gilx_monotonic_ns() >= token->deadline_ns) {
+        gilx_atomic_store(&token->cancelled, 1);
+        return 1;
+    }
+    return 0;
+}
+
 /* Turn the `cancel` argument into a token: None (or not passed, obj ==
  * NULL) gives *out = NULL; anything but a CancelToken is a TypeError. */
 int gilx_parse_cancel(gilx_state *state, PyObject *obj,

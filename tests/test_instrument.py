@@ -244,3 +244,38 @@ def test_the_c_loop_gives_its_thread_back_its_timer_slack():
     token.cancel()
     _core.heartbeat_run(totals, 1_000_000, token, 1, -1)
     assert prctl(pr_get_timerslack, 0, 0, 0, 0) == before
+
+
+@pytest.mark.parametrize(
+    "interval_ns",
+    [
+        1_000_000,  # the deadline passes between two beats
+        # The deadline falls inside the first sleep: with seed 1 the first knock is due
+        # 2.8 s after the start, and the loop must not sleep through the deadline to it.
+        10_000_000_000,
+    ],
+)
+def test_the_c_loop_stops_at_its_tokens_deadline(interval_ns):
+    # A CancelToken(timeout=...) is never cancel()ed by anyone: the loop must read the
+    # deadline, not only the flag (it read only the flag, and ran on for ever).
+    from array import array
+
+    totals = array("Q", bytes(8 * (8 + LatencyHistogram.SIZE - 1)))
+    token = _core.CancelToken(timeout=0.05)
+    stopped = threading.Event()
+
+    def run() -> None:
+        _core.heartbeat_run(totals, interval_ns, token, 1, -1)
+        stopped.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    start = time.monotonic()
+    thread.start()
+    try:
+        assert stopped.wait(5), "heartbeat_run ran on past its token's deadline"
+        assert time.monotonic() - start < 1.0
+    finally:
+        token.cancel()
+        thread.join(15)
+    assert not thread.is_alive()
+    assert _core.heartbeat_read(totals)[6] == 0  # GILX_HB_RUNNING: the loop has left
