@@ -9,6 +9,7 @@ numbers are in benchmarks/test_instrument.py.
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -279,3 +280,32 @@ def test_the_c_loop_stops_at_its_tokens_deadline(interval_ns):
         thread.join(15)
     assert not thread.is_alive()
     assert _core.heartbeat_read(totals)[6] == 0  # GILX_HB_RUNNING: the loop has left
+
+
+class _Alarm(Exception):
+    pass
+
+
+@pytest.mark.thread_unsafe(reason="sets a process-wide SIGALRM handler")
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+@pytest.mark.parametrize("hold", [1.0, 0.5, 0.0])
+def test_duty_cycle_with_a_long_period_stays_interruptible(hold):
+    # A 60 s period used to be checked for signals once per period: a hold share of it
+    # kept the GIL, and Ctrl-C out, for up to a minute.  Now a signal handler runs within
+    # ~1 ms held or 10 ms released, whatever the period.
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread only")
+
+    def alarm(signum, frame):
+        raise _Alarm
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        start = time.monotonic()
+        with pytest.raises(_Alarm):
+            _core.duty_cycle(5.0, hold, 60.0)
+        assert time.monotonic() - start < 1.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
