@@ -133,7 +133,16 @@ gilx_count_kernel(uint64_t count, uint64_t n)
  * Atomics
  *
  * C11 <stdatomic.h> where the compiler has it; MSVC's Interlocked
- * intrinsics otherwise (MSVC only ships stdatomic.h behind a flag).
+ * intrinsics otherwise (MSVC only ships stdatomic.h behind a flag).  Every
+ * atomic in csrc/ goes through these helpers, so that no file needs an MSVC
+ * branch of its own.  The order each one gives is in its name or, for the
+ * plain ones, relaxed:
+ *   - relaxed (add_one, load, store, exchange): a counter or a flag that
+ *     publishes no other data.  A counter's reader joins the threads first,
+ *     and the join supplies the happens-before; a flag that guards data is
+ *     backed by a lock that orders that data (lockdemo.c).
+ * MSVC's Interlocked functions are full barriers, at least as strong as any
+ * of these on every architecture it targets.
  * ------------------------------------------------------------------------ */
 #if defined(_MSC_VER) && !defined(__clang__)
 #  include <intrin.h>
@@ -153,11 +162,14 @@ gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
 {
     _InterlockedExchange64((volatile __int64 *)p, (__int64)v);
 }
+static inline uint64_t
+gilx_atomic_exchange(gilx_atomic_u64 *p, uint64_t v)
+{
+    return (uint64_t)_InterlockedExchange64((volatile __int64 *)p, (__int64)v);
+}
 #else
 #  include <stdatomic.h>
 typedef _Atomic uint64_t gilx_atomic_u64;
-/* Relaxed order: the counter orders nothing else, it only has to count.
- * The join() that a reader does afterwards supplies the happens-before. */
 static inline void
 gilx_atomic_add_one(gilx_atomic_u64 *p)
 {
@@ -172,6 +184,14 @@ static inline void
 gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
 {
     atomic_store_explicit(p, v, memory_order_relaxed);
+}
+/* Returns the value it replaced.  One indivisible read-modify-write,
+ * whatever its memory order: of several threads exchanging a 1 for a 0 at
+ * once, exactly one gets the 1. */
+static inline uint64_t
+gilx_atomic_exchange(gilx_atomic_u64 *p, uint64_t v)
+{
+    return atomic_exchange_explicit(p, v, memory_order_relaxed);
 }
 #endif
 
@@ -190,7 +210,9 @@ typedef struct {
      * and a no-op Python function. */
     PyObject *gil_enabled_func;
     PyObject *pause_point;
-    PyThread_type_lock demo_lock;   /* lockdemo.c */
+    /* lockdemo.c: a PyThread lock (timed, interruptible; lockdemo.c says
+     * why not a PyMutex), and 1 while demo_lock_acquire() has it. */
+    PyThread_type_lock demo_lock;
     gilx_atomic_u64 demo_lock_held;
 } gilx_state;
 
