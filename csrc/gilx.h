@@ -141,6 +141,9 @@ gilx_count_kernel(uint64_t count, uint64_t n)
  *     publishes no other data.  A counter's reader joins the threads first,
  *     and the join supplies the happens-before; a flag that guards data is
  *     backed by a lock that orders that data (lockdemo.c).
+ *   - add_one_release / load_acquire: a StartGate, where arriving must
+ *     publish what the arriving thread did before, to every thread that
+ *     sees the gate open (gate.c).
  * MSVC's Interlocked functions are full barriers, at least as strong as any
  * of these on every architecture it targets.
  * ------------------------------------------------------------------------ */
@@ -152,8 +155,18 @@ gilx_atomic_add_one(gilx_atomic_u64 *p)
 {
     _InterlockedIncrement64((volatile __int64 *)p);
 }
+static inline void
+gilx_atomic_add_one_release(gilx_atomic_u64 *p)
+{
+    _InterlockedIncrement64((volatile __int64 *)p);
+}
 static inline uint64_t
 gilx_atomic_load(gilx_atomic_u64 *p)
+{
+    return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0);
+}
+static inline uint64_t
+gilx_atomic_load_acquire(gilx_atomic_u64 *p)
 {
     return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0);
 }
@@ -175,10 +188,20 @@ gilx_atomic_add_one(gilx_atomic_u64 *p)
 {
     atomic_fetch_add_explicit(p, 1, memory_order_relaxed);
 }
+static inline void
+gilx_atomic_add_one_release(gilx_atomic_u64 *p)
+{
+    atomic_fetch_add_explicit(p, 1, memory_order_release);
+}
 static inline uint64_t
 gilx_atomic_load(gilx_atomic_u64 *p)
 {
     return atomic_load_explicit(p, memory_order_relaxed);
+}
+static inline uint64_t
+gilx_atomic_load_acquire(gilx_atomic_u64 *p)
+{
+    return atomic_load_explicit(p, memory_order_acquire);
 }
 static inline void
 gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
