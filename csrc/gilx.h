@@ -116,16 +116,22 @@ gilx_count_kernel(uint64_t count, uint64_t n)
  *
  * Py_BEGIN_CRITICAL_SECTION(op) ... Py_END_CRITICAL_SECTION() lock `op`'s
  * per-object mutex on a free-threaded build and are an empty block on a GIL
- * build of 3.13+, where the GIL already serialises the code.  Python 3.10 -
- * 3.12 lack them; defining them as the same empty block there lets the code
- * say what it needs once, with no #ifdef Py_GIL_DISABLED, so the free-threaded
+ * build of 3.13+, where the GIL already serialises the code.  Older Pythons
+ * lack them; defining them as the same empty block there lets the code say
+ * what it needs once, with no #ifdef Py_GIL_DISABLED, so the free-threaded
  * path is compiled (and -Werror-checked) by every build, not only by a
- * free-threaded one.  The (void) use keeps the argument type-checked.
+ * free-threaded one.
+ *
+ * This is pythoncapi_compat.h's shim (github.com/python/pythoncapi-compat),
+ * guard and bodies alike: the macros became public API in 3.13.0b3
+ * (0x030D00B3), so a 3.13 alpha or early beta gets the empty block too, and
+ * an extension that also includes pythoncapi_compat.h sees the same
+ * definitions twice, which C allows, instead of a redefinition error.
  * ------------------------------------------------------------------------ */
-#if PY_VERSION_HEX < 0x030D0000
-#  define Py_BEGIN_CRITICAL_SECTION(op) { (void)(op);
+#if PY_VERSION_HEX < 0x030D00B3
+#  define Py_BEGIN_CRITICAL_SECTION(op) {
 #  define Py_END_CRITICAL_SECTION() }
-#  define Py_BEGIN_CRITICAL_SECTION2(a, b) { (void)(a); (void)(b);
+#  define Py_BEGIN_CRITICAL_SECTION2(a, b) {
 #  define Py_END_CRITICAL_SECTION2() }
 #endif
 

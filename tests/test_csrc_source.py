@@ -2,6 +2,8 @@
 
 - Every atomic operation goes through gilx.h's helpers, so that each memory order is
   chosen, and explained, in one place, and no file has an MSVC branch of its own.
+- The critical-section shim is pythoncapi_compat.h's, guard and bodies alike, so that an
+  extension may include both headers.
 """
 
 from __future__ import annotations
@@ -40,3 +42,21 @@ def test_gilx_h_defines_every_helper_for_msvc_and_c11():
     names = re.compile(r"^(gilx_atomic_\w+)\(", re.MULTILINE)
     assert sorted(names.findall(msvc)) == sorted(names.findall(c11))
     assert len(names.findall(c11)) >= 6
+
+
+# pythoncapi_compat.h (github.com/python/pythoncapi-compat), verbatim: the critical section
+# macros became public in 3.13.0b3.
+PYTHONCAPI_COMPAT_SHIM = """\
+#if PY_VERSION_HEX < 0x030D00B3
+#  define Py_BEGIN_CRITICAL_SECTION(op) {
+#  define Py_END_CRITICAL_SECTION() }
+#  define Py_BEGIN_CRITICAL_SECTION2(a, b) {
+#  define Py_END_CRITICAL_SECTION2() }
+#endif
+"""
+
+
+def test_the_critical_section_shim_is_pythoncapi_compats():
+    text = (CSRC / "gilx.h").read_text(encoding="utf-8")
+    assert PYTHONCAPI_COMPAT_SHIM in text
+    assert text.count("define Py_BEGIN_CRITICAL_SECTION(") == 1
