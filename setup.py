@@ -18,8 +18,13 @@ CSRC = Path("csrc")
 
 def compile_args() -> list[str]:
     if sys.platform == "win32":
+        # MSVC exports nothing unless told to (PyMODINIT_FUNC says dllexport).
         return ["/W4", "/WX"] if os.environ.get("GILX_STRICT") else []
-    args = ["-std=c11"]
+    # GCC and clang export every non-static function by default: the csrc/ files'
+    # shared helpers (gilx_parse_count, the method tables, ...) would be symbols any
+    # other library in the process could bind to or clash with.  Hidden by default,
+    # only PyInit__core is exported (PyMODINIT_FUNC marks it visibility("default")).
+    args = ["-std=c11", "-fvisibility=hidden"]
     if os.environ.get("GILX_STRICT"):
         args += ["-Wall", "-Wextra", "-Werror"]
     return args

@@ -23,14 +23,31 @@
  * for signals (the 1 ms of the GIL policy in gilx.h). */
 #define GATE_SPIN_ROUND_NS 1000000
 
+/*
+ * Memory order.  A start gate is a barrier, and it promises what a barrier
+ * does: whatever a thread did before it arrived happens before whatever any
+ * thread does after it sees the gate open.  So arriving is a release (the
+ * count's read-modify-write), and the spinners' read of the count is an
+ * acquire: the read that sees `parties` takes the value written by the last
+ * arrival, and every earlier arrival's release reaches it too, because each
+ * later increment, a read-modify-write, continues that release sequence.
+ * Today no party reads, after the gate opens, anything another wrote before
+ * arriving (each then works on its counter, whose ordering counters.c
+ * states), so relaxed would happen to suffice; the barrier's contract costs
+ * nothing measurable (x86: the very same instructions; ARM64: a load-acquire
+ * instead of a plain load in the spin) and keeps the gate correct for
+ * whoever relies on it next.  (The add used to be acq_rel, with relaxed
+ * loads in the spinners: the acquire half was on the side that needs none,
+ * and the side that needs it had none.)
+ *
+ * `aborted` is relaxed: abort() publishes nothing, and a spinner that sees
+ * it only leaves.  The `arrived` getter is relaxed too: a number for people,
+ * not a signal.
+ */
 void
 gilx_gate_arrive(StartGateObject *gate)
 {
-#if defined(_MSC_VER) && !defined(__clang__)
-    _InterlockedIncrement64((volatile __int64 *)&gate->arrived);
-#else
-    atomic_fetch_add_explicit(&gate->arrived, 1, memory_order_acq_rel);
-#endif
+    gilx_atomic_add_one_release(&gate->arrived);
 }
 
 gilx_gate_status
@@ -41,7 +58,7 @@ gilx_gate_spin(StartGateObject *gate, int64_t since_ns)
         if (gilx_atomic_load(&gate->aborted)) {
             return GILX_GATE_ABORTED;
         }
-        if (gilx_atomic_load(&gate->arrived) >= gate->parties) {
+        if (gilx_atomic_load_acquire(&gate->arrived) >= gate->parties) {
             return GILX_GATE_OPEN;
         }
         /* Reading the clock costs ~20 ns: do it every 256 spins only.

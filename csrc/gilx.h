@@ -144,16 +144,22 @@ gilx_count_kernel(uint64_t count, uint64_t n)
  *
  * Py_BEGIN_CRITICAL_SECTION(op) ... Py_END_CRITICAL_SECTION() lock `op`'s
  * per-object mutex on a free-threaded build and are an empty block on a GIL
- * build of 3.13+, where the GIL already serialises the code.  Python 3.10 -
- * 3.12 lack them; defining them as the same empty block there lets the code
- * say what it needs once, with no #ifdef Py_GIL_DISABLED, so the free-threaded
+ * build of 3.13+, where the GIL already serialises the code.  Older Pythons
+ * lack them; defining them as the same empty block there lets the code say
+ * what it needs once, with no #ifdef Py_GIL_DISABLED, so the free-threaded
  * path is compiled (and -Werror-checked) by every build, not only by a
- * free-threaded one.  The (void) use keeps the argument type-checked.
+ * free-threaded one.
+ *
+ * This is pythoncapi_compat.h's shim (github.com/python/pythoncapi-compat),
+ * guard and bodies alike: the macros became public API in 3.13.0b3
+ * (0x030D00B3), so a 3.13 alpha or early beta gets the empty block too, and
+ * an extension that also includes pythoncapi_compat.h sees the same
+ * definitions twice, which C allows, instead of a redefinition error.
  * ------------------------------------------------------------------------ */
-#if PY_VERSION_HEX < 0x030D0000
-#  define Py_BEGIN_CRITICAL_SECTION(op) { (void)(op);
+#if PY_VERSION_HEX < 0x030D00B3
+#  define Py_BEGIN_CRITICAL_SECTION(op) {
 #  define Py_END_CRITICAL_SECTION() }
-#  define Py_BEGIN_CRITICAL_SECTION2(a, b) { (void)(a); (void)(b);
+#  define Py_BEGIN_CRITICAL_SECTION2(a, b) {
 #  define Py_END_CRITICAL_SECTION2() }
 #endif
 
@@ -161,7 +167,19 @@ gilx_count_kernel(uint64_t count, uint64_t n)
  * Atomics
  *
  * C11 <stdatomic.h> where the compiler has it; MSVC's Interlocked
- * intrinsics otherwise (MSVC only ships stdatomic.h behind a flag).
+ * intrinsics otherwise (MSVC only ships stdatomic.h behind a flag).  Every
+ * atomic in csrc/ goes through these helpers, so that no file needs an MSVC
+ * branch of its own.  The order each one gives is in its name or, for the
+ * plain ones, relaxed:
+ *   - relaxed (add_one, load, store, exchange): a counter or a flag that
+ *     publishes no other data.  A counter's reader joins the threads first,
+ *     and the join supplies the happens-before; a flag that guards data is
+ *     backed by a lock that orders that data (lockdemo.c).
+ *   - add_one_release / load_acquire: a StartGate, where arriving must
+ *     publish what the arriving thread did before, to every thread that
+ *     sees the gate open (gate.c).
+ * MSVC's Interlocked functions are full barriers, at least as strong as any
+ * of these on every architecture it targets.
  * ------------------------------------------------------------------------ */
 #if defined(_MSC_VER) && !defined(__clang__)
 #  include <intrin.h>
@@ -171,8 +189,18 @@ gilx_atomic_add_one(gilx_atomic_u64 *p)
 {
     _InterlockedIncrement64((volatile __int64 *)p);
 }
+static inline void
+gilx_atomic_add_one_release(gilx_atomic_u64 *p)
+{
+    _InterlockedIncrement64((volatile __int64 *)p);
+}
 static inline uint64_t
 gilx_atomic_load(gilx_atomic_u64 *p)
+{
+    return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0);
+}
+static inline uint64_t
+gilx_atomic_load_acquire(gilx_atomic_u64 *p)
 {
     return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0);
 }
@@ -181,25 +209,46 @@ gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
 {
     _InterlockedExchange64((volatile __int64 *)p, (__int64)v);
 }
+static inline uint64_t
+gilx_atomic_exchange(gilx_atomic_u64 *p, uint64_t v)
+{
+    return (uint64_t)_InterlockedExchange64((volatile __int64 *)p, (__int64)v);
+}
 #else
 #  include <stdatomic.h>
 typedef _Atomic uint64_t gilx_atomic_u64;
-/* Relaxed order: the counter orders nothing else, it only has to count.
- * The join() that a reader does afterwards supplies the happens-before. */
 static inline void
 gilx_atomic_add_one(gilx_atomic_u64 *p)
 {
     atomic_fetch_add_explicit(p, 1, memory_order_relaxed);
+}
+static inline void
+gilx_atomic_add_one_release(gilx_atomic_u64 *p)
+{
+    atomic_fetch_add_explicit(p, 1, memory_order_release);
 }
 static inline uint64_t
 gilx_atomic_load(gilx_atomic_u64 *p)
 {
     return atomic_load_explicit(p, memory_order_relaxed);
 }
+static inline uint64_t
+gilx_atomic_load_acquire(gilx_atomic_u64 *p)
+{
+    return atomic_load_explicit(p, memory_order_acquire);
+}
 static inline void
 gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
 {
     atomic_store_explicit(p, v, memory_order_relaxed);
+}
+/* Returns the value it replaced.  One indivisible read-modify-write,
+ * whatever its memory order: of several threads exchanging a 1 for a 0 at
+ * once, exactly one gets the 1. */
+static inline uint64_t
+gilx_atomic_exchange(gilx_atomic_u64 *p, uint64_t v)
+{
+    return atomic_exchange_explicit(p, v, memory_order_relaxed);
 }
 #endif
 
@@ -223,7 +272,9 @@ typedef struct {
      * subinterpreter, where no handler ever runs. */
     int has_signal_thread;
     unsigned long signal_thread;
-    PyThread_type_lock demo_lock;   /* lockdemo.c */
+    /* lockdemo.c: a PyThread lock (timed, interruptible; lockdemo.c says
+     * why not a PyMutex), and 1 while demo_lock_acquire() has it. */
+    PyThread_type_lock demo_lock;
     gilx_atomic_u64 demo_lock_held;
 } gilx_state;
 
@@ -382,23 +433,15 @@ typedef struct {
                                    Set in tp_new, read-only after. */
 } CancelTokenObject;
 
-/* Turn the `cancel` argument into a token: None (or not passed, obj ==
- * NULL) gives *out = NULL; anything but a CancelToken is a TypeError. */
-int gilx_parse_cancel(gilx_state *state, PyObject *obj,
-                      CancelTokenObject **out);
-
 /*
- * What every long call does between two chunks, with the GIL held: run
- * pending signal handlers (Ctrl-C raises KeyboardInterrupt here, in the main
- * thread), then honour the token.  Returns 0 to go on, or -1 with
- * KeyboardInterrupt (or whatever a handler raised) or gilx.Cancelled set.
+ * Whether the token is cancelled, by cancel() or by its deadline: the flag,
+ * then the clock.  No Python API, so a loop that runs with the GIL released
+ * can ask it without re-taking the GIL (the heartbeat does, once per beat);
+ * the token itself is kept alive by the caller's reference to it.  Reaching
+ * the deadline sets the flag, so that every later reader agrees without
+ * reading the clock.  Reading the flag alone would miss the deadline: a
+ * CancelToken(timeout=...) is never cancel()ed by anyone.
  */
-int gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel);
-
-/* Whether `token` was cancelled, by cancel() or by its deadline.  Reads
- * only the token's atomic flag and the clock, so it may run with the GIL
- * released; passing the deadline sets the flag, so later readers agree
- * without the clock. */
 static inline int
 gilx_token_cancelled(CancelTokenObject *token)
 {
@@ -411,6 +454,19 @@ gilx_token_cancelled(CancelTokenObject *token)
     }
     return 0;
 }
+
+/* Turn the `cancel` argument into a token: None (or not passed, obj ==
+ * NULL) gives *out = NULL; anything but a CancelToken is a TypeError. */
+int gilx_parse_cancel(gilx_state *state, PyObject *obj,
+                      CancelTokenObject **out);
+
+/*
+ * What every long call does between two chunks, with the GIL held: run
+ * pending signal handlers (Ctrl-C raises KeyboardInterrupt here, in the main
+ * thread), then honour the token.  Returns 0 to go on, or -1 with
+ * KeyboardInterrupt (or whatever a handler raised) or gilx.Cancelled set.
+ */
+int gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel);
 
 /* ------------------------------------------------------------------------
  * gilx_loop (release.c): the GIL policy above, in one place.  A long call

@@ -9,6 +9,7 @@ numbers are in benchmarks/test_instrument.py.
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -244,3 +245,67 @@ def test_the_c_loop_gives_its_thread_back_its_timer_slack():
     token.cancel()
     _core.heartbeat_run(totals, 1_000_000, token, 1, -1)
     assert prctl(pr_get_timerslack, 0, 0, 0, 0) == before
+
+
+@pytest.mark.parametrize(
+    "interval_ns",
+    [
+        1_000_000,  # the deadline passes between two beats
+        # The deadline falls inside the first sleep: with seed 1 the first knock is due
+        # 2.8 s after the start, and the loop must not sleep through the deadline to it.
+        10_000_000_000,
+    ],
+)
+def test_the_c_loop_stops_at_its_tokens_deadline(interval_ns):
+    # A CancelToken(timeout=...) is never cancel()ed by anyone: the loop must read the
+    # deadline, not only the flag (it read only the flag, and ran on for ever).
+    from array import array
+
+    totals = array("Q", bytes(8 * (8 + LatencyHistogram.SIZE - 1)))
+    token = _core.CancelToken(timeout=0.05)
+    stopped = threading.Event()
+
+    def run() -> None:
+        _core.heartbeat_run(totals, interval_ns, token, 1, -1)
+        stopped.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    start = time.monotonic()
+    thread.start()
+    try:
+        assert stopped.wait(5), "heartbeat_run ran on past its token's deadline"
+        assert time.monotonic() - start < 1.0
+    finally:
+        token.cancel()
+        thread.join(15)
+    assert not thread.is_alive()
+    assert _core.heartbeat_read(totals)[6] == 0  # GILX_HB_RUNNING: the loop has left
+
+
+class _Alarm(Exception):
+    pass
+
+
+@pytest.mark.thread_unsafe(reason="sets a process-wide SIGALRM handler")
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+@pytest.mark.parametrize("hold", [1.0, 0.5, 0.0])
+def test_duty_cycle_with_a_long_period_stays_interruptible(hold):
+    # A 60 s period used to be checked for signals once per period: a hold share of it
+    # kept the GIL, and Ctrl-C out, for up to a minute.  Now a signal handler runs within
+    # ~1 ms held or 10 ms released, whatever the period.
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread only")
+
+    def alarm(signum, frame):
+        raise _Alarm
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        start = time.monotonic()
+        with pytest.raises(_Alarm):
+            _core.duty_cycle(5.0, hold, 60.0)
+        assert time.monotonic() - start < 1.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
