@@ -242,11 +242,12 @@ class _TimedCalls:
         return self.workload.context()
 
 
-class _Busy:
+class Busy:
     """``threads`` daemon threads running ``workload`` in a loop until ``stop()``.
 
     Each prepares its work first (untimed); ``units()`` counts the units done
-    so far by all of them.  An error in one is re-raised by ``stop()``.
+    so far by all of them.  An error in one is re-raised by ``stop()``.  The
+    benchmarks (benchmarks/test_convoy.py) use it too.
     """
 
     def __init__(self, workload: workloads.Workload, param: str, threads: int) -> None:
@@ -397,7 +398,7 @@ def convoy(
         say(f"convoy: {workload} alone on a worker thread")
         alone, alone_calls = measure(1)
         say(f"convoy: {workload} beside {threads} thread(s) running {beside}")
-        busy = _Busy(busy_work, busy_param, threads)
+        busy = Busy(busy_work, busy_param, threads)
         try:
             units0, t0 = busy.units(), clock()
             beside_timing, beside_calls = measure(1 + threads)
