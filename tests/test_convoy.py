@@ -243,3 +243,31 @@ def test_cli_text(capsys, monkeypatch):
     assert f"switch interval {sys.getswitchinterval() * 1e3:g} ms" in out
     row = next(line for line in out.splitlines() if line.startswith("sleep "))
     assert row.split()[-1] in {"convoy", "slowed", "unaffected", "?"}
+
+
+def test_the_tour_section_and_the_decision_branch(monkeypatch):
+    from gilx import report, tour
+
+    monkeypatch.setattr(runner, "QUICK_SECONDS", 0.01)  # tiny measurements: what is said
+    monkeypatch.setattr(runner, "QUICK_REPEATS", 1)
+    session = report.Session(quick=True, workers=2)
+    before = sys.getswitchinterval()
+    lines: list[str] = []
+    tour._convoy(lines.append, session)
+    text = "\n".join(lines)
+    assert sys.getswitchinterval() == before  # the knob was put back
+    assert "The convoy effect" in text
+    sleep = session.convoy("sleep")
+    assert sleep.latency is not None
+    assert f"sleep   per call p50 {sleep.latency.alone.p50 * 1e3:.2f} ms alone" in text
+    assert "io      per call p50" in text
+    assert ("sys.setswitchinterval(0.0005)" in text) is gilx.gil_enabled()
+    if gilx.gil_enabled():
+        knob = session.convoy("sleep", 0.0005)
+        assert knob.switch_interval_s == pytest.approx(0.0005)
+        assert f"{sleep.busy_rate:,.0f} at" in text and f"{knob.busy_rate:,.0f} at" in text
+    assert "count_nogil" in text and "np.dot" in text
+    assert any(w in text for w in ("Measured here", "Not shown", "Disturbed — not judged"))
+    branch = tour._convoy_line(session)
+    assert branch.startswith("I/O or C work beside CPU-bound Python threads")
+    assert f"{session.convoy('nogil').slowdown:.2f}x" in branch
