@@ -8,12 +8,14 @@ measured, the errors, the disturbance rule, and the command's output.
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import sys
 import threading
 import time
 
 import pytest
+from conftest import fake_cpu_meter
 
 import gilx
 from gilx import machine, report, runner, workloads
@@ -133,22 +135,8 @@ def test_bad_arguments_raise_before_measuring(kwargs, error, text):
         convoy(**kwargs)
 
 
-def _fake_meter(share: float):
-    class Meter:
-        def __init__(self, pids=frozenset):
-            pass
-
-        def start(self):
-            pass
-
-        def stop(self):
-            return machine.CpuUse(1.0, 1, share, 0.0, 0.0)
-
-    return Meter
-
-
 def test_a_lasting_disturbance_is_re_measured_then_not_judged(monkeypatch):
-    monkeypatch.setattr(machine, "CpuMeter", _fake_meter(0.9))
+    monkeypatch.setattr(machine, "CpuMeter", fake_cpu_meter(itertools.repeat(0.9)))
     r = convoy("sleep", size=3, repeats=2)
     # each measurement ran its repeats and as many again, then gave up: disturbed
     assert r.disturbed and r.alone.disturbed and r.beside_timing.disturbed
