@@ -227,7 +227,8 @@ def test_cli_text(capsys, monkeypatch):
     assert main(["convoy", "--workload", "sleep", "--beside", "gil", "--threads", "2",
                  "--quick"]) == 0
     out = capsys.readouterr().out
-    assert "beside 2 threads running gil" in out
+    assert "beside 2 threads running gil: C counting loop, GIL held" in out
+    assert "busy/s: loop steps of gil" in out
     assert f"switch interval {sys.getswitchinterval() * 1e3:g} ms" in out
     row = next(line for line in out.splitlines() if line.startswith("sleep "))
     assert row.split()[-1] in {"convoy", "slowed", "unaffected", "?"}

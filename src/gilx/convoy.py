@@ -466,6 +466,14 @@ def _calls(times: CallTimes) -> str:
     return f"{_ms(times.p50)} / {_ms(times.p99)}"
 
 
+def _compact(rate: float) -> str:
+    """``18.6M``: a rate in three significant figures."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if rate >= scale:
+            return f"{rate / scale:.3g}{suffix}"
+    return f"{rate:.3g}"
+
+
 def render(run: ConvoyReport) -> str:
     """The text of ``gilx convoy``."""
     busy = get(run.beside)
@@ -473,11 +481,11 @@ def render(run: ConvoyReport) -> str:
     lines = [
         f"machine: {report.machine_line(None, run.load_before)}",
         f"each workload on one worker thread, alone, then beside {run.threads} thread{plural}"
-        f" running {run.beside} ({busy.summary})",
+        f" running {run.beside}: {busy.summary}",
         f"switch interval {run.switch_interval_s * 1e3:g} ms (sys.getswitchinterval())",
         "",
         f"{'workload':<10}{'alone s':>9}{'beside s':>10}{'slowdown':>10}"
-        f"{'per call: alone':>18}{'beside':>16}{'others':>8}  verdict",
+        f"{'per call: alone':>18}{'beside':>18}{'busy/s':>8}{'others':>8}  verdict",
     ]
     for r in run.results:
         alone = f"{r.alone_s:.3f}{'~' if r.alone.unstable else ''}"
@@ -487,24 +495,21 @@ def render(run: ConvoyReport) -> str:
         others = "?" if r.other_cpu is None else f"{r.other_cpu:.0%}"
         lines.append(
             f"{r.workload:<10}{alone:>9}{beside:>10}{r.slowdown:>9.2f}x"
-            f"{per_call:>18}{per_call_beside:>16}{others:>8}  {verdict(r)}"
+            f"{per_call:>18}{per_call_beside:>18}{_compact(r.busy_rate):>8}{others:>8}"
+            f"  {verdict(r)}"
         )
     lines += [
         "",
         "slowdown = median time beside / median time alone, the same work on the same thread;"
         f" convoy: at least {CONVOY_AT:g}x, unaffected: at most {UNAFFECTED_AT:.2f}x",
         "per call: p50 / p99 of each call's time in ms (io: one download, sleep: one"
-        f" {SLEEP_SECONDS * 1e3:g} ms sleep); others: the most of the CPU time the threads needed"
-        " that other processes took",
+        f" {SLEEP_SECONDS * 1e3:g} ms sleep)",
+        f"busy/s: {busy.unit} of {run.beside} the busy thread{plural} did per second meanwhile;"
+        " others: the most of the CPU time the threads needed that other processes took",
     ]
     if any(r.alone.unstable or r.beside_timing.unstable for r in run.results):
         lines.append(
             f"~ = repeats spread more than {runner.SPREAD_LIMIT:.0%} of the median: a busy machine?"
-        )
-    for r in run.results:
-        lines.append(
-            f"{r.workload}: the busy thread{plural} did {r.busy_rate:,.0f} {r.busy_unit}"
-            " per second meanwhile"
         )
     if any(r.disturbed for r in run.results):
         lines.append(
