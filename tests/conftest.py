@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pytest
 
@@ -44,6 +44,25 @@ def longest_stall(call: Callable[[], object]) -> tuple[float, float]:
     heart.join()
     overlapping = [g for (e, g) in gaps if e >= begin and e - g <= end]
     return max(overlapping, default=0.0), end - begin
+
+
+def fake_cpu_meter(shares: Iterable[float]) -> type:
+    """A stand-in for gilx.machine.CpuMeter whose stop() reports these shares of 1 core in turn."""
+    from gilx import machine
+
+    it = iter(shares)
+
+    class Meter:
+        def __init__(self, pids: object = frozenset) -> None:
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> machine.CpuUse:
+            return machine.CpuUse(1.0, 1, next(it), 0.0, 0.0)
+
+    return Meter
 
 
 def retry(attempts: int, check: Callable[[], bool]) -> bool:

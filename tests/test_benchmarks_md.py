@@ -153,3 +153,56 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert len(errors) == 1
         assert errors[0].endswith("error: --free-threaded and --gil-build go together: give "
                                   "both or neither")
+
+
+def convoy_bench(name: str, median: float, foreign: float = 0.0, **info: Any) -> dict[str, Any]:
+    return {
+        "group": "convoy", "name": name,
+        "stats": {"median": median, "iqr": 0.0, "min": median, "max": median, "rounds": 7},
+        "extra_info": {"foreign_cpu": foreign, **info},
+    }
+
+
+def convoy_run() -> dict[str, Any]:
+    benches = [
+        convoy_bench("a", 0.100, call="count_nogil", thread="worker", company="alone"),
+        convoy_bench("b", 0.580, 0.02, call="count_nogil", thread="worker", company="beside",
+                     target="slowdown <= 1.1"),
+        convoy_bench("c", 0.100, call="stream_sum", thread="main", company="alone"),
+        convoy_bench("d", 0.120, call="stream_sum", thread="main", company="beside",
+                     target="slowdown <= 1.3"),
+        convoy_bench("e", 0.1, ctrl_c_latency_s=0.004, ctrl_c_latency_max_s=0.006,
+                     target="ctrl_c_latency_max_s <= 0.1"),
+        convoy_bench("f", 0.1, call="sleep", thread="worker", company="alone",
+                     sleep_p50_s=0.00108, sleep_p99_s=0.0012),
+        convoy_bench("g", 0.6, call="sleep", thread="worker", company="beside",
+                     sleep_p50_s=0.00648, sleep_p99_s=0.0098),
+    ]
+    data = run("3.11.7", True, GIL_TIMES)
+    return {**data, "benchmarks": benches}
+
+
+def test_convoy_section_only_where_a_file_has_the_group() -> None:
+    plain = bmd.render(run("3.11.7", True, GIL_TIMES), Path("main.json"))
+    assert bmd.CONVOY_SECTION not in plain
+    text = bmd.render(run("3.11.7", True, GIL_TIMES), Path("main.json"),
+                      convoy=[bmd.Build.from_json(convoy_run(), Path("convoy.json"))])
+    part = text[text.index(bmd.CONVOY_SECTION):text.index("## Every group")]
+    assert "(`convoy.json`" in part
+    assert row(part, "`count_nogil`") == [
+        "`count_nogil`", "worker thread", "100.0", "580.0", "5.80x", "<= 1.1", "**missed**",
+        "2 %"]
+    assert row(part, "`stream_sum`")[4:7] == ["1.20x", "<= 1.3", "met"]
+    assert row(part, "Ctrl-C in `count_nogil`")[3:7] == [
+        "4.0 (max 6.0)", bmd.DASH, "max <= 100 ms", "met"]
+    assert row(part, "1 ms `time.sleep`")[2:6] == ["1.08 / 1.20", "6.48 / 9.80", "6.00x (p50)",
+                                                  "reported"]
+
+
+def test_convoy_option(tmp_path: Path) -> None:
+    convoy = tmp_path / "convoy.json"
+    convoy.write_text(json.dumps(convoy_run()), encoding="utf-8")
+    out = tmp_path / "B.md"
+    assert bmd.main([str(RUN), "--convoy", str(convoy), "--convoy", str(convoy),
+                     "-o", str(out)]) == 0
+    assert out.read_text(encoding="utf-8").count("`count_nogil` | worker thread") == 2

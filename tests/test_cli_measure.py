@@ -158,6 +158,7 @@ def test_tour_walks_the_seed_sections_in_order(tiny, capsys):
         "refcount race",
         "threads vs one",
         "I/O",
+        "The convoy effect",
         "NumPy releases the GIL",
         "C extensions",
         "multiprocessing",

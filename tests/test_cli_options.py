@@ -82,6 +82,12 @@ BAD = [
     (["timeline", "--workload", "py", "--width", "1001"], "must be <= 1000"),
     (["timeline", "--workload", "py", "--width", "x"], "not an integer"),
     (["timeline", "--workload", "py", "--png", NO_FOLDER], "no such folder"),
+    (["convoy", "--workload", "gpu"], "unknown workload 'gpu'"),
+    (["convoy", "--workload", ","], "expected workloads"),
+    (["convoy", "--beside", "gpu"], "invalid choice"),
+    (["convoy", "--workers", "0"], "must be >= 1"),
+    (["convoy", "--threads", "0"], "must be >= 1"),
+    (["convoy", "--threads", "257"], "must be <= 256"),
 ]
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import needs_two_cores, retry
+from conftest import fake_cpu_meter, needs_two_cores, retry
 
 from gilx import machine, runner
 from gilx.table import GAIN_THRESHOLD, Table, TableRow
@@ -31,26 +31,9 @@ def test_quiet_repeats_are_not_re_run(monkeypatch):
     assert not timing.disturbed  # unknown is not "disturbed": it is said, not guessed
 
 
-def _fake_use(shares):
-    """A CpuMeter whose stop() reports these shares of 1 needed core in turn."""
-    it = iter(shares)
-
-    class Meter:
-        def __init__(self, pids=frozenset):
-            pass
-
-        def start(self):
-            pass
-
-        def stop(self):
-            return machine.CpuUse(1.0, 1, next(it), 0.0, 0.0)
-
-    return Meter
-
-
 def test_disturbed_repeats_are_re_run_within_the_budget(monkeypatch):
     seconds = iter([5.0, 1.0, 1.0, 1.0])
-    monkeypatch.setattr(machine, "CpuMeter", _fake_use([0.9, 0.0, 0.0, 0.0]))
+    monkeypatch.setattr(machine, "CpuMeter", fake_cpu_meter([0.9, 0.0, 0.0, 0.0]))
     timing = runner.measure_repeats(lambda: (0.0, next(seconds)), 3, needed=1)
     assert timing.samples == (1.0, 1.0, 1.0)  # the disturbed 5 s repeat was replaced
     assert not timing.disturbed
@@ -58,7 +41,7 @@ def test_disturbed_repeats_are_re_run_within_the_budget(monkeypatch):
 
 def test_a_lasting_disturbance_is_reported_after_a_bounded_budget(monkeypatch):
     calls = []
-    monkeypatch.setattr(machine, "CpuMeter", _fake_use([0.9, 0.5, 0.0, 0.8, 0.7, 0.6, 0.9]))
+    monkeypatch.setattr(machine, "CpuMeter", fake_cpu_meter([0.9, 0.5, 0.0, 0.8, 0.7, 0.6, 0.9]))
 
     def go() -> tuple[float, float]:
         calls.append(1)

@@ -66,6 +66,9 @@ GROUPS: dict[str, str] = {
     "monitoring": "What measuring the disturbance costs the runner per timed repeat: one "
     "`CpuMeter` start + stop (/proc/stat, this process's CPU time, two worker processes' "
     "/proc/PID/stat); target: under 0.5 % of a `--quick` repeat (0.15 s).",
+    "convoy": "gilx's released calls on a worker thread and on the main thread, alone and beside "
+    "one thread running `count_py` nonstop (the convoy effect); Ctrl-C beside it; 1 ms "
+    "`time.sleep` calls on a worker thread. See \"The convoy effect\" above.",
     "crossover-alone": "Crossover (a): one thread, `count_gil(n)` vs `count_nogil(n)`, time per "
     "call.",
     "crossover-contended": "Crossover (b): two threads, each calling the function on many inputs "
@@ -729,6 +732,90 @@ def free_threaded_section(ft: Build, gil: Build) -> list[str]:
     return lines
 
 
+CONVOY_SECTION = "## The convoy effect: released calls beside a busy Python thread"
+
+
+def convoy_rows(build: Build) -> list[list[str]]:
+    """One row per call and thread: alone, beside, slowdown (from the medians), its target."""
+    rows: list[list[str]] = []
+    convoy = [b for b in build.benches if b.group == "convoy"]
+    pairs: dict[tuple[str, str], dict[str, Bench]] = {}
+    for b in convoy:
+        if "company" in b.info and b.info.get("call") != "sleep":
+            pairs.setdefault((b.info["call"], b.info["thread"]), {})[b.info["company"]] = b
+    for (call, thread), by in pairs.items():
+        alone, beside = by.get("alone"), by.get("beside")
+        slowdown = beside.median / alone.median if alone and beside and alone.median else None
+        verdict, target = DASH, DASH
+        if beside is not None and "target" in beside.info and slowdown is not None:
+            _, op, limit = beside.info["target"].split()
+            target = f"{op} {limit}"
+            verdict = "met" if _COMPARE[op](slowdown, float(limit)) else "**missed**"
+        rows.append([
+            f"`{call}`", f"{thread} thread",
+            fmt(alone.median * 1e3, 1) if alone else MISSING,
+            fmt(beside.median * 1e3, 1) if beside else MISSING,
+            f"{fmt(slowdown, 2)}x" if slowdown is not None else MISSING, target, verdict,
+            interference([alone, beside]),
+        ])
+    ctrl_c = next((b for b in convoy if "ctrl_c_latency_max_s" in b.info), None)
+    if ctrl_c is not None:
+        worst = ctrl_c.info["ctrl_c_latency_max_s"]
+        _, op, limit = ctrl_c.info["target"].split()
+        rows.append([
+            "Ctrl-C in `count_nogil`", "main thread", DASH,
+            f"{fmt(ctrl_c.info['ctrl_c_latency_s'] * 1e3, 1)} (max {fmt(worst * 1e3, 1)})",
+            DASH, f"max {op} {float(limit) * 1e3:g} ms",
+            "met" if _COMPARE[op](worst, float(limit)) else "**missed**", interference([ctrl_c]),
+        ])
+    sleeps = {b.info["company"]: b for b in convoy if b.info.get("call") == "sleep"}
+    if sleeps:
+        def p50_p99(b: Bench | None) -> str:
+            if b is None:
+                return MISSING
+            return f"{fmt(b.info['sleep_p50_s'] * 1e3, 2)} / {fmt(b.info['sleep_p99_s'] * 1e3, 2)}"
+
+        alone, beside = sleeps.get("alone"), sleeps.get("beside")
+        ratio = (beside.info["sleep_p50_s"] / alone.info["sleep_p50_s"]
+                 if alone and beside else None)
+        rows.append([
+            "1 ms `time.sleep`, per call p50 / p99", "worker thread", p50_p99(alone),
+            p50_p99(beside), f"{fmt(ratio, 2)}x (p50)" if ratio is not None else MISSING,
+            "reported", DASH, interference([alone, beside]),
+        ])
+    return rows
+
+
+def convoy_section(builds: Sequence[Build]) -> list[str]:
+    """The ``convoy`` group of each file that has one: slowdowns beside a busy thread."""
+    found = [b for b in builds if any(x.group == "convoy" for x in b.benches)]
+    if not found:
+        return []
+    lines = [
+        CONVOY_SECTION, "",
+        "Each call runs alone, then while one other thread runs `count_py` nonstop "
+        "(`benchmarks/test_convoy.py`). A released call that takes the GIL back between its "
+        "chunks waits, at each re-take, for the busy thread's switch interval. Slowdown = median "
+        "beside / median alone, recomputed here; targets shown, not asserted. The uncontended "
+        "cost of chunking is the `chunking` target above. A row whose last column is more than "
+        "a few per cent was measured on a busy machine: it shows the neighbours as much as the "
+        "GIL.", "",
+    ]
+    header = ("call", "thread", "alone (ms)", "beside (ms)", "slowdown", "target", "",
+              "other processes' CPU")
+    for build in found:
+        m = build.data.get("machine_info", {})
+        g = m.get("gilx", {})
+        lines += [
+            f"{build.describe()}; switch interval "
+            f"{fmt(1e3 * g.get('switch_interval_s', math.nan), 1)} ms, load average "
+            f"{g.get('load_average_start')} before, "
+            f"{build.data.get('gilx_run', {}).get('load_average_end')} after.", "",
+            *table(header, convoy_rows(build)), "",
+        ]
+    return lines
+
+
 def group_section(group: str, benches: list[Bench],
                   sp: dict[str, tuple[float, float | None]]) -> list[str]:
     scale, unit = unit_for(b.median for b in benches)
@@ -774,6 +861,11 @@ def reproduce_section() -> list[str]:
         "python tools/benchmarks_md.py benchmarks/results/mine.json \\",
         "    --free-threaded benchmarks/results/cpython3.13t-2core.json \\",
         "    --gil-build benchmarks/results/cpython3.13-gil-2core.json -o BENCHMARKS.md",
+        "# the convoy group on its own (on any interpreter, 3.13t too), for its section:",
+        "pytest benchmarks/test_convoy.py --benchmark-only \\",
+        "    --benchmark-json=benchmarks/results/convoy-mine.json",
+        "python tools/benchmarks_md.py benchmarks/results/mine.json \\",
+        "    --convoy benchmarks/results/convoy-mine.json -o BENCHMARKS.md",
         "# after a change: run again, compare with the saved run, fail on a 10 % slower median:",
         "pytest benchmarks/ --benchmark-only --benchmark-compare \\",
         "    --benchmark-compare-fail=median:10%",
@@ -796,8 +888,9 @@ def reproduce_section() -> list[str]:
 
 
 def render(data: dict[str, Any], source: Path, ft: Build | None = None,
-           gil: Build | None = None) -> str:
-    """BENCHMARKS.md; with ``ft`` and ``gil`` (both or neither), the free-threaded section."""
+           gil: Build | None = None, convoy: Sequence[Build] = ()) -> str:
+    """BENCHMARKS.md; with ``ft`` and ``gil`` (both or neither), the free-threaded section;
+    the convoy section from the main file's ``convoy`` group and from each of ``convoy``."""
     if (ft is None) != (gil is None):
         raise ValueError("render: give both ft and gil, or neither")
     benches = [Bench.from_json(raw) for raw in data["benchmarks"]]
@@ -806,7 +899,7 @@ def render(data: dict[str, Any], source: Path, ft: Build | None = None,
     threshold = data.get("machine_info", {}).get("gilx", {}).get("NOGIL_THRESHOLD")
     lines = [
         "# gilx benchmarks", "",
-        f"<!-- Generated by tools/benchmarks_md.py from {sources(source, ft, gil)}; "
+        f"<!-- Generated by tools/benchmarks_md.py from {sources(source, ft, gil, convoy)}; "
         "do not edit by hand. -->", "",
         "What the GIL costs and what releasing it buys, measured by the pytest-benchmark suite "
         "in `benchmarks/` on the machine below. Speedup = median time of one worker doing all "
@@ -819,6 +912,7 @@ def render(data: dict[str, Any], source: Path, ft: Build | None = None,
     lines += instrument_section(benches)
     if ft is not None and gil is not None:
         lines += free_threaded_section(ft, gil)
+    lines += convoy_section([Build.from_json(data, source), *convoy])
     lines += ["## Every group", ""]
     seen = list(GROUPS) + sorted({b.group for b in benches} - set(GROUPS))
     for group in seen:
@@ -829,12 +923,16 @@ def render(data: dict[str, Any], source: Path, ft: Build | None = None,
     return "\n".join(lines).rstrip() + "\n"
 
 
-def sources(source: Path, ft: Build | None, gil: Build | None) -> str:
+def sources(source: Path, ft: Build | None, gil: Build | None,
+            convoy: Sequence[Build] = ()) -> str:
     """The files the page comes from, for its header comment."""
-    if ft is None or gil is None:
-        return source.as_posix()
-    return (f"{source.as_posix()}, {ft.source.as_posix()} (free-threaded) and "
-            f"{gil.source.as_posix()} (GIL build)")
+    text = source.as_posix()
+    if ft is not None and gil is not None:
+        text = (f"{source.as_posix()}, {ft.source.as_posix()} (free-threaded) and "
+                f"{gil.source.as_posix()} (GIL build)")
+    if convoy:
+        text += f"; convoy: {', '.join(b.source.as_posix() for b in convoy)}"
+    return text
 
 
 def newest_result() -> Path:
@@ -855,6 +953,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gil-build", type=Path, metavar="GIL.json",
                         help="a run of the same groups on a GIL build of the same CPython source "
                         "(needs --free-threaded)")
+    parser.add_argument("--convoy", type=Path, metavar="RUN.json", action="append", default=[],
+                        help="a run of benchmarks/test_convoy.py (on any interpreter) for the "
+                        "convoy section; may be given more than once")
     args = parser.parse_args(argv)
     if (args.free_threaded is None) != (args.gil_build is None):
         parser.error("--free-threaded and --gil-build go together: give both or neither")
@@ -862,7 +963,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = json.loads(source.read_text(encoding="utf-8"))
     ft = Build.load(args.free_threaded) if args.free_threaded else None
     gil = Build.load(args.gil_build) if args.gil_build else None
-    text = render(data, source, ft, gil)
+    convoy = [Build.load(path) for path in args.convoy]
+    text = render(data, source, ft, gil, convoy)
     if args.output is None:
         sys.stdout.write(text)
     else:

@@ -15,7 +15,8 @@ Two kinds of markers, so that no number or line number is typed by hand:
       ```
       <!-- gilx:end -->
 
-  ``CMD ::from TEXT`` keeps the output from the first line starting with TEXT.
+  ``CMD ::from TEXT`` keeps the output from the first line starting with TEXT;
+  ``CMD ::from TEXT ::until END`` also stops before the next line starting with END.
   ``@FLAVOUR CMD`` runs ``CMD`` (its ``gilx`` / ``python``) on a CPython built
   by ``tools/build_cpython.sh FLAVOUR`` (gil, ft, tsan-ft), in a venv beside
   that build with gilx installed from this checkout; ``@FLAVOUR`` as an
@@ -109,9 +110,36 @@ def flavour_python(flavour: str) -> str:
     return _FLAVOUR_PYTHONS[flavour]
 
 
+#: Output of each command run so far: blocks showing parts of one command's output (``::from``)
+#: come from one run of it, so they agree with each other (and a tour runs once, not per block).
+_OUTPUTS: dict[str, str] = {}
+
+
 def run_command(cmd: str) -> str:
-    """Run ``cmd``; ``CMD ::from TEXT`` keeps its output from the first line starting with TEXT."""
+    """Run ``cmd``; ``CMD ::from TEXT`` keeps its output from the first line starting with TEXT,
+    ``::until END`` up to the next line starting with END (without it and the blank lines above)."""
     cmd, _, keep_from = cmd.partition(" ::from ")
+    keep_from, _, until = keep_from.partition(" ::until ")
+    if cmd not in _OUTPUTS:
+        _OUTPUTS[cmd] = _run(cmd)
+    lines = _OUTPUTS[cmd].rstrip("\n").splitlines()
+    if keep_from:
+        starts = [i for i, line in enumerate(lines) if line.startswith(keep_from)]
+        if not starts:
+            raise SystemExit(f"render_docs: {cmd!r} printed no line starting {keep_from!r}")
+        lines = lines[starts[0]:]
+    if until:
+        ends = [i for i, line in enumerate(lines) if i > 0 and line.startswith(until)]
+        if not ends:
+            raise SystemExit(f"render_docs: {cmd!r} printed no line starting {until!r}")
+        lines = lines[:ends[0]]
+        while lines and not lines[-1].strip():
+            lines.pop()
+    return "\n".join(lines) + "\n"
+
+
+def _run(cmd: str) -> str:
+    """What ``cmd`` printed (its stdout; with a trailing ``2>&1``, stderr too)."""
     # `CMD 2>&1`: show stderr too (gilx watch reports there), whatever the exit status.
     merge = cmd.endswith(" 2>&1")
     argv = shlex.split(cmd.removesuffix(" 2>&1"))
@@ -129,13 +157,7 @@ def run_command(cmd: str) -> str:
     )
     if done.returncode != 0 and not merge:
         raise SystemExit(f"render_docs: {cmd!r} failed:\n{done.stderr}")
-    lines = done.stdout.rstrip("\n").splitlines()
-    if keep_from:
-        starts = [i for i, line in enumerate(lines) if line.startswith(keep_from)]
-        if not starts:
-            raise SystemExit(f"render_docs: {cmd!r} printed no line starting {keep_from!r}")
-        lines = lines[starts[0]:]
-    return "\n".join(lines) + "\n"
+    return done.stdout
 
 
 def symbol_lines(source: Path, symbol: str) -> tuple[int, int]:

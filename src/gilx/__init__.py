@@ -3,7 +3,7 @@
 The public names: the C core (counters, ``count_gil`` / ``count_nogil``,
 ``CancelToken`` / ``Cancelled``, the way to stop a long call running in a
 thread that Ctrl-C cannot reach), ``gil_enabled``, ``count_py``, ``race``, and
-the measuring API: ``scale``, ``probe``, ``table`` and ``record_timeline`` with
+the measuring API: ``scale``, ``probe``, ``table``, ``record_timeline`` and ``convoy`` with
 their result dataclasses (each has ``to_dict()`` giving the JSON of the
 README's reference).
 
@@ -29,6 +29,7 @@ from gilx._version import __version__
 # TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from gilx.convoy import ConvoyResult, convoy
     from gilx.probe import ProbeResult, probe
     from gilx.pure import count_py
     from gilx.race import RaceResult, race
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 #: Public name -> (submodule, its name there), loaded on first use.
 _LAZY = {
+    "ConvoyResult": ("gilx.convoy", "ConvoyResult"),
+    "convoy": ("gilx.convoy", "convoy"),
     "ProbeResult": ("gilx.probe", "ProbeResult"),
     "probe": ("gilx.probe", "probe"),
     "count_py": ("gilx.pure", "count_py"),
@@ -65,6 +68,7 @@ __all__ = [
     "AtomicCounter",
     "CancelToken",
     "Cancelled",
+    "ConvoyResult",
     "LockedCounter",
     "ProbeResult",
     "RaceResult",
@@ -77,6 +81,7 @@ __all__ = [
     "UnsafeCounter",
     "Watch",
     "__version__",
+    "convoy",
     "count_gil",
     "count_nogil",
     "count_py",
@@ -106,7 +111,7 @@ if not TYPE_CHECKING:  # hidden from type checkers: they see the imports above i
         return sorted(set(globals()) | set(__all__))
 
     def _keep_functions_over_submodules() -> None:
-        """Keep ``gilx.probe``, ``gilx.race`` and ``gilx.table`` the functions.
+        """Keep ``gilx.probe``, ``gilx.race``, ``gilx.table``, ``gilx.convoy`` the functions.
 
         The first ``import gilx.race`` (by gilx itself or by a user) binds the
         submodule to the package's attribute of the same name; eager imports

@@ -79,6 +79,26 @@ def _timeline_threads(text: str) -> int:
     return _int_between(text, 1, MAX_TIMELINE_THREADS)
 
 
+def _convoy_names() -> tuple[str, ...]:
+    from gilx.convoy import NAMES
+
+    return NAMES
+
+
+def _convoy_workloads(text: str) -> tuple[str, ...]:
+    from gilx.convoy import get
+
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected workloads like nogil,sleep, got {text!r}")
+    for name in names:
+        try:
+            get(name)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
+
+
 def _width(text: str) -> int:
     return _int_between(text, timeline_text.MIN_WIDTH, MAX_WIDTH)
 
@@ -203,6 +223,19 @@ def _build_parser() -> _Parser:
     )
     timeline.add_argument("--png", metavar="FILE", default=None, help="also draw it as a PNG")
     _add_common(timeline)
+
+    convoy = commands.add_parser(
+        "convoy", help="releasing work beside busy Python threads: the convoy effect"
+    )
+    convoy.add_argument(
+        "--workload", type=_convoy_workloads, default=None, metavar="W[,W...]",
+        help="workloads to time on a worker thread (default: nogil,memory,numpy,io,sleep)",
+    )
+    convoy.add_argument("--beside", choices=_convoy_names(), default="py",
+                        help="what the busy threads run (default: py)")
+    _add_workers(convoy, _worker_count, 1, "busy threads running --beside", "--threads")
+    convoy.add_argument("--quick", action="store_true", help="shorter, noisier measurements")
+    _add_common(convoy)
     # Listed for --help only: main() hands `gilx watch ...` to gilx.watch_cli before parsing.
     commands.add_parser("watch", help="run a program under the GIL instrument (gilx watch -h)")
     return parser
@@ -513,7 +546,19 @@ def _check_png_target(path: str) -> None:
         raise UsageError(f"--png: cannot write in {folder}")
 
 
+def _run_convoy(args: argparse.Namespace) -> int:
+    from gilx.convoy import DEFAULT_WORKLOADS, measure_all
+
+    names = args.workload or DEFAULT_WORKLOADS
+    result = measure_all(
+        names, args.beside, args.workers, quick=args.quick, progress=_progress(args)
+    )
+    print(_json(result.to_dict()) if args.json else result.render())
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "convoy": _run_convoy,
     "timeline": _run_timeline,
     "tour": _run_tour,
     "table": _run_table,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gilx import machine, runner, vectorise, workloads
 
@@ -17,6 +18,9 @@ from gilx import machine, runner, vectorise, workloads
 from gilx.machine import cores as cores
 from gilx.machine import gil_enabled
 from gilx.machine import python_description as python_description
+
+if TYPE_CHECKING:
+    from gilx.convoy import ConvoyResult
 
 #: A load average at least this high means other work was running: numbers may show it.
 BUSY_LOAD = 0.5
@@ -91,6 +95,7 @@ class Session:
         self._scales: dict[tuple[str, str], runner.ScaleResult] = {}
         self._sizes: dict[str, int] = {}
         self._comparisons: dict[str, Comparison] = {}
+        self._convoys: dict[tuple[str, float | None], ConvoyResult] = {}
 
     def scale(self, workload: str, mode: str) -> runner.ScaleResult:
         """1 and ``workers`` workers of ``workload`` in ``mode``."""
@@ -111,6 +116,21 @@ class Session:
 
     def speedup(self, workload: str, mode: str) -> runner.ScalePoint:
         return self.scale(workload, mode).point(self.workers)
+
+    def convoy(self, workload: str, switch_interval: float | None = None) -> ConvoyResult:
+        """``workload`` on a worker thread alone and beside one busy pure-Python thread.
+
+        ``switch_interval``: ``sys.setswitchinterval`` during the measurement (restored after).
+        """
+        key = (workload, switch_interval)
+        if key not in self._convoys:
+            from gilx.convoy import convoy  # convoy reads report: imported on first use
+
+            self._convoys[key] = convoy(
+                workload, quick=self.quick, switch_interval=switch_interval,
+                progress=self.progress,
+            )
+        return self._convoys[key]
 
     def compare(self, pair: vectorise.Pair) -> Comparison:
         """``pair`` in pure Python and in NumPy, sized so the Python version takes a while.

@@ -7,9 +7,12 @@ from ``gilx.race``), measured in this process on this machine.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from gilx import _extras, backends, machine, report, runner, vectorise
+from gilx.convoy import CONVOY_AT, SLEEP_SECONDS, ConvoyResult, verdict
 from gilx.machine import gil_enabled
 from gilx.race import KINDS, race
 from gilx.table import GAIN_THRESHOLD, Table, measure
@@ -17,6 +20,16 @@ from gilx.table import GAIN_THRESHOLD, Table, measure
 Out = Callable[[str], None]
 #: A measurement a verdict is built on: (workload, mode).
 Judged = tuple[str, str]
+
+
+class Metered(Protocol):
+    """Any other measurement a verdict is built on (a convoy result): was it disturbed?"""
+
+    @property
+    def disturbed(self) -> bool: ...
+
+    @property
+    def other_cpu(self) -> float | None: ...
 
 
 def _x(value: float) -> str:
@@ -66,14 +79,21 @@ def _race(out: Out, session: report.Session) -> None:
 
 
 def _claim(
-    out: Out, session: report.Session, claim: str, shown: bool, judged_on: Sequence[Judged]
+    out: Out,
+    session: report.Session,
+    claim: str,
+    shown: bool,
+    judged_on: Sequence[Judged | Metered],
 ) -> None:
     """Say whether this machine's numbers show the seed's ``claim``, and why not if not.
 
-    ``judged_on``: the (workload, mode) measurements the verdict is built on;
-    when one of them stayed disturbed, no verdict is given.
+    ``judged_on``: the measurements the verdict is built on, (workload, mode)
+    scaling runs of the session or other measurements; when one of them
+    stayed disturbed, no verdict is given.
     """
-    points = [session.speedup(workload, mode) for workload, mode in judged_on]
+    points: list[Metered] = [
+        session.speedup(*j) if isinstance(j, tuple) else j for j in judged_on
+    ]
     if any(p.disturbed for p in points):
         known = [p.other_cpu for p in points if p.other_cpu is not None]
         out(f"{report.NOT_JUDGED[0].upper()}{report.NOT_JUDGED[1:]}: {claim}?")
@@ -122,8 +142,93 @@ def _io(out: Out, session: report.Session) -> float:
     return speed
 
 
+#: The tour's knob: a switch interval a tenth of CPython's default.
+SHORT_INTERVAL = 0.0005
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def _per_call(out: Out, label: str, r: ConvoyResult) -> None:
+    assert r.latency is not None
+    a, b = r.latency.alone, r.latency.beside
+    out(
+        f"  {label:<8}per call p50 {_ms(a.p50)} alone, {_ms(b.p50)} beside"
+        f" (p99 {_ms(a.p99)} -> {_ms(b.p99)}){report.flag(r.beside_timing)}"
+    )
+
+
+def _waits(r: ConvoyResult) -> bool:
+    """The per-call time beside the busy thread is a convoy's (at least CONVOY_AT x alone)."""
+    assert r.latency is not None
+    return r.latency.beside.p50 >= CONVOY_AT * r.latency.alone.p50
+
+
+def _convoy(out: Out, session: report.Session) -> None:
+    _heading(out, "4. The convoy effect: released work beside a busy Python thread")
+    interval = sys.getswitchinterval()
+    out("A thread that released the GIL (a socket read, a sleep, a C loop) must take it back to")
+    out("return to Python. Beside a thread running Python nonstop, that can mean waiting for")
+    out(f"the busy thread's switch interval ({interval * 1e3:g} ms) at every return: CPython")
+    out("issue 7946. One worker thread, alone, then beside one thread running count_py")
+    out("(gilx convoy --workload sleep,io):")
+    sleep, io = session.convoy("sleep"), session.convoy("io")
+    _per_call(out, "sleep", sleep)
+    out(f"          (each call: time.sleep({SLEEP_SECONDS:g}))")
+    _per_call(out, "io", io)
+    out("          (each call: one download from the local server that answers after 20 ms)")
+    if gil_enabled():
+        _claim(
+            out, session, "a thread returning from released work waits for the GIL",
+            _waits(sleep), [sleep],
+        )
+        short = SHORT_INTERVAL
+        out("")
+        out(f"The knob: sys.setswitchinterval({short:g}) makes the busy thread hand the GIL over")
+        out(f"{interval / short:g} times sooner. The same measurements with it:")
+        knob_sleep = session.convoy("sleep", short)
+        knob_io = session.convoy("io", short)
+        _per_call(out, "sleep", knob_sleep)
+        _per_call(out, "io", knob_io)
+        out("Its price, in the busy thread's own work (count_py loop steps per second):")
+        for name, default, knob in (("sleep", sleep, knob_sleep), ("io", io, knob_io)):
+            change = knob.busy_rate / default.busy_rate - 1 if default.busy_rate > 0 else 0.0
+            out(
+                f"  beside {name + ':':<7}{default.busy_rate:>14,.0f} at {interval * 1e3:g} ms,"
+                f" {knob.busy_rate:>14,.0f} at {short * 1e3:g} ms ({change:+.1%})"
+            )
+        out("(every hand-over is a thread switch the busy thread pays for).")
+        out(f"The interval is back at {sys.getswitchinterval() * 1e3:g} ms.")
+    else:
+        out("No GIL in this process: nothing to wait for, so no convoy and no knob to turn.")
+    out("")
+    out("Released C work pays it at every return to Python: a loop that takes the GIL back")
+    out("between chunks (count_nogil) against NumPy, which releases it once per np.dot call:")
+    nogil, numpy = session.convoy("nogil"), session.convoy("numpy")
+    for label, r in (("count_nogil", nogil), ("np.dot", numpy)):
+        out(
+            f"  {label:<12}{_seconds(r.alone):<10} alone, {_seconds(r.beside_timing):<10} beside:"
+            f" {_x(r.slowdown)} ({verdict(r)})"
+        )
+    if gil_enabled():
+        _claim(
+            out, session, "one release per call keeps released C work at its own speed beside"
+            " a busy Python thread", numpy.slowdown < CONVOY_AT, [numpy],
+        )
+    else:
+        _claim(
+            out, session, "without a GIL, released work runs as fast beside a busy Python thread"
+            " as alone",
+            all(r.slowdown < CONVOY_AT for r in (sleep, io, nogil, numpy)),
+            [sleep, io, nogil, numpy],
+        )
+    if machine.cores() < 2:
+        out("(One core here: the worker and the busy thread also share it, GIL or not.)")
+
+
 def _numpy(out: Out, session: report.Session) -> float:
-    _heading(out, "4. NumPy releases the GIL (np.dot of 1000x1000, BLAS pinned to one thread)")
+    _heading(out, "5. NumPy releases the GIL (np.dot of 1000x1000, BLAS pinned to one thread)")
     speed = _scaling_lines(out, session, "numpy", "threads")
     _claim(
         out,
@@ -137,7 +242,7 @@ def _numpy(out: Out, session: report.Session) -> float:
 
 
 def _c_extensions(out: Out, session: report.Session) -> tuple[float, float]:
-    _heading(out, "5. C extensions that release the GIL (one C loop, run two ways)")
+    _heading(out, "6. C extensions that release the GIL (one C loop, run two ways)")
     out("count_gil: the GIL held for the whole call")
     held = _scaling_lines(out, session, "gil", "threads")
     out("count_nogil: the same kernel inside Py_BEGIN_ALLOW_THREADS / Py_END_ALLOW_THREADS")
@@ -176,7 +281,7 @@ def _side_by_side_timelines(out: Out, session: report.Session) -> None:
 
 
 def _multiprocessing(out: Out, session: report.Session) -> float:
-    _heading(out, "6. Solution 1: multiprocessing (the pure-Python count again)")
+    _heading(out, "7. Solution 1: multiprocessing (the pure-Python count again)")
     result = session.scale("py", "processes")
     speed = _scaling_lines(out, session, "py", "processes")
     point = result.point(session.workers)
@@ -193,7 +298,7 @@ def _multiprocessing(out: Out, session: report.Session) -> float:
 
 
 def _vectorisation(out: Out, session: report.Session) -> float:
-    _heading(out, "7. Solution 2: NumPy vectorisation (the seed's sum of squares)")
+    _heading(out, "8. Solution 2: NumPy vectorisation (the seed's sum of squares)")
     c = session.compare(vectorise.SUM_SQUARES)
     out(f"  n = {c.size:,}")
     out(f"  Python  sum(x**2 for x in data): {_seconds(c.python)}")
@@ -203,7 +308,7 @@ def _vectorisation(out: Out, session: report.Session) -> float:
 
 
 def _numba(out: Out, session: report.Session) -> None:
-    _heading(out, "8. Solution 3: Numba with nogil / prange")
+    _heading(out, "9. Solution 3: Numba with nogil / prange")
     if not _extras.installed("numba"):
         out('Numba is not installed here; pip install "gilx[numba]" to measure this section.')
         return
@@ -242,7 +347,7 @@ def _numba(out: Out, session: report.Session) -> None:
 
 
 def _free_threading(out: Out, session: report.Session, py_threads: float, py_procs: float) -> None:
-    _heading(out, "9. The future: free-threaded Python")
+    _heading(out, "10. The future: free-threaded Python")
     out(f"This interpreter: {report.python_description()}; GIL {'on' if gil_enabled() else 'off'}.")
     from gilx import timeline  # only this section draws on it
 
@@ -281,7 +386,7 @@ def _decision_tree(
     session: report.Session,
     t: Table,
 ) -> None:
-    _heading(out, "11. Decision tree, filled in with this machine's numbers")
+    _heading(out, "12. Decision tree, filled in with this machine's numbers")
     k = session.workers
     py, np_row, io = t.row("cpu-bound-python"), t.row("cpu-bound-numpy"), t.row("io-bound")
     assert py.threading is not None and py.multiprocessing is not None
@@ -310,10 +415,33 @@ def _decision_tree(
         f"└── No (I/O-bound) → Use threading or asyncio [{k} threads {_x(io.threading)}{tasks}:"
         f" {agree(io_helps, io.disturbed[0] or io.asyncio_disturbed)}]"
     )
+    out(_convoy_line(session))
     out(_dask_line(session))
     out(
         f'("helps" means at least {GAIN_THRESHOLD:.1f}x; every number is measured now, on'
         f" {machine.cores()} cores.)"
+    )
+
+
+def _convoy_line(session: report.Session) -> str:
+    """The tree's branch for released work beside CPU-bound Python threads: the convoy."""
+    sleep, nogil, numpy = (session.convoy(w) for w in ("sleep", "nogil", "numpy"))
+    assert sleep.latency is not None
+    measured = (
+        f"1 ms sleep p50 {_ms(sleep.latency.alone.p50)} -> {_ms(sleep.latency.beside.p50)},"
+        f" count_nogil {_x(nogil.slowdown)}, np.dot {_x(numpy.slowdown)} the time alone"
+    )
+    if any(r.disturbed for r in (sleep, nogil, numpy)):
+        verdict_ = report.NOT_JUDGED
+    elif gil_enabled():
+        verdict_ = "agrees" if _waits(sleep) else "no convoy here"
+    else:
+        verdict_ = "no GIL here: no convoy"
+    return (
+        "I/O or C work beside CPU-bound Python threads → each return from released work waits\n"
+        "    for the GIL (the convoy): put the CPU-bound Python in processes, release the GIL\n"
+        "    once per call in C, or shorten sys.setswitchinterval\n"
+        f"    [beside 1 busy thread here: {measured}: {verdict_}]"
     )
 
 
@@ -340,13 +468,14 @@ def run(session: report.Session, out: Out) -> Table:
     _race(out, session)
     py_threads = _two_threads(out, session)
     _io(out, session)
+    _convoy(out, session)
     _numpy(out, session)
     _c_extensions(out, session)
     py_procs = _multiprocessing(out, session)
     _vectorisation(out, session)
     _numba(out, session)
     _free_threading(out, session, py_threads, py_procs)
-    _heading(out, "10. GIL and Hardware Utilization")
+    _heading(out, "11. GIL and Hardware Utilization")
     measured = measure(session)
     out(measured.render())
     _decision_tree(out, session, measured)
