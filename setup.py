@@ -14,6 +14,9 @@ from pathlib import Path
 from setuptools import Extension, setup
 
 CSRC = Path("csrc")
+# csrc/reference: what an extension author copies; csrc/demo: the lost-update race,
+# kept apart; csrc/harness: gilx's own measuring machinery (csrc/README.md).
+PARTS = ("reference", "demo", "harness")
 
 
 def compile_args() -> list[str]:
@@ -34,9 +37,9 @@ setup(
     ext_modules=[
         Extension(
             "gilx._core",
-            sources=sorted(str(p) for p in CSRC.glob("*.c")),
-            depends=sorted(str(p) for p in CSRC.glob("*.h")),
-            include_dirs=[str(CSRC)],
+            sources=sorted(str(p) for part in PARTS for p in (CSRC / part).glob("*.c")),
+            depends=sorted(str(p) for part in PARTS for p in (CSRC / part).glob("*.h")),
+            include_dirs=[str(CSRC / "reference"), str(CSRC / "harness")],
             extra_compile_args=compile_args(),
         )
     ],

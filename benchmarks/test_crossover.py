@@ -20,7 +20,7 @@ only difference is the release), at the sizes of SIZES:
     with count_gil.
 
 tools/benchmarks_md.py reads both crossovers off the JSON file; the larger is
-GILX_NOGIL_THRESHOLD in csrc/gilx.h (used by count_auto).
+GILX_NOGIL_THRESHOLD in csrc/reference/gilx.h (used by count_auto).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ RAW_ATOMIC = re.compile(
 def test_atomics_are_used_through_gilx_h_only():
     offenders = [
         f"{path.name}:{number}: {line.strip()}"
-        for path in sorted(CSRC.glob("*.c"))
+        for path in sorted(CSRC.glob("*/*.c"))
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if RAW_ATOMIC.search(line)
     ]
@@ -35,7 +35,7 @@ def test_atomics_are_used_through_gilx_h_only():
 
 def test_gilx_h_defines_every_helper_for_msvc_and_c11():
     # The two branches of the atomics section must offer the same helpers.
-    text = (CSRC / "gilx.h").read_text(encoding="utf-8")
+    text = (CSRC / "reference" / "gilx.h").read_text(encoding="utf-8")
     section = text[text.index("#if defined(_MSC_VER) && !defined(__clang__)") :]
     msvc, c11 = section.split("#else", 1)
     c11 = c11.split("#endif", 1)[0]
@@ -57,6 +57,46 @@ PYTHONCAPI_COMPAT_SHIM = """\
 
 
 def test_the_critical_section_shim_is_pythoncapi_compats():
-    text = (CSRC / "gilx.h").read_text(encoding="utf-8")
+    text = (CSRC / "reference" / "gilx.h").read_text(encoding="utf-8")
     assert PYTHONCAPI_COMPAT_SHIM in text
     assert text.count("define Py_BEGIN_CRITICAL_SECTION(") == 1
+
+
+def _project_names_used(path: Path) -> set[str]:
+    """gilx's own names that ``path`` uses but does not define (comments and strings out).
+
+    A name is gilx's if it is ``gilx_*``, ``GILX_*`` or a ``*Object`` type other than
+    CPython's ``PyObject``; the file's own functions, tables and enum values do not count.
+    """
+    text = re.sub(r"/\*.*?\*/", "", path.read_text(encoding="utf-8"), flags=re.S)
+    text = re.sub(r'"(\\.|[^"\\])*"', '""', text)
+    used = set(re.findall(r"\b(gilx_\w+|GILX_\w+|[A-Z]\w*Object)\b", text)) - {"PyObject"}
+    defined = set(re.findall(r"^\w[\w \*]*?\b(\w+)\(", text, flags=re.M))
+    defined |= set(re.findall(r"}\s*(\w+);", text))
+    defined |= set(re.findall(r"^PyMethodDef (\w+)\[", text, flags=re.M))
+    defined |= set(re.findall(r"^\s+(GILX_\w+)[,\s]", text, flags=re.M))  # enum values
+    return used - defined
+
+
+def test_the_counting_functions_need_at_most_eight_project_names():
+    # Issue 20's target: an author reading count.c learns at most 8 of gilx's names.
+    names = _project_names_used(CSRC / "reference" / "count.c")
+    assert names == {
+        "gilx_loop",
+        "gilx_loop_start",
+        "gilx_loop_next",
+        "gilx_loop_stop",
+        "gilx_parse_n_cancel",
+        "gilx_count_kernel",
+        "GILX_COUNT_CHUNK",
+        "GILX_NOGIL_THRESHOLD",
+    }
+
+
+def test_the_deliberate_race_lives_apart_from_the_reference():
+    # UnsafeCounter's data race is csrc/demo/race.c; nothing in reference/ writes a
+    # counter with plain, unsynchronised steps of its own.
+    race = (CSRC / "demo" / "race.c").read_text(encoding="utf-8")
+    assert "gilx_plain_increments(volatile uint64_t *value" in race
+    for path in (CSRC / "reference").glob("*.c"):
+        assert "*value = seen + 1" not in path.read_text(encoding="utf-8"), path.name

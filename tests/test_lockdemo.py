@@ -1,4 +1,4 @@
-"""Release the GIL before waiting on your own C lock (csrc/lockdemo.c).
+"""Release the GIL before waiting on your own C lock (csrc/reference/lockdemo.c).
 
 Thread A holds the module's demonstration C lock and can only let go of it after
 running Python code (it waits for an Event that thread C sets, and setting it needs

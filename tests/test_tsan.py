@@ -7,7 +7,7 @@ tools/tsan.sh, so that a broken setup cannot pass as a skipped check).
 
 Each workload runs in a child process (which inherits LD_PRELOAD) so that one
 report cannot hide another: safe ones must produce no report at all, the
-UnsafeCounter one must produce a data race report inside plain_increments,
+UnsafeCounter one must produce a data race report inside gilx_plain_increments,
 and nothing else.
 """
 
@@ -65,7 +65,7 @@ def test_safe_workload_has_no_race(name):
     assert f"done {name}" in proc.stdout
 
 
-def test_unsafe_counter_race_is_reported_in_plain_increments():
+def test_unsafe_counter_race_is_reported_in_gilx_plain_increments():
     # A race needs two threads in the kernel at once: retried, like the
     # lost-update tests.
     for _ in range(5):
@@ -82,7 +82,7 @@ def test_unsafe_counter_race_is_reported_in_plain_increments():
         assert len(accesses) >= 2, report
         for access in accesses:
             first_frame = re.search(r"#0 (\S+)", access)
-            assert first_frame and first_frame.group(1) == "plain_increments", report
+            assert first_frame and first_frame.group(1) == "gilx_plain_increments", report
     sys.stderr.write(found[0])  # shown with pytest -s (tools/tsan.sh saves it)
     out = Path(os.environ.get("GILX_TSAN_REPORT", "/dev/null"))
     out.write_text(found[0] + "\n")

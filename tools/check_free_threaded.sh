@@ -30,8 +30,8 @@ if [[ -z $inc || ! -f $inc/Python.h ]]; then
     exit 0
 fi
 cc=${CC:-cc}
-for src in csrc/*.c; do
+for src in csrc/*/*.c; do
     "$cc" -std=c11 -Wall -Wextra -Werror -fsyntax-only -DPy_GIL_DISABLED=1 \
-        -I"$inc" -Icsrc "$src"
+        -I"$inc" -Icsrc/reference -Icsrc/harness "$src"
 done
-echo "check_free_threaded: csrc/*.c compile with Py_GIL_DISABLED=1 against $inc"
+echo "check_free_threaded: csrc/*/*.c compile with Py_GIL_DISABLED=1 against $inc"

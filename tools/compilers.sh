@@ -44,7 +44,7 @@ for cc in gcc clang; do
     for inc in "${includes[@]}"; do
         for opt in -O0 -O2; do
             "$cc" -std=c11 -Wall -Wextra -Werror $opt -fPIC -shared \
-                -I"$inc" -Icsrc csrc/*.c -o "$work/_core.so"
+                -I"$inc" -Icsrc/reference -Icsrc/harness csrc/*/*.c -o "$work/_core.so"
             builds=$((builds + 1))
         done
         echo "compilers: $cc ($($cc -dumpversion)) -Wall -Wextra -Werror, -O0 and -O2: $inc"

@@ -28,7 +28,7 @@ Two kinds of markers, so that no number or line number is typed by hand:
 
 * A link into the C sources, titled with what it points at::
 
-      [the chunked loop](csrc/count.c#L47-L80 "count_chunked")
+      [the chunked loop](csrc/reference/count.c#L47-L80 "count_chunked")
 
   The line range is recomputed from the title: a function defined at column 0
   (PEP 7 puts the name at the start of its line), a ``#define NAME``, a
@@ -58,7 +58,7 @@ RUN = re.compile(
 )
 MACHINE = re.compile(r"(<!-- gilx:machine -->).*?(<!-- gilx:end -->)", re.DOTALL)
 LINK = re.compile(
-    r'\]\((?P<path>(?:\.\./)?csrc/[\w.]+)(?:#L\d+(?:-L\d+)?)? "(?P<symbol>[^"]+)"\)'
+    r'\]\((?P<path>(?:\.\./)?csrc/[\w./]+)(?:#L\d+(?:-L\d+)?)? "(?P<symbol>[^"]+)"\)'
 )
 
 

@@ -3,7 +3,7 @@
 # tests/test_tsan.py: threads hammering AtomicCounter, LockedCounter,
 # count_gil, count_nogil, count_auto, stream_sum, race() and a cancel must
 # give zero reports; threads on UnsafeCounter must give data race reports
-# whose accesses are all in plain_increments (csrc/counters.c).
+# whose accesses are all in gilx_plain_increments (csrc/demo/race.c).
 #
 #   bash tools/tsan.sh        # GIL build: Debian's python3.11, libtsan preloaded
 #   bash tools/tsan_ft.sh     # free-threaded: a CPython built with TSan (calls this)

@@ -8,7 +8,7 @@
 # runs tools/tsan.sh with it: gilx built with -fsanitize=thread, the safe
 # paths (counts on threads, AtomicCounter, LockedCounter's critical section,
 # race atomic/locked, cancel) must give no report at all, the UnsafeCounter
-# race must be reported in plain_increments.  CPython's own
+# race must be reported in gilx_plain_increments.  CPython's own
 # Tools/tsan/suppressions_free_threading.txt silences the interpreter's known
 # races.  A build that fails fails this script.
 set -euo pipefail

@@ -1,6 +1,6 @@
 """Argument checks shared by the pure-Python side of gilx.
 
-They follow the C core's rules (csrc/args.c), so that ``count_py(1.5)`` fails
+They follow the C core's rules (csrc/reference/args.c), so that ``count_py(1.5)`` fails
 the same way as ``count_gil(1.5)``.
 """
 

@@ -1,6 +1,6 @@
 """A Python function that does nothing, for the C core to call between chunks.
 
-On a free-threaded build, ``csrc/cancel.c`` (``offer_pause``) calls
+On a free-threaded build, ``csrc/reference/cancel.c`` (``offer_pause``) calls
 :func:`point` between the chunks of a long GIL-held loop: entering any Python
 function runs the eval loop's check, which parks the thread for a pending
 stop-the-world pause (``gc.collect()``, ``sys.settrace``, ``os.fork``).  It

@@ -2,7 +2,7 @@
 
 **What the heartbeat sees.**  A thread that sleeps (GIL released) and wakes
 asks for the GIL back.  If another thread holds it, the waker waits.  The loop
-(C, ``_core.heartbeat_run`` in csrc/duty.c) reads the clock on waking, GIL still
+(C, ``_core.heartbeat_run`` in csrc/harness/duty.c) reads the clock on waking, GIL still
 released, and again once the GIL is its own, so ``got - woke`` is the wait for
 the GIL alone: the sleep's own lateness (timer slack, a busy scheduler) is not
 in it.  That wait is one sample of the *latency* distribution: how late a
@@ -88,7 +88,7 @@ DEFAULT_INTERVAL = 0.001
 MIN_INTERVAL = 1e-5
 MAX_INTERVAL = 1.0
 
-# The layout of the totals array shared with csrc/duty.c (its GILX_HB_* slots).
+# The layout of the totals array shared with csrc/harness/duty.c (its GILX_HB_* slots).
 _SAMPLES, _HELD, _MISSED, _BEATS, _BUSY_NS, _MAX_WAIT_NS, _RUNNING, _WAITS = range(8)
 
 
@@ -108,7 +108,7 @@ def check_interval(interval: object) -> float:
 
 
 class LatencyHistogram:
-    """Waits for the GIL, counted in fixed buckets (bounded memory), as csrc/duty.c keeps them.
+    """Waits for the GIL, counted in fixed buckets (bounded memory), as csrc/harness/duty.c keeps them.
 
     Bucket 0 holds waits under 1024 ns; above that there are 8 buckets per
     power of two (the three bits after the leading one: each at most 12.5 %

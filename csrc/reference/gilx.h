@@ -1,11 +1,16 @@
 /*
- * gilx.h -- what the C files of gilx._core share.
+ * gilx.h -- the plumbing of the gilx._core module, shared by its C files.
  *
- * Three things live here and nowhere else:
- *   1. the GIL policy: how much work runs per released chunk, and the size
- *      under which releasing the GIL is not worth it;
- *   2. the module state (no static mutable state anywhere in csrc/);
- *   3. small portable helpers: argument parsing and atomics.
+ * Read policy.h first: it is the GIL policy, and the one header a long call
+ * needs to learn.  This one holds what a module of several files shares
+ * besides, each in its own section below:
+ *   - argument limits and parsing (args.c);
+ *   - the counting kernel (count.c, and harness/trace.c);
+ *   - critical sections on every build, and portable atomics;
+ *   - the module state (no static mutable state anywhere in csrc/) and the
+ *     GC helpers of its heap types;
+ *   - CancelToken (cancel.c), which every long call accepts;
+ *   - what each C file adds to the module (method tables, exec functions).
  */
 #ifndef GILX_H
 #define GILX_H
@@ -15,83 +20,7 @@
 
 #include <stdint.h>
 
-/* ------------------------------------------------------------------------
- * The GIL policy
- *
- * A long call runs its kernel in chunks of about 1 ms of work, counted in
- * iterations so that the hot loop has no clock call in it.  What happens
- * between two chunks is the policy, and it lives in one place, the
- * gilx_loop of release.c (declared below):
- *
- * - GIL held (count_gil): check for signals and the token after every
- *   chunk.  Holding the GIL, that costs a few ns.
- * - GIL released, any thread but the main thread of the main interpreter:
- *   never take the GIL back before the call ends.  No signal handler can
- *   run on such a thread, so re-taking it would buy nothing, and it costs a
- *   great deal beside a busy Python thread: the re-take waits for that
- *   thread's switch interval (5 ms) every time -- the convoy effect
- *   (CPython issue 7946).  Measured on 2 cores, CPython 3.11, beside one
- *   spinning Python thread: count_nogil ran 5.5-6.1x and stream_sum 67-72x
- *   slower when they re-took the GIL after every ~1 ms chunk.  A token is
- *   honoured all the same: it is an atomic flag and a deadline, both read
- *   while detached.
- * - GIL released, main thread of the main interpreter: take it back to run
- *   PyErr_CheckSignals() only once GILX_SIGNAL_CHECK_NS has passed on the
- *   clock (read once per chunk, ~20 ns per ~1 ms), so Ctrl-C still ends the
- *   call, beside a busy thread too, at worst one interval + one switch
- *   interval + one chunk after it arrives.
- *
- * On free-threaded builds a detached loop never blocks a stop-the-world
- * pause (detached threads are not waited for), so only loops that stay
- * attached -- the GIL-held path -- offer a pause point between chunks.
- *
- * The chunks, per kernel, since one iteration costs very different amounts
- * in each:
- * GILX_COUNT_CHUNK: the counting kernel runs at about one iteration per
- *   cycle (0.24 ns here), so 2**22 iterations are ~1 ms on a 3-4 GHz core.
- * GILX_COUNTER_CHUNK: a plain load/add/store increment (UnsafeCounter,
- *   LockedCounter) costs about as much as a counting step when the line
- *   stays in one core's cache, so 2**22 of them are ~1 ms alone; when
- *   another core writes the same line they slow to a few ns each, and a
- *   chunk to ~10 ms.  LockedCounter hands the GIL round between chunks; at
- *   2**16 (16 us) chunks its waiting thread lost every hand-off.
- * GILX_ATOMIC_CHUNK: a locked add costs ~5 ns alone and ~12 ns contended,
- *   so the atomic counter takes 2**18 per chunk: 1.3-3 ms.
- * GILX_STREAM_CHUNK_WORDS: the memory kernel reads 8-byte words at a few
- *   GB/s per core; 2**19 words (4 MiB) are ~1 ms.
- *
- * GILX_SIGNAL_CHECK_NS: how often a released loop on the main thread takes
- *   the GIL back for signals.  Each re-take beside a busy Python thread
- *   waits for up to its switch interval (5 ms by default), so the contended
- *   cost is about 5 ms per interval and Ctrl-C's worst latency about one
- *   interval + 5 ms.  BENCHMARKS.md ("The convoy effect") has the numbers
- *   behind the choice.
- *
- * GILX_NOGIL_THRESHOLD: below this much work (iterations of count_auto,
- *   words x passes of stream_sum), a call keeps the GIL, because releasing
- *   and re-taking it costs more than it gains (the idea of CPython's
- *   HASHLIB_GIL_MINSIZE, 2048 bytes, and NumPy's
- *   NPY_BEGIN_THREADS_THRESHOLDED, 500 elements, neither of them measured).
- *   Measured by benchmarks/test_crossover.py; the numbers, and the machine
- *   they were measured on, are in BENCHMARKS.md ("The crossover"), not
- *   copied here, where they would go stale.  In short: (a) alone, one
- *   release + re-acquire costs the work of some tens of iterations; (b) with
- *   a second thread calling too, releasing loses below about a thousand
- *   iterations, and the crossover moves from one quiet run to the next
- *   (benchmarks/results/crossover-runs/, tools/crossover_runs.py).
- *   For stream_sum the same number counts 8-byte words: a cached word costs
- *   about what a counting iteration does, or less once the compiler
- *   vectorises the sum, so there the threshold errs towards releasing (it
- *   was not measured separately).
- * ------------------------------------------------------------------------ */
-#define GILX_COUNT_CHUNK ((uint64_t)1 << 22)
-#define GILX_COUNTER_CHUNK ((uint64_t)1 << 22)
-#define GILX_ATOMIC_CHUNK ((uint64_t)1 << 18)
-#define GILX_STREAM_CHUNK_WORDS ((Py_ssize_t)1 << 19)
-#define GILX_NOGIL_THRESHOLD ((uint64_t)2048)
-#ifndef GILX_SIGNAL_CHECK_NS
-#  define GILX_SIGNAL_CHECK_NS ((int64_t)20 * 1000 * 1000)
-#endif
+#include "policy.h"
 
 /* The largest work size any function accepts: the C type is uint64_t, but
  * Python callers see a signed 64-bit limit, which keeps every work size
@@ -256,7 +185,7 @@ gilx_atomic_exchange(gilx_atomic_u64 *p, uint64_t v)
  * Module state: the heap types, created in Py_mod_exec.  One copy per
  * module object, so the module can be loaded in several (sub)interpreters.
  * ------------------------------------------------------------------------ */
-typedef struct {
+typedef struct gilx_state {
     PyTypeObject *start_gate_type;
     PyTypeObject *unsafe_counter_type;
     PyTypeObject *atomic_counter_type;
@@ -342,65 +271,12 @@ typedef struct {
 int gilx_parse_kwargs(const char *funcname, PyObject *const *kwvalues,
                       PyObject *kwnames, gilx_kwarg *table, size_t ntable);
 
-/* ------------------------------------------------------------------------
- * A monotonic clock that may be read with the GIL released (it touches no
- * Python state), in nanoseconds from an arbitrary origin.
- * ------------------------------------------------------------------------ */
-#if defined(_WIN32)
-#  ifndef WIN32_LEAN_AND_MEAN
-#    define WIN32_LEAN_AND_MEAN
-#  endif
-#  include <windows.h>
-static inline int64_t
-gilx_monotonic_ns(void)
-{
-    LARGE_INTEGER freq, now;
-    QueryPerformanceFrequency(&freq);
-    QueryPerformanceCounter(&now);
-    return (int64_t)((double)now.QuadPart * 1e9 / (double)freq.QuadPart);
-}
-#else
-#  include <time.h>
-static inline int64_t
-gilx_monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-#endif
-
-/* ------------------------------------------------------------------------
- * StartGate (gate.c): lets threads begin a released-GIL section at the same
- * instant.  A Python barrier cannot: after it, each thread must re-take the
- * GIL one by one, and a thread woken from sleep may wait on the scheduler for
- * longer than a short kernel runs.  Threads that arrive at a gate spin with
- * the GIL already released until all parties are there, then go straight
- * into their kernel.
- * ------------------------------------------------------------------------ */
-typedef struct {
-    PyObject_HEAD
-    gilx_atomic_u64 arrived;
-    gilx_atomic_u64 aborted;
-    uint64_t parties;
-    int64_t timeout_ns;
-} StartGateObject;
-
-typedef enum {
-    GILX_GATE_WAITING,      /* not all parties have arrived yet */
-    GILX_GATE_OPEN,         /* all have: go */
-    GILX_GATE_ABORTED,      /* abort() was called */
-    GILX_GATE_TIMED_OUT     /* the others did not come in time */
-} gilx_gate_status;
-
-/* Count the caller in (GIL held or not). */
-void gilx_gate_arrive(StartGateObject *gate);
-/* Spin for about a millisecond at most, waiting for the others.  No Python
- * API: called with the GIL released.  `since_ns` is when the caller
- * arrived. */
-gilx_gate_status gilx_gate_spin(StartGateObject *gate, int64_t since_ns);
-/* Set the exception for a gate that did not open; return NULL. */
-PyObject *gilx_gate_error(gilx_gate_status status);
+/* The arguments `(n, /, *, cancel=None)` of a METH_FASTCALL |
+ * METH_KEYWORDS function: n through gilx_parse_count(), cancel borrowed
+ * (NULL when not passed; gilx_loop_start() checks its type). */
+int gilx_parse_n_cancel(const char *funcname, PyObject *const *args,
+                        Py_ssize_t nargs, PyObject *kwnames, uint64_t *n,
+                        PyObject **cancel);
 
 /* ------------------------------------------------------------------------
  * CancelToken (cancel.c): stopping a long call from another thread.
@@ -426,7 +302,7 @@ PyObject *gilx_gate_error(gilx_gate_status status);
  * the call itself reads the clock between chunks (one ~20 ns read per ~1 ms
  * chunk) and cancels itself when the deadline has passed.
  * ------------------------------------------------------------------------ */
-typedef struct {
+typedef struct CancelTokenObject {
     PyObject_HEAD
     gilx_atomic_u64 cancelled;
     int64_t deadline_ns;        /* gilx_monotonic_ns() time; 0: none.
@@ -469,61 +345,22 @@ int gilx_parse_cancel(gilx_state *state, PyObject *obj,
 int gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel);
 
 /* ------------------------------------------------------------------------
- * gilx_loop (release.c): the GIL policy above, in one place.  A long call
- * is written once, whatever it does with the GIL:
- *
- *     gilx_loop loop;
- *     gilx_loop_start(&loop, state, cancel, release);
- *     do {
- *         ...one chunk of the kernel, C locals only...
- *         if (gilx_loop_next(&loop) < 0) {
- *             return NULL;             (GIL held, exception set)
- *         }
- *     } while (more);
- *     gilx_loop_stop(&loop);           (GIL held again)
- *
- * With `release`, gilx_loop_start() releases the GIL and the kernel runs
- * released between start and stop; gilx_loop_next() takes it back only
- * where the policy says it must.  Without, everything runs with the GIL
- * held and gilx_loop_next() checks signals and the token every chunk.
- * ------------------------------------------------------------------------ */
-typedef struct {
-    gilx_state *state;
-    CancelTokenObject *cancel;
-    PyThreadState *saved;       /* non-NULL while the GIL is released */
-    int64_t next_signals_ns;    /* when to re-take it for signals; INT64_MAX:
-                                   never (no handler can run on this thread) */
-} gilx_loop;
-
-void gilx_loop_start(gilx_loop *loop, gilx_state *state,
-                     CancelTokenObject *cancel, int release);
-/* The same, for a caller that has already released the GIL (a StartGate
- * that opened): `saved` is what PyEval_SaveThread() returned. */
-void gilx_loop_start_released(gilx_loop *loop, gilx_state *state,
-                              CancelTokenObject *cancel,
-                              PyThreadState *saved);
-/* Between two chunks.  Returns 0 to go on, or -1 with the GIL held and
- * KeyboardInterrupt (or what a handler raised) or gilx.Cancelled set. */
-int gilx_loop_next(gilx_loop *loop);
-/* Take the GIL back if the loop released it. */
-void gilx_loop_stop(gilx_loop *loop);
-/* release.c: which thread runs signal handlers, read once in Py_mod_exec. */
-int gilx_release_exec(gilx_state *state);
-
-/* ------------------------------------------------------------------------
  * What each C file contributes to the module.
  * ------------------------------------------------------------------------ */
 extern PyMethodDef gilx_count_methods[];    /* count.c  */
 extern PyMethodDef gilx_stream_methods[];   /* stream.c */
-extern PyMethodDef gilx_trace_methods[];    /* trace.c  */
 extern PyMethodDef gilx_lockdemo_methods[]; /* lockdemo.c */
-extern PyMethodDef gilx_duty_methods[];     /* duty.c   */
 
-/* counters.c, gate.c, cancel.c: create the heap types from their specs
- * (and, for cancel.c, the exception class gilx.Cancelled). */
+/* counters.c, cancel.c: create the heap types from their specs (and, for
+ * cancel.c, the exception class gilx.Cancelled). */
 int gilx_counters_exec(PyObject *module, gilx_state *state);
-int gilx_gate_exec(PyObject *module, gilx_state *state);
 int gilx_cancel_exec(PyObject *module, gilx_state *state);
+/* release.c: which thread runs signal handlers, read once in Py_mod_exec. */
+int gilx_release_exec(gilx_state *state);
+
+/* demo/race.c: the deliberate data race of UnsafeCounter (and the same
+ * plain steps that LockedCounter serialises). */
+void gilx_plain_increments(volatile uint64_t *value, uint64_t times);
 /* lockdemo.c: the demonstration lock, made in exec and freed in m_free. */
 int gilx_lockdemo_exec(gilx_state *state);
 void gilx_lockdemo_free(gilx_state *state);

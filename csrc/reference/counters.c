@@ -11,11 +11,11 @@
  * types made from the specs below in the module's exec slot, so each
  * (sub)interpreter gets its own.
  */
-#include "gilx.h"
+#include "harness.h"      /* StartGate; it includes gilx.h */
 
 typedef struct {
     PyObject_HEAD
-    /* volatile, not atomic: see plain_increments(). */
+    /* volatile, not atomic: see gilx_plain_increments() (demo/race.c). */
     volatile uint64_t value;
 } PlainCounterObject;      /* UnsafeCounter and LockedCounter */
 
@@ -29,40 +29,10 @@ typedef struct {
  * than the C fields of `self` (kept alive by the caller's reference).
  * ------------------------------------------------------------------------ */
 
-/*
- * THIS IS A DELIBERATE DATA RACE.  It is the seed's picture of two threads
- * doing `refcount++` at once: each increment is a separate load, add and
- * store.  When two threads run this on one counter on two cores, both can
- * load the same old value and both store old + 1: one increment is lost
- * ("Expected 3, Got 2").
- *
- * `volatile` forces the compiler to emit exactly one load and one store per
- * increment (it may not merge them into `value += times`), which keeps the
- * race visible at every step.  The accesses are deliberately not relaxed
- * atomics: an atomic access, even a relaxed one, is by definition not a data
- * race, and ThreadSanitizer would then stay silent.  As a plain access it is
- * undefined behaviour in C11 and TSan reports it, which is the point: the
- * race is the demonstration.
- *
- * A real ob_refcnt updated like this would be corrupted the same way: a lost
- * increment makes the count too low, so the object is freed while still in
- * use (use-after-free, "memory corruption" in the seed); a lost decrement
- * leaks it.  The GIL (or, on free-threaded builds, biased atomic reference
- * counting) is what prevents that in CPython.
- */
-static void
-plain_increments(volatile uint64_t *value, uint64_t times)
-{
-    for (uint64_t i = 0; i < times; i++) {
-        uint64_t seen = *value;     /* load                           */
-        *value = seen + 1;          /* store: may undo another thread's */
-    }
-}
-
 static void
 unsafe_kernel(PyObject *op, uint64_t times)
 {
-    plain_increments(&((PlainCounterObject *)op)->value, times);
+    gilx_plain_increments(&((PlainCounterObject *)op)->value, times);
 }
 
 static void
@@ -89,7 +59,7 @@ locked_kernel(PyObject *op, uint64_t times)
      * (gilx.h supplies them before 3.13), and the compiler still checks
      * the free-threaded code on every build. */
     Py_BEGIN_CRITICAL_SECTION(op);
-    plain_increments(&((PlainCounterObject *)op)->value, times);
+    gilx_plain_increments(&((PlainCounterObject *)op)->value, times);
     Py_END_CRITICAL_SECTION();
 }
 
@@ -175,10 +145,10 @@ gate_wait(gilx_state *state, StartGateObject *gate, int64_t arrived_ns,
 }
 
 /*
- * Run `kernel` over `times` increments in chunks of `max_chunk` (gilx.h),
- * the loop of count.c's count_chunked(): with `release` the GIL is released
+ * Run `kernel` over `times` increments in chunks of `max_chunk` (policy.h),
+ * the loop of count.c's count_run(): with `release` the GIL is released
  * for the call, and taken back between chunks only where the policy of
- * gilx.h says so (gilx_loop_next()).
+ * policy.h says so (gilx_loop_next()).
  *
  * `released` is the one extra: non-NULL when a gate opened (gate_wait())
  * and left this thread with the GIL released; the loop then starts in that
@@ -214,13 +184,11 @@ counter_run(PyObject *self, PyTypeObject *defining_class,
             released = NULL;
         }
     }
-    gilx_loop loop;     /* the policy of gilx.h */
-    if (released != NULL) {
-        gilx_loop_start_released(&loop, state, cancel, released);
+    if (release && released == NULL) {
+        released = PyEval_SaveThread();
     }
-    else {
-        gilx_loop_start(&loop, state, cancel, release);
-    }
+    gilx_loop loop;     /* the policy of policy.h */
+    gilx_loop_begin(&loop, state, cancel, released);
     uint64_t done = 0;
     do {
         uint64_t chunk = times - done;

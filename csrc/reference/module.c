@@ -7,9 +7,9 @@
  * each new module object, so the module can be imported in several
  * interpreters at once, each with its own GIL.
  */
-#include "gilx.h"
+#include "harness.h"      /* trace.c, duty.c, gate.c; includes gilx.h */
 
-/* Add the GIL policy of gilx.h as module constants, so Python code and the
+/* Add the GIL policy of policy.h as module constants, so Python code and the
  * benchmarks read the values the C code uses instead of copying them. */
 static int
 add_policy_constants(PyObject *module)

@@ -1,9 +1,9 @@
 /*
- * release.c -- gilx_loop: the GIL policy of gilx.h, in one place.
+ * release.c -- gilx_loop: the GIL policy of policy.h, in one place.
  *
- * Every long call (count.c, stream.c, trace.c, counters.c) runs its chunks
- * through these four functions, so what a call does with the GIL between
- * two chunks is decided here and nowhere else.
+ * Every long call (count.c, stream.c, counters.c, harness/trace.c) runs its
+ * chunks through these functions (declared in policy.h), so what a call
+ * does with the GIL between two chunks is decided here and nowhere else.
  */
 #include "gilx.h"
 
@@ -62,13 +62,14 @@ gilx_release_exec(gilx_state *state)
 }
 
 void
-gilx_loop_start_released(gilx_loop *loop, gilx_state *state,
-                         CancelTokenObject *cancel, PyThreadState *saved)
+gilx_loop_begin(gilx_loop *loop, gilx_state *state, CancelTokenObject *cancel,
+                PyThreadState *saved)
 {
     loop->state = state;
     loop->cancel = cancel;
     loop->saved = saved;
     loop->next_signals_ns = INT64_MAX;
+    /* Both read only C data: no GIL needed, so `saved` may be set. */
     if (state->has_signal_thread
         && PyThread_get_thread_ident() == state->signal_thread)
     {
@@ -76,16 +77,17 @@ gilx_loop_start_released(gilx_loop *loop, gilx_state *state,
     }
 }
 
-void
-gilx_loop_start(gilx_loop *loop, gilx_state *state, CancelTokenObject *cancel,
+int
+gilx_loop_start(gilx_loop *loop, PyObject *module, PyObject *cancel,
                 int release)
 {
-    /* Which thread we are on is asked with the GIL held; the release comes
-     * last. */
-    gilx_loop_start_released(loop, state, cancel, NULL);
-    if (release) {
-        loop->saved = PyEval_SaveThread();
+    gilx_state *state = gilx_get_state(module);
+    CancelTokenObject *token;
+    if (gilx_parse_cancel(state, cancel, &token) < 0) {
+        return -1;
     }
+    gilx_loop_begin(loop, state, token, release ? PyEval_SaveThread() : NULL);
+    return 0;
 }
 
 void

@@ -48,8 +48,9 @@ gilx_parse_cancel(gilx_state *state, PyObject *obj, CancelTokenObject **out)
  * window of a few ns is almost never seen (measured: no change at all).  What
  * parks a thread is the eval loop's check, which runs on entry to any Python
  * function.  So call a no-op Python function: ~50 ns per ~1 ms chunk
- * (count_gil(0) timed before and after; docs/extension-guide.md, section 7).  Its check also lets memory freed by other threads be
- * reclaimed (QSBR) and raises an exception another thread sent with
+ * (count_gil(0) timed before and after; docs/extension-guide.md, section
+ * 7).  Its check also lets memory freed by other threads be reclaimed
+ * (QSBR) and raises an exception another thread sent with
  * PyThreadState_SetAsyncExc(), as any Python code would.
  *
  * Not when the GIL is on at run time (PYTHON_GIL=1, -X gil=1, or a module

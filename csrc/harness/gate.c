@@ -9,10 +9,10 @@
  * releases the GIL, then spins at the gate until every party has arrived,
  * and only then runs its kernel, in the same released region.
  */
-#include "gilx.h"
+#include "harness.h"
 
 #if defined(_WIN32)
-/* windows.h, for SwitchToThread(), comes in through gilx.h. */
+/* windows.h, for SwitchToThread(), comes in through policy.h. */
 #  define gilx_yield_cpu() ((void)SwitchToThread())
 #else
 #  include <sched.h>
@@ -20,7 +20,7 @@
 #endif
 
 /* How long one spin round lasts before the caller re-takes the GIL to check
- * for signals (the 1 ms of the GIL policy in gilx.h). */
+ * for signals (the 1 ms chunk of the GIL policy, policy.h). */
 #define GATE_SPIN_ROUND_NS 1000000
 
 /*

@@ -79,7 +79,7 @@ stream_sum(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         }
         return PyLong_FromUnsignedLongLong(0);
     }
-    /* The policy of gilx.h, applied to the whole call's work (passes x
+    /* The threshold of policy.h, applied to the whole call's work (passes x
      * words), as count_auto applies it to n: a small call keeps the GIL.
      * Neither factor alone decides: 64 bytes summed a million times is 8
      * million words of work.  Both below the threshold means the product
@@ -103,7 +103,8 @@ stream_sum(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     Py_ssize_t start = 0;       /* where the current pass goes on */
     /* The export pins the buffer: it stays valid while released (above). */
     gilx_loop loop;
-    gilx_loop_start(&loop, state, cancel, release);
+    gilx_loop_begin(&loop, state, cancel,
+                    release ? PyEval_SaveThread() : NULL);
     while (passes_done < passes) {
         Py_ssize_t len = nwords - start;
         if (len > piece) {

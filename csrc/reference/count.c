@@ -9,24 +9,44 @@
  */
 #include "gilx.h"
 
+/* What the three functions do with the GIL; see count_run(). */
+typedef enum {
+    GILX_HOLD,          /* count_gil   */
+    GILX_RELEASE,       /* count_nogil */
+    GILX_AUTO           /* count_auto: release above the threshold */
+} gilx_gil_policy;
+
 /*
- * Run the kernel over n iterations in chunks of GILX_COUNT_CHUNK, with the
- * GIL released (`release`) or held from start to end.  The kernel touches
- * only C locals, never a Python object, so it may run released; what
- * happens between chunks -- signals, the token, when (if ever) the GIL is
- * taken back -- is the policy of gilx.h, all of it in gilx_loop_next().
+ * Parse `(n, /, *, cancel=None)` and run the kernel over n iterations, in
+ * chunks of GILX_COUNT_CHUNK, with the GIL released or held from start to
+ * end.  The kernel touches only C locals, never a Python object, so it may
+ * run released; what happens between chunks -- signals, the token, when
+ * (if ever) the GIL is taken back -- is the policy of policy.h, all of it
+ * in gilx_loop_next().  One call site for the kernel, whatever the policy.
  *
- * The loop is a do-while on purpose: even n == 0 releases and re-takes the
- * GIL once, so count_nogil(0) measures exactly the cost of one release.
+ * Vectorcall (METH_FASTCALL | METH_KEYWORDS) rather than a tuple and a
+ * dict: these functions are timed at n == 0 to measure one GIL release, so
+ * the call itself must cost as little as possible.  The loop is a do-while
+ * for the same reason: even n == 0 releases and re-takes the GIL once, so
+ * count_nogil(0) measures exactly the cost of one release.
  */
 static PyObject *
-count_chunked(gilx_state *state, uint64_t n, int release,
-              CancelTokenObject *cancel)
+count_run(PyObject *module, const char *funcname, PyObject *const *args,
+          Py_ssize_t nargs, PyObject *kwnames, gilx_gil_policy policy)
 {
+    uint64_t n;
+    PyObject *cancel;
+    if (gilx_parse_n_cancel(funcname, args, nargs, kwnames, &n, &cancel) < 0) {
+        return NULL;
+    }
+    int release = policy == GILX_RELEASE
+                  || (policy == GILX_AUTO && n >= GILX_NOGIL_THRESHOLD);
+    gilx_loop loop;
+    if (gilx_loop_start(&loop, module, cancel, release) < 0) {
+        return NULL;
+    }
     uint64_t count = 0;
     uint64_t done = 0;
-    gilx_loop loop;
-    gilx_loop_start(&loop, state, cancel, release);
     do {
         uint64_t chunk = n - done;
         if (chunk > GILX_COUNT_CHUNK) {
@@ -42,48 +62,6 @@ count_chunked(gilx_state *state, uint64_t n, int release,
     /* The result is what the kernel counted, not `done`: a test that it
      * equals n checks the kernel, not this bookkeeping. */
     return PyLong_FromUnsignedLongLong(count);
-}
-
-/* The GIL policies of the three functions; see count_run(). */
-typedef enum {
-    GILX_HOLD,          /* count_gil   */
-    GILX_RELEASE,       /* count_nogil */
-    GILX_AUTO           /* count_auto: release above the threshold */
-} gilx_gil_policy;
-
-/*
- * Parse `(n, /, *, cancel=None)` and run the kernel.  Vectorcall
- * (METH_FASTCALL | METH_KEYWORDS) rather than a tuple and a dict: these
- * functions are timed at n == 0 to measure one GIL release, so the call
- * itself must cost as little as possible.
- */
-static PyObject *
-count_run(PyObject *module, const char *funcname, PyObject *const *args,
-          Py_ssize_t nargs, PyObject *kwnames, gilx_gil_policy policy)
-{
-    if (nargs != 1) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s() takes exactly 1 positional argument (n), got %zd",
-                     funcname, nargs);
-        return NULL;
-    }
-    PyObject *cancel_obj = NULL;
-    gilx_kwarg kwargs[] = {{"cancel", &cancel_obj}};
-    if (gilx_parse_kwargs(funcname, args + nargs, kwnames, kwargs, 1) < 0) {
-        return NULL;
-    }
-    gilx_state *state = gilx_get_state(module);
-    CancelTokenObject *cancel;
-    if (gilx_parse_cancel(state, cancel_obj, &cancel) < 0) {
-        return NULL;
-    }
-    uint64_t n;
-    if (gilx_parse_count(args[0], "n", &n) < 0) {
-        return NULL;
-    }
-    int release = policy == GILX_RELEASE
-                  || (policy == GILX_AUTO && n >= GILX_NOGIL_THRESHOLD);
-    return count_chunked(state, n, release, cancel);
 }
 
 static PyObject *
@@ -105,7 +83,7 @@ static PyObject *
 count_auto(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
            PyObject *kwnames)
 {
-    /* The policy of gilx.h: release only when the work pays for it. */
+    /* The policy of policy.h: release only when the work pays for it. */
     return count_run(module, "count_auto", args, nargs, kwnames, GILX_AUTO);
 }
 

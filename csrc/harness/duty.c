@@ -29,7 +29,7 @@
  *     the period, it looks for Ctrl-C every ~1 ms while it holds the GIL
  *     and every 10 ms while it does not (GILX_DUTY_HELD_CHECK_NS).
  */
-#include "gilx.h"
+#include "harness.h"
 
 #if !defined(_WIN32)
 #  include <errno.h>

@@ -12,7 +12,7 @@
  * all.  The record lives in a C array while the GIL may be released and
  * becomes Python objects only afterwards, with the GIL held.
  */
-#include "gilx.h"
+#include "harness.h"
 
 #if defined(__linux__)
 #  include <sched.h>
@@ -103,8 +103,8 @@ count_traced(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     uint64_t count = 0;
     uint64_t done = 0;
     Py_ssize_t used = 0;
-    gilx_loop loop;     /* the policy of gilx.h; there is no token */
-    gilx_loop_start(&loop, state, NULL, release);
+    gilx_loop loop;     /* the policy of policy.h; there is no token */
+    gilx_loop_begin(&loop, state, NULL, release ? PyEval_SaveThread() : NULL);
     do {
         uint64_t chunk = n - done;
         if (chunk > GILX_COUNT_CHUNK) {

@@ -77,3 +77,22 @@ gilx_parse_kwargs(const char *funcname, PyObject *const *kwvalues,
     }
     return 0;
 }
+
+int
+gilx_parse_n_cancel(const char *funcname, PyObject *const *args,
+                    Py_ssize_t nargs, PyObject *kwnames, uint64_t *n,
+                    PyObject **cancel)
+{
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() takes exactly 1 positional argument (n), got %zd",
+                     funcname, nargs);
+        return -1;
+    }
+    *cancel = NULL;
+    gilx_kwarg kwargs[] = {{"cancel", cancel}};
+    if (gilx_parse_kwargs(funcname, args + nargs, kwnames, kwargs, 1) < 0) {
+        return -1;
+    }
+    return gilx_parse_count(args[0], "n", n);
+}

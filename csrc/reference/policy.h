@@ -1,0 +1,174 @@
+/*
+ * policy.h -- the GIL policy of gilx's long calls, in one short header.
+ *
+ * What a long call does with the GIL between two chunks of its work is
+ * decided in one place, release.c, behind the four names declared at the
+ * end of this file.  A C file that runs a long kernel needs this header and
+ * nothing else of gilx's to get the policy right; copy the two files
+ * together.
+ */
+#ifndef GILX_POLICY_H
+#define GILX_POLICY_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+
+/* ------------------------------------------------------------------------
+ * The GIL policy
+ *
+ * A long call runs its kernel in chunks of about 1 ms of work, counted in
+ * iterations so that the hot loop has no clock call in it.  What happens
+ * between two chunks is the policy, and it lives in one place, the
+ * gilx_loop of release.c (declared below):
+ *
+ * - GIL held (count_gil): check for signals and the token after every
+ *   chunk.  Holding the GIL, that costs a few ns.
+ * - GIL released, any thread but the main thread of the main interpreter:
+ *   never take the GIL back before the call ends.  No signal handler can
+ *   run on such a thread, so re-taking it would buy nothing, and it costs a
+ *   great deal beside a busy Python thread: the re-take waits for that
+ *   thread's switch interval (5 ms) every time -- the convoy effect
+ *   (CPython issue 7946).  Measured on 2 cores, CPython 3.11, beside one
+ *   spinning Python thread: count_nogil ran 5.5-6.1x and stream_sum 67-72x
+ *   slower when they re-took the GIL after every ~1 ms chunk.  A token is
+ *   honoured all the same: it is an atomic flag and a deadline, both read
+ *   while detached.
+ * - GIL released, main thread of the main interpreter: take it back to run
+ *   PyErr_CheckSignals() only once GILX_SIGNAL_CHECK_NS has passed on the
+ *   clock (read once per chunk, ~20 ns per ~1 ms), so Ctrl-C still ends the
+ *   call, beside a busy thread too, at worst one interval + one switch
+ *   interval + one chunk after it arrives.
+ *
+ * On free-threaded builds a detached loop never blocks a stop-the-world
+ * pause (detached threads are not waited for), so only loops that stay
+ * attached -- the GIL-held path -- offer a pause point between chunks.
+ *
+ * The chunks, per kernel, since one iteration costs very different amounts
+ * in each:
+ * GILX_COUNT_CHUNK: the counting kernel runs at about one iteration per
+ *   cycle (0.24 ns here), so 2**22 iterations are ~1 ms on a 3-4 GHz core.
+ * GILX_COUNTER_CHUNK: a plain load/add/store increment (UnsafeCounter,
+ *   LockedCounter) costs about as much as a counting step when the line
+ *   stays in one core's cache, so 2**22 of them are ~1 ms alone; when
+ *   another core writes the same line they slow to a few ns each, and a
+ *   chunk to ~10 ms.  LockedCounter hands the GIL round between chunks; at
+ *   2**16 (16 us) chunks its waiting thread lost every hand-off.
+ * GILX_ATOMIC_CHUNK: a locked add costs ~5 ns alone and ~12 ns contended,
+ *   so the atomic counter takes 2**18 per chunk: 1.3-3 ms.
+ * GILX_STREAM_CHUNK_WORDS: the memory kernel reads 8-byte words at a few
+ *   GB/s per core; 2**19 words (4 MiB) are ~1 ms.
+ *
+ * GILX_SIGNAL_CHECK_NS: how often a released loop on the main thread takes
+ *   the GIL back for signals.  Each re-take beside a busy Python thread
+ *   waits for up to its switch interval (5 ms by default), so the contended
+ *   cost is about 5 ms per interval and Ctrl-C's worst latency about one
+ *   interval + 5 ms.  BENCHMARKS.md ("The convoy effect") has the numbers
+ *   behind the choice.
+ *
+ * GILX_NOGIL_THRESHOLD: below this much work (iterations of count_auto,
+ *   words x passes of stream_sum), a call keeps the GIL, because releasing
+ *   and re-taking it costs more than it gains (the idea of CPython's
+ *   HASHLIB_GIL_MINSIZE, 2048 bytes, and NumPy's
+ *   NPY_BEGIN_THREADS_THRESHOLDED, 500 elements, neither of them measured).
+ *   Measured by benchmarks/test_crossover.py; the numbers, and the machine
+ *   they were measured on, are in BENCHMARKS.md ("The crossover"), not
+ *   copied here, where they would go stale.  In short: (a) alone, one
+ *   release + re-acquire costs the work of some tens of iterations; (b) with
+ *   a second thread calling too, releasing loses below about a thousand
+ *   iterations, and the crossover moves from one quiet run to the next
+ *   (benchmarks/results/crossover-runs/, tools/crossover_runs.py).
+ *   For stream_sum the same number counts 8-byte words: a cached word costs
+ *   about what a counting iteration does, or less once the compiler
+ *   vectorises the sum, so there the threshold errs towards releasing (it
+ *   was not measured separately).
+ * ------------------------------------------------------------------------ */
+#define GILX_COUNT_CHUNK ((uint64_t)1 << 22)
+#define GILX_COUNTER_CHUNK ((uint64_t)1 << 22)
+#define GILX_ATOMIC_CHUNK ((uint64_t)1 << 18)
+#define GILX_STREAM_CHUNK_WORDS ((Py_ssize_t)1 << 19)
+#define GILX_NOGIL_THRESHOLD ((uint64_t)2048)
+#ifndef GILX_SIGNAL_CHECK_NS
+#  define GILX_SIGNAL_CHECK_NS ((int64_t)20 * 1000 * 1000)
+#endif
+
+/* ------------------------------------------------------------------------
+ * A monotonic clock that may be read with the GIL released (it touches no
+ * Python state), in nanoseconds from an arbitrary origin.
+ * ------------------------------------------------------------------------ */
+#if defined(_WIN32)
+#  ifndef WIN32_LEAN_AND_MEAN
+#    define WIN32_LEAN_AND_MEAN
+#  endif
+#  include <windows.h>
+static inline int64_t
+gilx_monotonic_ns(void)
+{
+    LARGE_INTEGER freq, now;
+    QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&now);
+    return (int64_t)((double)now.QuadPart * 1e9 / (double)freq.QuadPart);
+}
+#else
+#  include <time.h>
+static inline int64_t
+gilx_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+#endif
+
+/* ------------------------------------------------------------------------
+ * gilx_loop (release.c): the policy above, as code.  A long call is written
+ * once, whatever it does with the GIL, and its kernel has one call site
+ * (NumPy's NPY_BEGIN_THREADS_THRESHOLDED shape: the decision to release is
+ * a flag, not a second copy of the loop):
+ *
+ *     gilx_loop loop;
+ *     if (gilx_loop_start(&loop, module, cancel, n >= threshold) < 0) {
+ *         return NULL;
+ *     }
+ *     do {
+ *         ...one chunk of the kernel: C locals only...
+ *         if (gilx_loop_next(&loop) < 0) {
+ *             return NULL;             (GIL held, exception set)
+ *         }
+ *     } while (more);
+ *     gilx_loop_stop(&loop);           (GIL held again)
+ *
+ * With `release`, gilx_loop_start() releases the GIL and the kernel runs
+ * released between start and stop; gilx_loop_next() takes the GIL back only
+ * where the policy says it must.  Without, everything runs with the GIL held
+ * and gilx_loop_next() checks signals and the token after every chunk.
+ * ------------------------------------------------------------------------ */
+struct gilx_state;              /* gilx.h: the module state */
+struct CancelTokenObject;       /* gilx.h: a CancelToken */
+
+typedef struct {
+    struct gilx_state *state;
+    struct CancelTokenObject *cancel;   /* NULL: none */
+    PyThreadState *saved;       /* non-NULL while the GIL is released */
+    int64_t next_signals_ns;    /* when to re-take it for signals; INT64_MAX:
+                                   never (no handler can run on this thread) */
+} gilx_loop;
+
+/* `module` is gilx._core (for its state); `cancel` the call's cancel=
+ * argument: NULL or None for none, else it must be a CancelToken
+ * (TypeError).  Returns 0, or -1 with an exception set and the GIL held. */
+int gilx_loop_start(gilx_loop *loop, PyObject *module, PyObject *cancel,
+                    int release);
+/* Between two chunks.  Returns 0 to go on, or -1 with the GIL held and
+ * KeyboardInterrupt (or what a handler raised) or gilx.Cancelled set. */
+int gilx_loop_next(gilx_loop *loop);
+/* Take the GIL back if the loop released it. */
+void gilx_loop_stop(gilx_loop *loop);
+/* For a caller that has parsed its token already, and may have released
+ * the GIL already (counters.c, after a StartGate opened): `saved` is what
+ * PyEval_SaveThread() returned, or NULL while the GIL is held. */
+void gilx_loop_begin(gilx_loop *loop, struct gilx_state *state,
+                     struct CancelTokenObject *cancel, PyThreadState *saved);
+
+#endif /* GILX_POLICY_H */
