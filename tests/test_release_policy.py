@@ -1,4 +1,4 @@
-"""The release policy of csrc/reference/gilx.h (gilx_loop, csrc/reference/release.c), seen from Python.
+"""The release policy of csrc/reference/policy.h (gilx_loop, release.c), seen from Python.
 
 - On a thread other than the main one, a released call never takes the GIL back before
   it ends: no signal handler can run there, and beside a busy Python thread each re-take

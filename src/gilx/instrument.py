@@ -108,7 +108,7 @@ def check_interval(interval: object) -> float:
 
 
 class LatencyHistogram:
-    """Waits for the GIL, counted in fixed buckets (bounded memory), as csrc/harness/duty.c keeps them.
+    """Waits for the GIL, counted in fixed buckets (bounded memory), as harness/duty.c keeps them.
 
     Bucket 0 holds waits under 1024 ns; above that there are 8 buckets per
     power of two (the three bits after the leading one: each at most 12.5 %
