@@ -110,6 +110,7 @@ def chunk_checks(call: Callable[[], object]) -> int:
 needs_itimer = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
 
 
+@pytest.mark.thread_unsafe(reason="sets a process-wide SIGALRM handler")
 @needs_itimer
 def test_a_small_buffer_many_times_runs_in_few_chunks():
     """64 bytes x 10**6 passes is 8 Mi words of work: ~16 chunks, not 10**6 release pairs."""
@@ -123,6 +124,7 @@ def test_a_small_buffer_many_times_runs_in_few_chunks():
     assert 2 <= seen <= chunks + 2, (seen, chunks)
 
 
+@pytest.mark.thread_unsafe(reason="sets a process-wide SIGALRM handler")
 @needs_itimer
 def test_chunk_count_of_a_large_buffer_is_unchanged():
     """The control for the count above: one chunk per STREAM_CHUNK_WORDS of one pass."""
