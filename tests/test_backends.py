@@ -64,6 +64,7 @@ def test_process_workers_are_separate_live_processes_until_closed():
     assert crew.pids() == frozenset()
 
 
+@pytest.mark.thread_unsafe(reason="counts the process's OS threads")
 @pytest.mark.skipif(machine.os_threads() is None, reason="needs /proc/self/stat (Linux)")
 def test_a_closed_thread_crew_has_no_os_thread_left():
     # Not just joined (Python code done): gone from the OS, so that a process forked
@@ -79,6 +80,7 @@ def test_a_closed_thread_crew_has_no_os_thread_left():
         assert machine.os_threads() == before
 
 
+@pytest.mark.thread_unsafe(reason="counts the process's OS threads")
 @pytest.mark.skipif(machine.os_threads() is None, reason="needs /proc/self/stat (Linux)")
 def test_os_threads_counts_a_new_thread_until_it_has_exited():
     import threading

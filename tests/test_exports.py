@@ -17,9 +17,7 @@ import pytest
 from gilx import _core
 
 
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="reads an ELF dynamic symbol table"
-)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads ELF dynamic symbols")
 def test_only_the_module_init_function_is_exported():
     nm = shutil.which("nm")
     if nm is None:

@@ -21,6 +21,7 @@ def test_serves_on_loopback_only_and_shuts_down():
         pass
 
 
+@pytest.mark.thread_unsafe(reason="counts the process's server threads and children")
 def test_the_server_runs_in_a_child_process_that_is_gone_after_the_block():
     import os
     import threading

@@ -56,6 +56,7 @@ def _worker_finished_while_held(hold_chunks: int, work_chunks: int) -> bool | No
     return chunks[-1][1] < ended
 
 
+@pytest.mark.thread_unsafe(reason="holds the GIL in C to watch another thread's loop")
 @needs_gil
 def test_a_released_call_on_a_worker_never_takes_the_gil_back():
     """Its whole kernel runs while another thread holds the GIL.
@@ -103,6 +104,7 @@ def _signal_checks(call: Callable[[], object]) -> int:
     return after - before
 
 
+@pytest.mark.thread_unsafe(reason="sets a process-wide SIGALRM handler")
 @needs_itimer
 @pytest.mark.parametrize(
     "call",
@@ -133,6 +135,7 @@ def test_on_the_main_thread_signals_run_by_the_clock_not_per_chunk(call):
     assert retry(3, check)
 
 
+@pytest.mark.thread_unsafe(reason="sets a process-wide SIGALRM handler")
 @needs_itimer
 def test_a_gil_held_call_on_the_main_thread_checks_every_chunk():
     """The held path hands nothing over, so it looks at signals after every chunk."""

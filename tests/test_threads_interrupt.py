@@ -50,6 +50,7 @@ def test_ctrl_c_during_race_stops_its_threads(kind):
     assert proc.returncode == 0, err
 
 
+@pytest.mark.thread_unsafe(reason="waits a fixed 3 s for a CLI to start: 4 at once outlast it")
 def test_cli_race_ctrl_c_exits_130():
     proc = subprocess.Popen(
         [sys.executable, "-m", "gilx", "race", "--increments", str(2**60)],
