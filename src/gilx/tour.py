@@ -168,11 +168,10 @@ def _waits(r: ConvoyResult) -> bool:
 def _convoy(out: Out, session: report.Session) -> None:
     _heading(out, "4. The convoy effect: released work beside a busy Python thread")
     interval = sys.getswitchinterval()
-    out("A thread that released the GIL (a socket read, a sleep, a C loop) must take it back to")
-    out("return to Python. Beside a thread running Python nonstop, that can mean waiting for")
-    out(f"the busy thread's switch interval ({interval * 1e3:g} ms) at every return: CPython")
-    out("issue 7946. One worker thread, alone, then beside one thread running count_py")
-    out("(gilx convoy --workload sleep,io):")
+    out("A thread that released the GIL (a socket read, a sleep, a C loop) must take it back")
+    out("to return to Python. Beside a thread running Python nonstop, it may wait for that")
+    out(f"thread's switch interval ({interval * 1e3:g} ms) at every return: CPython issue 7946.")
+    out("One worker thread, alone, then beside one thread running count_py (gilx convoy):")
     sleep, io = session.convoy("sleep"), session.convoy("io")
     _per_call(out, "sleep", sleep)
     out(f"          (each call: time.sleep({SLEEP_SECONDS:g}))")
@@ -198,7 +197,8 @@ def _convoy(out: Out, session: report.Session) -> None:
                 f"  beside {name + ':':<7}{default.busy_rate:>14,.0f} at {interval * 1e3:g} ms,"
                 f" {knob.busy_rate:>14,.0f} at {short * 1e3:g} ms ({change:+.1%})"
             )
-        out("(every hand-over is a thread switch the busy thread pays for).")
+        out("(a drop is the knob's price: each hand-over is a thread switch the busy thread")
+        out("waits through; a rise, on a busy machine, is noise.)")
         out(f"The interval is back at {sys.getswitchinterval() * 1e3:g} ms.")
     else:
         out("No GIL in this process: nothing to wait for, so no convoy and no knob to turn.")
