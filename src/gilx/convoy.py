@@ -251,7 +251,9 @@ class Busy:
     """
 
     def __init__(self, workload: workloads.Workload, param: str, threads: int) -> None:
-        self._unit = max(1, workload.start_size)
+        # A hundredth of a calibration step (py: 1,000 loop steps, ~40 µs), so that
+        # even a measurement of a millisecond sees the busy threads' progress.
+        self._unit = max(1, workload.start_size // 100)
         self._done = [0] * threads
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
