@@ -38,9 +38,11 @@ def test_exported_from_gilx():
 
 
 def test_a_released_c_loop_alone_and_beside_a_busy_thread():
-    r = convoy("nogil", size=2_000_000, repeats=2)
+    # ~30 ms a call: long enough for the busy thread to be seen running beside it
+    # (a 1 ms call can end before a starved busy thread first gets a CPU).
+    r = convoy("nogil", size=100_000_000, repeats=2)
     assert isinstance(r, ConvoyResult)
-    assert (r.workload, r.beside, r.threads, r.size) == ("nogil", "py", 1, 2_000_000)
+    assert (r.workload, r.beside, r.threads, r.size) == ("nogil", "py", 1, 100_000_000)
     assert len(r.alone.samples) == len(r.beside_timing.samples) == 2
     assert r.alone_s > 0 and r.beside_s > 0
     assert r.slowdown == pytest.approx(r.beside_s / r.alone_s)
