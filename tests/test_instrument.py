@@ -18,7 +18,7 @@ from conftest import retry
 
 import gilx
 from gilx import _core
-from gilx.instrument import Heartbeat, LatencyHistogram, check_interval
+from gilx.instrument import HEARTBEAT_SLOTS, Heartbeat, LatencyHistogram, check_interval
 
 GIL = gilx.gil_enabled()
 ATTEMPTS = 4
@@ -114,7 +114,7 @@ def test_memory_stays_bounded_however_long_it_runs():
     assert snap.beats > 50
     assert len(snap.waits) == LatencyHistogram.SIZE
     assert sum(snap.waits) == snap.beats
-    assert len(heart._totals) == 7 + LatencyHistogram.SIZE  # the only store: fixed size
+    assert len(heart._totals) == 8 + LatencyHistogram.SIZE  # the only store: fixed size
 
 
 def test_the_heartbeat_measures_its_own_cost():
@@ -211,7 +211,7 @@ def test_duty_cycle_reports_what_it_held():
 def test_the_c_loop_refuses_bad_arguments():
     from array import array
 
-    totals = array("Q", bytes(8 * (8 + LatencyHistogram.SIZE - 1)))
+    totals = array("Q", bytes(8 * HEARTBEAT_SLOTS))
     token = _core.CancelToken()
     with pytest.raises(ValueError, match="interval_ns"):
         _core.heartbeat_run(totals, 10, token, 1, -1)
@@ -239,7 +239,7 @@ def test_the_c_loop_gives_its_thread_back_its_timer_slack():
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     before = prctl(pr_get_timerslack, 0, 0, 0, 0)
     assert before > 1
-    totals = array("Q", bytes(8 * (8 + LatencyHistogram.SIZE - 1)))
+    totals = array("Q", bytes(8 * HEARTBEAT_SLOTS))
     token = _core.CancelToken()
     token.cancel()
     _core.heartbeat_run(totals, 1_000_000, token, 1, -1)

@@ -153,7 +153,7 @@ class LatencyHistogram:
 
 
 _LATE = _WAITS + LatencyHistogram.SIZE  # after the histogram (csrc/duty.c's GILX_HB_LATE)
-_SLOTS = _LATE + 1
+HEARTBEAT_SLOTS = _LATE + 1  # the totals array's length (csrc/duty.c's GILX_HB_SLOTS)
 
 #: A reading is disturbed when more than this share of its sampled instants was
 #: labelled late (the heartbeat was waiting for a CPU at that instant): each
@@ -364,7 +364,7 @@ class Heartbeat:
         #: (see _realtime_priority); ``priority`` says what it got.
         self.realtime = realtime
         self.priority = "normal"
-        self._totals = array("Q", bytes(8 * _SLOTS))
+        self._totals = array("Q", bytes(8 * HEARTBEAT_SLOTS))
         self._thread: threading.Thread | None = None
         self._cancel: _core.CancelToken | None = None
 
