@@ -19,7 +19,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from gilx.instrument import DEFAULT_INTERVAL, Heartbeat, Latency, Reading, Snapshot, Tally
-from gilx.machine import CpuMeter
+from gilx.machine import CpuMeter, CpuUse
 
 
 class Watch:
@@ -30,6 +30,7 @@ class Watch:
         self._start: Snapshot | None = None
         self._final: Reading | None = None
         self._meter = CpuMeter()
+        self._cpu: CpuUse | None = None
 
     @property
     def interval(self) -> float:
@@ -50,9 +51,9 @@ class Watch:
     ) -> None:
         self._heart.stop()
         end = self._heart.snapshot()
-        cpu = self._meter.stop()
+        self._cpu = self._meter.stop()
         assert self._start is not None
-        self._final = Tally.between(self._start, end).reading(cpu, self._heart.priority)
+        self._final = Tally.between(self._start, end).reading(self._cpu, self._heart.priority)
 
     def reading(self) -> Reading:
         """The reading so far (inside the block) or of the whole block (after it)."""
@@ -61,6 +62,21 @@ class Watch:
         if self._start is None:
             raise RuntimeError("this watch has not been started: use it in a `with` block")
         return self._heart.snapshot().since(self._start)
+
+    def snapshot(self) -> Snapshot:
+        """The heartbeat's running totals now (for readings of parts of the block)."""
+        return self._heart.snapshot()
+
+    def cpu_use(self) -> CpuUse | None:
+        """What the rest of the machine used since the block began (until it ended)."""
+        if self._final is not None or self._start is None:
+            return self._cpu
+        return self._meter.stop()
+
+    @property
+    def priority(self) -> str:
+        """The heartbeat's scheduling: ``"fifo"`` (real-time) where allowed, else ``"normal"``."""
+        return self._heart.priority
 
     @property
     def seconds(self) -> float:
