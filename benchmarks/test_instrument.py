@@ -17,6 +17,7 @@ Run: ``pytest benchmarks/test_instrument.py --benchmark-only -s``.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
@@ -166,6 +167,59 @@ def pyspy_problem() -> str | None:
     return None
 
 
+# gil_load needs its library preloaded (LD_PRELOAD) before the interpreter starts, so its
+# cells run in a child process started as `python -m gil_load`, which sets that up.
+_GIL_LOAD_CELL = """
+import json, sys
+import gil_load
+from gilx import _core
+kind, hold, period, seconds = sys.argv[1], *map(float, sys.argv[2:])
+gil_load.init()
+gil_load.start(av_sample_interval=%r)
+if kind == "spin":
+    held, total = _core.duty_cycle(seconds, hold, period)
+else:
+    held, total = _core.duty_block(seconds, hold, period, kind)
+gil_load.stop()
+print(json.dumps({"estimate": gil_load.get()[0]["held"], "truth": held / total}))
+""" % DEFAULT_INTERVAL
+
+
+def gil_load_cell(kind: str, hold: float, period: float, seconds: float) -> Cell:
+    """gil_load (Linux; LD_PRELOAD) in a child process: its ``held`` share, sampled at
+    random instants 1 ms apart on average (its default is 5 ms)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "gil_load", "-c", _GIL_LOAD_CELL, kind, str(hold), str(period),
+         str(seconds)],
+        capture_output=True, text=True, timeout=seconds + 60,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"gil_load failed: {(done.stderr or done.stdout).strip()[-300:]}")
+    out: Cell = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def gil_load_problem() -> str | None:
+    """Why gil_load cannot be measured here (the error it gives), or None when it can."""
+    import subprocess
+    import sys
+
+    try:
+        import gil_load  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return "gil_load is not installed (pip install gil_load; Linux, builds from source)"
+    done = subprocess.run(
+        [sys.executable, "-m", "gil_load", "-c", "import gil_load; gil_load.init()"],
+        capture_output=True, text=True, timeout=60,
+    )
+    if done.returncode != 0:
+        return f"gil_load cannot run here: {(done.stderr or done.stdout).strip()[-300:]}"
+    return None
+
+
 def peer_tools() -> dict[str, Callable[[str, float, float, float], Cell]]:
     tools: dict[str, Callable[[str, float, float, float], Cell]] = {"gilx": gilx_cell}
     try:
@@ -174,15 +228,20 @@ def peer_tools() -> dict[str, Callable[[str, float, float, float], Cell]]:
         tools["gilknocker"] = gilknocker_cell
     except ImportError:
         print('\ngilknocker is not installed (pip install "gilx[peers]"): not measured')
-    problem = pyspy_problem()
-    if problem is None:
-        tools["py-spy"] = pyspy_cell
-    else:
-        print(f"\n{problem}: not measured")
+    for name, problem, cell in (
+        ("py-spy", pyspy_problem(), pyspy_cell),
+        ("gil_load", gil_load_problem(), gil_load_cell),
+    ):
+        if problem is None:
+            tools[name] = cell
+        else:
+            print(f"\n{problem}: {name} not measured")
     return tools
 
 
-def error_table(seconds: float = SECONDS, tools: tuple[str, ...] | None = None) -> dict[str, object]:
+def error_table(
+    seconds: float = SECONDS, tools: tuple[str, ...] | None = None
+) -> dict[str, object]:
     available = peer_tools()
     chosen = {n: c for n, c in available.items() if tools is None or n in tools}
     rows = []
@@ -254,7 +313,8 @@ def print_table(result: dict[str, object]) -> None:
         cells += f"  {g['noise']:5.3f}  {g['late_share']:5.3f}  {g['other_cores']:6.2f}"
         if g["disturbed"]:
             cells += "  ! disturbed: not judged"
-        print(f"{r['kind']:5}  {r['period_ms']:3.0f} ms  {r['hold']:4.2f}  {g['truth']:5.3f}{cells}")
+        where = f"{r['kind']:5}  {r['period_ms']:3.0f} ms  {r['hold']:4.2f}"
+        print(f"{where}  {g['truth']:5.3f}{cells}")
     worst = result["worst_abs_error"]
     every = result["worst_abs_error_all_cells"]
     by_kind = result["worst_abs_error_by_kind"]

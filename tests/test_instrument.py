@@ -9,6 +9,7 @@ numbers are in benchmarks/test_instrument.py.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -244,3 +245,158 @@ def test_the_c_loop_gives_its_thread_back_its_timer_slack():
     token.cancel()
     _core.heartbeat_run(totals, 1_000_000, token, 1, -1)
     assert prctl(pr_get_timerslack, 0, 0, 0, 0) == before
+
+
+# ---------------------------------------------------------------------------
+# Ground truth that blocks: duty_block
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["sleep", "poll"])
+def test_duty_block_reports_what_it_held(how):
+    held, total = _core.duty_block(0.03, 1.0, 0.005, how)
+    assert held == pytest.approx(total, rel=0.01)
+    held, total = _core.duty_block(0.03, 0.0, 0.005, how)
+    assert held < total / 2
+    held, total = _core.duty_block(0.05, 0.5, 0.01, how)
+    assert 0.0 < held < total
+
+
+@pytest.mark.parametrize("how", ["sleep", "poll"])
+def test_duty_block_releases_the_gil_while_it_blocks(how):
+    # A Python thread beside it gets work done during the blocking phases.
+    done = []
+
+    def spin() -> None:
+        end = time.perf_counter() + 0.1
+        n = 0
+        while time.perf_counter() < end:
+            n += 1
+        done.append(n)
+
+    t = threading.Thread(target=spin)
+    t.start()
+    _core.duty_block(0.1, 0.0, 0.01, how)
+    t.join()
+    assert done[0] > 1000
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        ((0.0, 0.5, 0.001, "sleep"), ValueError, "seconds"),
+        ((float("nan"), 0.5, 0.001, "sleep"), ValueError, "seconds"),
+        ((0.1, 1.5, 0.001, "poll"), ValueError, "hold"),
+        ((0.1, 0.5, 0.0, "sleep"), ValueError, "period"),
+        ((0.1, 0.5, 0.001, "spin"), ValueError, "'sleep' or 'poll'"),
+        ((0.1, 0.5, 0.001, 3), TypeError, "str"),
+        (("1", 0.5, 0.001, "sleep"), TypeError, "real number"),
+    ],
+)
+def test_duty_block_refuses_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        _core.duty_block(*args)
+
+
+def test_duty_block_refuses_a_cancel_that_is_not_a_token():
+    with pytest.raises(TypeError, match="CancelToken"):
+        _core.duty_block(0.01, 0.5, 0.005, "sleep", cancel=object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("how", ["sleep", "poll"])
+def test_duty_block_stops_soon_when_cancelled_in_a_long_blocking_phase(how):
+    token = _core.CancelToken(timeout=0.05)
+    start = time.perf_counter()
+    with pytest.raises(gilx.Cancelled):
+        _core.duty_block(30.0, 0.0, 30.0, how, cancel=token)
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="signals to the main thread: POSIX")
+def test_duty_block_stops_with_keyboard_interrupt_in_a_long_blocking_phase():
+    import signal
+
+    timer = threading.Timer(0.05, os.kill, args=(os.getpid(), signal.SIGINT))
+    timer.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _core.duty_block(30.0, 0.0, 30.0, "sleep")
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - start < 1.0
+
+
+# ---------------------------------------------------------------------------
+# What the meter saw: every reading says it, and flags a starved heartbeat
+# ---------------------------------------------------------------------------
+
+
+def test_a_reading_carries_what_the_meter_saw():
+    with gilx.watch() as w:
+        _core.duty_block(0.1, 0.25, 0.004, "sleep")
+    d = w.to_dict()
+    assert isinstance(d["disturbed"], bool) and d["disturbed"] == w.disturbed
+    meter = d["meter"]
+    assert 0.0 <= meter["late_share"] <= 1.0 and 0.0 <= meter["missed_share"] <= 1.0
+    if sys.platform.startswith("linux"):
+        assert meter["other_cores"] >= 0.0 and meter["steal_cores"] >= 0.0
+    assert meter["heartbeat_priority"] in ("fifo", "normal")
+
+
+def test_a_reading_with_many_late_instants_is_disturbed():
+    from gilx.instrument import LATE_SHARE_DISTURBED, Tally
+
+    def tally(late: int) -> Tally:
+        return Tally(1.0, 1000, 500, 0, late, 1000, 1000, 0, (0,) * LatencyHistogram.SIZE)
+
+    few = tally(int(1000 * LATE_SHARE_DISTURBED)).reading()
+    many = tally(int(1000 * LATE_SHARE_DISTURBED) + 10).reading()
+    assert not few.disturbed and few.late_share == pytest.approx(LATE_SHARE_DISTURBED)
+    assert many.disturbed == GIL  # without a GIL there is nothing to mislabel
+
+
+def test_tallies_add_up():
+    from gilx.instrument import Tally
+
+    with Heartbeat() as heart:
+        a = heart.snapshot()
+        time.sleep(0.02)
+        b = heart.snapshot()
+        time.sleep(0.02)
+        c = heart.snapshot()
+    whole = Tally.between(a, c)
+    parts = Tally.between(a, b) + Tally.between(b, c)
+    assert parts.samples == whole.samples and parts.waits == whole.waits
+    assert parts.seconds == pytest.approx(whole.seconds)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="no scheduling classes here")
+def test_the_heartbeat_gives_its_thread_back_its_scheduling():
+    # Where it may, the heartbeat asks for real-time scheduling; the thread must end with
+    # its own policy back (the thread ends anyway, but a pool could reuse it).
+    from gilx.instrument import _realtime_priority
+
+    result: list[object] = []
+
+    def run() -> None:
+        before = os.sched_getscheduler(0)
+        restore = _realtime_priority()
+        during = os.sched_getscheduler(0)
+        if restore is not None:
+            restore()
+        result.extend([before, during, os.sched_getscheduler(0), restore is not None])
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    before, during, after, raised = result
+    assert after == before
+    assert (during == os.SCHED_FIFO) == raised
+
+
+def test_a_heartbeat_told_not_to_ask_for_priority_runs_normal():
+    heart = Heartbeat(realtime=False)
+    with heart:
+        time.sleep(0.01)
+    assert heart.priority == "normal"
