@@ -169,20 +169,21 @@ def pyspy_problem() -> str | None:
 
 # gil_load needs its library preloaded (LD_PRELOAD) before the interpreter starts, so its
 # cells run in a child process started as `python -m gil_load`, which sets that up.
-_GIL_LOAD_CELL = """
+_GIL_LOAD_CELL = f"""
 import json, sys
+INTERVAL = {DEFAULT_INTERVAL!r}
 import gil_load
 from gilx import _core
 kind, hold, period, seconds = sys.argv[1], *map(float, sys.argv[2:])
 gil_load.init()
-gil_load.start(av_sample_interval=%r)
+gil_load.start(av_sample_interval=INTERVAL)
 if kind == "spin":
     held, total = _core.duty_cycle(seconds, hold, period)
 else:
     held, total = _core.duty_block(seconds, hold, period, kind)
 gil_load.stop()
-print(json.dumps({"estimate": gil_load.get()[0]["held"], "truth": held / total}))
-""" % DEFAULT_INTERVAL
+print(json.dumps({{"estimate": gil_load.get()[0]["held"], "truth": held / total}}))
+"""
 
 
 def gil_load_cell(kind: str, hold: float, period: float, seconds: float) -> Cell:

@@ -28,7 +28,7 @@ at load time beyond pytest itself: gilx is imported only when a test is watched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -236,7 +236,7 @@ def _gil_watch_marker(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, None]:
     """After the test function: its limits, if it has any, judged on its reading."""
     outcome = yield
     record = pyfuncitem.stash.get(_ITEM, None)
