@@ -354,6 +354,27 @@ def test_a_reading_with_many_late_instants_is_disturbed():
     many = tally(int(1000 * LATE_SHARE_DISTURBED) + 10).reading()
     assert not few.disturbed and few.late_share == pytest.approx(LATE_SHARE_DISTURBED)
     assert many.disturbed == GIL  # without a GIL there is nothing to mislabel
+    assert not few.disturbances()
+    if GIL:
+        assert "waited for a CPU" in many.disturbances()[0]
+
+
+def test_a_reading_while_others_took_the_cpu_it_needed_is_disturbed():
+    from gilx.instrument import Tally
+    from gilx.machine import CpuUse
+
+    counts = Tally(1.0, 1000, 500, 0, 0, 1000, 1000, 0, (0,) * LatencyHistogram.SIZE)
+    # 2 cores; this process used one of them; others used the other one: nothing taken.
+    beside = counts.reading(CpuUse(1.0, 2, other_cores=1.0, own_cores=1.0, steal_cores=0.0))
+    # ... others used 1.6 cores: 0.6 of the core this process needed.
+    crowded = counts.reading(CpuUse(1.0, 2, other_cores=1.6, own_cores=1.0, steal_cores=0.0))
+    stolen = counts.reading(CpuUse(1.0, 2, other_cores=0.1, own_cores=1.0, steal_cores=0.1))
+    assert not beside.disturbed
+    assert crowded.disturbed == GIL and stolen.disturbed == GIL
+    if GIL:
+        assert "other processes took 60%" in crowded.disturbances()[0]
+        assert "steal" in stolen.disturbances()[0]
+    assert crowded.to_dict()["meter"]["others_share_of_needed"] == pytest.approx(0.6)
 
 
 def test_tallies_add_up():

@@ -261,10 +261,11 @@ class Tally:
 
         late_share = self.late / samples if samples else 0.0
         steal = cpu.steal_cores if cpu is not None else None
+        others_share = _others_share(cpu) if cpu is not None else None
         disturbed = has_gil and (
             late_share > LATE_SHARE_DISTURBED
             or (steal is not None and steal > STEAL_CORES_DISTURBED)
-            or (cpu is not None and _others_share(cpu) > OTHERS_SHARE_DISTURBED)
+            or (others_share is not None and others_share > OTHERS_SHARE_DISTURBED)
         )
         return Reading(
             seconds=self.seconds,
@@ -278,6 +279,7 @@ class Tally:
             late=self.late,
             other_cores=cpu.other_cores - cpu.steal_cores if cpu is not None else None,
             steal_cores=steal,
+            others_share=others_share,
             priority=priority,
             disturbed=disturbed,
         )
@@ -329,8 +331,24 @@ class Reading:
     late: int = 0
     other_cores: float | None = None
     steal_cores: float | None = None
+    others_share: float | None = None
     priority: str = "normal"
     disturbed: bool = False
+
+    def disturbances(self) -> list[str]:
+        """Why the reading is disturbed, in words (empty when it is not)."""
+        if not self.disturbed:
+            return []
+        why = []
+        if self.late_share > LATE_SHARE_DISTURBED:
+            why.append(f"the heartbeat waited for a CPU at {self.late_share:.1%} of the instants")
+        if self.steal_cores is not None and self.steal_cores > STEAL_CORES_DISTURBED:
+            why.append(f"the hypervisor took {self.steal_cores:.2f} cores (steal)")
+        if self.others_share is not None and self.others_share > OTHERS_SHARE_DISTURBED:
+            why.append(
+                f"other processes took {self.others_share:.0%} of the CPU time this one needed"
+            )
+        return why
 
     @property
     def missed_share(self) -> float:
@@ -355,6 +373,7 @@ class Reading:
                 "late_share": self.late_share,
                 "other_cores": self.other_cores,
                 "steal_cores": self.steal_cores,
+                "others_share_of_needed": self.others_share,
                 "heartbeat_priority": self.priority,
             },
             "disturbed": self.disturbed,

@@ -266,10 +266,7 @@ def _limit_problem(
     held = reading.hold_fraction
     where = f"the GIL was held {held:.1%} of the time ({covers}, {reading.samples} instants)"
     if reading.disturbed:
-        return (
-            f"gil_watch: no verdict: the heartbeat could not get a CPU in time"
-            f" ({reading.late_share:.1%} of the instants late); {where}"
-        )
+        return f"gil_watch: no verdict ({'; '.join(reading.disturbances())}); {where}"
     if max_hold is not None and held > max_hold:
         return f"gil_watch: {where}, more than max_hold={max_hold:.1%}"
     if min_hold is not None and held < min_hold:
@@ -284,7 +281,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("gilx: the GIL in watched tests")
     for record in records:
         reading, covers = record.reading()
-        flag = "  [disturbed: heartbeat late for a CPU]" if reading.disturbed else ""
+        flag = f"  [disturbed: {'; '.join(reading.disturbances())}]" if reading.disturbed else ""
         rounds = f" x{record.round_count}" if record.rounds is not None else ""
         terminalreporter.write_line(
             f"{record.nodeid}: GIL held {reading.hold_fraction:.1%}"

@@ -181,7 +181,7 @@ def report_text(w: Watch) -> str:
         )
     if r.disturbed:
         lines.append(
-            "  disturbed: the heartbeat could not get a CPU in time; the share held may be off"
+            f"  disturbed: {'; '.join(r.disturbances())}: the share held may be off; run again"
         )
     return "\n".join(lines)
 
