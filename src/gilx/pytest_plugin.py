@@ -36,6 +36,7 @@ import pytest
 
 if TYPE_CHECKING:
     from gilx.instrument import Reading, Tally
+    from gilx.machine import CpuMeter, CpuUse
     from gilx.watch import Watch
 
 _MARKER_ARGS = ("interval", "max_hold", "min_hold")
@@ -51,6 +52,9 @@ class _Watched:
     min_hold: float | None
     rounds: Tally | None = None
     round_count: int = 0
+    # What the rest of the machine used from the benchmark's first run of the function on.
+    meter: CpuMeter | None = None
+    rounds_cpu: CpuUse | None = None
     benchmarked: bool = False
     final: Reading | None = None
     checks: list[str] = field(default_factory=list)
@@ -58,9 +62,10 @@ class _Watched:
     def reading(self) -> tuple[Reading, str]:
         """The reading that describes the test, and what it covers."""
         if self.rounds is not None:
-            return self.rounds.reading(self.watch.cpu_use(), self.watch.priority), (
-                "benchmark rounds"
-            )
+            cpu = self.rounds_cpu
+            if cpu is None and self.meter is not None:
+                cpu = self.meter.stop()
+            return self.rounds.reading(cpu, self.watch.priority), "benchmark rounds"
         return self.final or self.watch.reading(), "test body"
 
 
@@ -169,6 +174,8 @@ def gil_watch(request: pytest.FixtureRequest) -> Iterator[Watch]:
         request.node.stash[_ITEM] = record
         yield w
     record.final = w.reading()
+    if record.meter is not None:
+        record.rounds_cpu = record.meter.stop()
     request.config.stash[_RECORDS].append(record)
     if bench is not None:
         reading, covers = record.reading()
@@ -190,6 +197,7 @@ def _watch_rounds(bench: Any, w: Watch, record: _Watched) -> bool:
     the runner call just before each ``update`` is a round.
     """
     from gilx.instrument import Tally
+    from gilx.machine import CpuMeter
 
     make_runner = getattr(bench, "_make_runner", None)
     make_stats = getattr(bench, "_make_stats", None)
@@ -201,6 +209,9 @@ def _watch_rounds(bench: Any, w: Watch, record: _Watched) -> bool:
         runner = make_runner(*args, **kwargs)
 
         def watched_runner(*r_args: Any, **r_kwargs: Any) -> Any:
+            if record.meter is None:
+                record.meter = CpuMeter()
+                record.meter.start()
             before = w.snapshot()
             try:
                 return runner(*r_args, **r_kwargs)
