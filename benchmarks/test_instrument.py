@@ -116,7 +116,7 @@ def pyspy_cell(kind: str, hold: float, period: float, seconds: float) -> Cell:
     does (``--idle``: also if that thread is off its CPU).  Its estimate is the share of
     samples written.  ``--nonblocking``: without it py-spy stops the process for each
     sample, and the duty cycle's own clock would count the stops.  The duty cycle runs in a
-    thread, starting before py-spy and ending after it, so every sample falls inside it.
+    thread, started once py-spy samples and lasting a second longer than its sampling.
     """
     import shutil
     import subprocess
@@ -133,17 +133,23 @@ def pyspy_cell(kind: str, hold: float, period: float, seconds: float) -> Cell:
     )
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "raw.txt")
-        worker.start()
-        time.sleep(0.1)
-        done = subprocess.run(
+        spy = subprocess.Popen(
             [exe, "record", "--pid", str(os.getpid()), "--gil", "--idle", "--nonblocking",
              "--rate", str(PYSPY_RATE), "--duration", str(duration), "--format", "raw",
              "--output", out],
-            capture_output=True, text=True, timeout=duration + 30,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        worker.join()
-        if done.returncode != 0 or not os.path.exists(out):
-            raise RuntimeError(f"py-spy failed: {(done.stderr or done.stdout).strip()[-300:]}")
+        # py-spy says "Sampling process ..." once it samples.  Only then the duty cycle: a
+        # call holding the GIL would keep this thread from reading (or starting) anything.
+        assert spy.stdout is not None
+        first = spy.stdout.readline()
+        worker.start()
+        try:
+            rest, _ = spy.communicate(timeout=duration + 30)
+        finally:
+            worker.join()
+        if spy.returncode != 0 or not os.path.exists(out):
+            raise RuntimeError(f"py-spy failed: {(first + rest).strip()[-300:]}")
         with open(out, encoding="utf-8") as f:
             written = sum(int(line.rsplit(" ", 1)[1]) for line in f if line.strip())
     held, total = result[0]

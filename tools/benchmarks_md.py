@@ -486,21 +486,37 @@ def instrument_section(benches: list[Bench]) -> list[str]:
                      f"{late:.3f}" if late is not None else "-",
                      ("-" if other is None else f"{other:.2f}") + judged))
     load = result.get("load_average")
+    blocking = any(r.get("kind", "spin") != "spin" for r in result["rows"])
+    if blocking:
+        what = ("`_core.duty_cycle` holds the GIL for a known share of each period and releases "
+                "it for the rest, spinning (`spin`); `_core.duty_block` does the same with a "
+                "release that blocks, as real code does: `sleep` (nanosleep) or `poll` (poll() "
+                "on a pipe, with a timeout).")
+        judged = ("A cell the instrument flags as disturbed (`Reading.disturbed`: more than 3 % "
+                  "of its instants late, steal above 0.03 cores, or other processes taking more "
+                  "than 3 % of the CPU time the watched process needed) was measured again once, "
+                  "and is not judged if it stayed so.")
+    else:
+        what = ("`_core.duty_cycle` holds the GIL for a known share of each period and releases "
+                "it for the rest.")
+        judged = (f"A cell above {result.get('disturbed_above_cores', '-')} cores was measured "
+                  "again once, and is not judged if it stayed disturbed.")
+    peers = []
+    if "py-spy" in tools:
+        peers.append("py-spy's estimate is the share of its `record --gil` samples (1000 a "
+                     "second, from outside) in which a thread held the GIL")
+    if "gil_load" in tools:
+        peers.append("gil_load's is its `held` share (a child process under its LD_PRELOAD, "
+                     "sampling every 1 ms on average)")
     return [
         "## The GIL instrument: how close is the hold fraction?", "",
-        "`_core.duty_cycle` holds the GIL for a known share of each period and releases it for "
-        "the rest, spinning (`spin`); `_core.duty_block` does the same with a release that "
-        "blocks, as real code does: `sleep` (nanosleep) or `poll` (poll() on a pipe, with a "
-        "timeout). Each tool watches the same kind of run, one after the other, for "
+        f"{what} Each tool watches the same kind of run, one after the other, for "
         f"{result['seconds_per_cell']} s a cell. Error = estimate - the time really held "
-        "(benchmarks/test_instrument.py); py-spy's estimate is the share of its "
-        "`record --gil` samples (1000 a second, from outside) in which a thread held the GIL. "
+        "(benchmarks/test_instrument.py)" + "".join(f"; {p}" for p in peers) + ". "
         "gilx noise = the standard error its number of samples allows, "
         "sqrt(p (1 - p) / samples); late = the share of gilx's instants at which its "
         "heartbeat was waiting for a CPU; others = cores that other processes and the "
-        "hypervisor (steal time) took during gilx's cell. A cell the instrument flags as "
-        "disturbed (late share above 3 %, or steal) was measured again once, and is not "
-        "judged if it stayed so."
+        f"hypervisor (steal time) took during gilx's cell. {judged}"
         + (f" Heartbeat priority: {result['heartbeat_priority']}."
            if result.get("heartbeat_priority") else "")
         + (f" Load average at the end: {', '.join(f'{x:.2f}' for x in load)}." if load else ""),
