@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+import gilx
+
 pytest_plugins = ["pytester"]
 
 
@@ -118,6 +120,7 @@ def test_a_benchmark_that_is_disabled_stores_the_whole_test_under_its_own_key(py
     result.assert_outcomes(passed=2)
 
 
+@pytest.mark.skipif(not gilx.gil_enabled(), reason="no GIL: nothing is held, no limit to pass")
 def test_the_marker_watches_without_the_fixture_and_judges_its_limit(pytester):
     pytester.makepyfile(
         """
