@@ -645,6 +645,7 @@ duty_cycle(PyObject *module, PyObject *args)
  * ------------------------------------------------------------------------ */
 #if !defined(_WIN32)
 #  include <poll.h>
+#  include <unistd.h>       /* pipe, close */
 #endif
 
 enum { GILX_BLOCK_SLEEP, GILX_BLOCK_POLL };
