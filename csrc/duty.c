@@ -26,6 +26,10 @@
  *     after a released phase may be late (another thread has it), so the
  *     true share can differ a little from `hold`, and the instrument is
  *     compared with what happened, not with what was asked.
+ *
+ *   duty_block(seconds, hold, period, how): the same, with a release phase
+ *     that blocks in the kernel (nanosleep, or poll() on a pipe) as real
+ *     code does, instead of spinning.
  */
 #include "gilx.h"
 

@@ -56,6 +56,19 @@ share of each period): without these, the estimate read 0.03-0.09 too high at
 2-5 ms periods; with them, within the sampling noise
 (benchmarks/test_instrument.py).
 
+**Getting a CPU in time.**  All of this assumes the heartbeat runs at its
+instants.  A thread that blocks (sleep, select, a read) leaves its CPU, and
+Linux then often runs it and the heartbeat on the same CPU: a heartbeat due
+during a hold waits in the run queue until the holder blocks again, just
+after it let go of the GIL, and the held instant reads free (1 ms holds
+between 3 ms sleeps read 0.02 for a true 0.23).  So the heartbeat's thread
+asks for real-time scheduling (SCHED_FIFO, lowest priority) where the
+process may (:func:`_realtime_priority`), and the loop counts the instants
+at which it was waiting for a CPU anyway (``late``, from the run-queue
+time).  A reading with too many late instants, with steal time, or taken
+while other processes took CPU time the watched process needed is marked
+``disturbed`` (:class:`Reading`).
+
 **Bounded memory.**  Only running totals are kept (instants sampled / held /
 missed, beats, the heartbeat's own GIL time) and a fixed-size latency
 histogram (:class:`LatencyHistogram`), in one array; a :class:`Snapshot`
