@@ -481,7 +481,8 @@ def instrument_section(benches: list[Bench]) -> list[str]:
             judged = " (not judged)" if limit is not None and other > limit else ""
         rows.append((r.get("kind", "spin"), f"{r['period_ms']:.0f} ms", f"{r['hold']:.2f}",
                      f"{g['truth']:.3f}",
-                     *(f"{r[t]['error']:+.3f}" for t in tools),
+                     *(f"{r[t]['error']:+.3f}" if r[t].get("error") is not None
+                       else r[t].get("failed", "failed") for t in tools),
                      f"{noise:.3f}" if noise is not None else "-",
                      f"{late:.3f}" if late is not None else "-",
                      ("-" if other is None else f"{other:.2f}") + judged))
