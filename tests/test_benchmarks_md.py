@@ -206,3 +206,42 @@ def test_convoy_option(tmp_path: Path) -> None:
     assert bmd.main([str(RUN), "--convoy", str(convoy), "--convoy", str(convoy),
                      "-o", str(out)]) == 0
     assert out.read_text(encoding="utf-8").count("`count_nogil` | worker thread") == 2
+
+def instrument_bench(rows: list[dict[str, Any]], worst: float) -> Any:
+    result = {
+        "rows": rows,
+        "worst_abs_error": {"gilx": worst, "py-spy": 0.2},
+        "worst_abs_error_all_cells": {"gilx": 0.3, "py-spy": 0.2},
+        "worst_abs_error_by_kind": {"spin": {"gilx": worst}, "sleep": {"gilx": worst}},
+        "disturbed_cells": 1,
+        "seconds_per_cell": 6.0,
+        "heartbeat_priority": "fifo",
+        "load_average": [0.1, 0.2, 0.3],
+    }
+    return bmd.Bench.from_json({
+        "group": "instrument", "name": "test_hold_fraction_error",
+        "stats": {"median": 1.0, "iqr": 0.0, "min": 1.0, "max": 1.0, "rounds": 1},
+        "extra_info": {"instrument_error": result, "foreign_cpu": 0.0},
+    })
+
+
+def cell(error: float, disturbed: bool = False) -> dict[str, Any]:
+    return {"estimate": 0.25 + error, "truth": 0.25, "error": error, "noise": 0.006,
+            "late_share": 0.001, "other_cores": 0.01, "disturbed": disturbed}
+
+
+def test_the_instrument_table_shows_blocking_releases_and_what_was_not_judged():
+    rows = [
+        {"kind": "spin", "period_ms": 5.0, "hold": 0.25, "gilx": cell(0.01), "py-spy": cell(0.1)},
+        {"kind": "sleep", "period_ms": 4.0, "hold": 0.25, "gilx": cell(0.3, disturbed=True),
+         "py-spy": cell(-0.2)},
+    ]
+    bench = instrument_bench(rows, worst=0.01)
+    text = "\n".join(bmd.instrument_section([bench]))
+    assert "| spin | 5 ms | 0.25 | 0.250 | +0.010 | +0.100 |" in text
+    assert "| sleep | 4 ms | 0.25 | 0.250 | +0.300 | -0.200 |" in text
+    assert "(disturbed: not judged)" in text and "py-spy's estimate" in text
+    (target,) = bmd.instrument_target_rows([bench])
+    assert "spin and that block: <= 0.03" in target[0] and target[2] == "met"
+    (missed,) = bmd.instrument_target_rows([instrument_bench(rows, worst=0.04)])
+    assert missed[2] == "**missed**"

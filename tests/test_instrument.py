@@ -9,6 +9,7 @@ numbers are in benchmarks/test_instrument.py.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -19,7 +20,7 @@ from conftest import retry
 
 import gilx
 from gilx import _core
-from gilx.instrument import Heartbeat, LatencyHistogram, check_interval
+from gilx.instrument import HEARTBEAT_SLOTS, Heartbeat, LatencyHistogram, check_interval
 
 GIL = gilx.gil_enabled()
 ATTEMPTS = 4
@@ -115,7 +116,7 @@ def test_memory_stays_bounded_however_long_it_runs():
     assert snap.beats > 50
     assert len(snap.waits) == LatencyHistogram.SIZE
     assert sum(snap.waits) == snap.beats
-    assert len(heart._totals) == 7 + LatencyHistogram.SIZE  # the only store: fixed size
+    assert len(heart._totals) == 8 + LatencyHistogram.SIZE  # the only store: fixed size
 
 
 def test_the_heartbeat_measures_its_own_cost():
@@ -212,7 +213,7 @@ def test_duty_cycle_reports_what_it_held():
 def test_the_c_loop_refuses_bad_arguments():
     from array import array
 
-    totals = array("Q", bytes(8 * (8 + LatencyHistogram.SIZE - 1)))
+    totals = array("Q", bytes(8 * HEARTBEAT_SLOTS))
     token = _core.CancelToken()
     with pytest.raises(ValueError, match="interval_ns"):
         _core.heartbeat_run(totals, 10, token, 1, -1)
@@ -240,7 +241,7 @@ def test_the_c_loop_gives_its_thread_back_its_timer_slack():
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     before = prctl(pr_get_timerslack, 0, 0, 0, 0)
     assert before > 1
-    totals = array("Q", bytes(8 * (8 + LatencyHistogram.SIZE - 1)))
+    totals = array("Q", bytes(8 * HEARTBEAT_SLOTS))
     token = _core.CancelToken()
     token.cancel()
     _core.heartbeat_run(totals, 1_000_000, token, 1, -1)
@@ -261,7 +262,7 @@ def test_the_c_loop_stops_at_its_tokens_deadline(interval_ns):
     # deadline, not only the flag (it read only the flag, and ran on for ever).
     from array import array
 
-    totals = array("Q", bytes(8 * (8 + LatencyHistogram.SIZE - 1)))
+    totals = array("Q", bytes(8 * HEARTBEAT_SLOTS))
     token = _core.CancelToken(timeout=0.05)
     stopped = threading.Event()
 
@@ -309,3 +310,178 @@ def test_duty_cycle_with_a_long_period_stays_interruptible(hold):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+# ---------------------------------------------------------------------------
+# Ground truth that blocks: duty_block
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["sleep", "poll"])
+def test_duty_block_reports_what_it_held(how):
+    held, total = _core.duty_block(0.03, 1.0, 0.005, how)
+    assert held == pytest.approx(total, rel=0.01)
+    held, total = _core.duty_block(0.03, 0.0, 0.005, how)
+    assert held < total / 2
+    held, total = _core.duty_block(0.05, 0.5, 0.01, how)
+    assert 0.0 < held < total
+
+
+@pytest.mark.parametrize("how", ["sleep", "poll"])
+def test_duty_block_releases_the_gil_while_it_blocks(how):
+    # A Python thread beside it gets work done during the blocking phases.
+    done = []
+
+    def spin() -> None:
+        end = time.perf_counter() + 0.1
+        n = 0
+        while time.perf_counter() < end:
+            n += 1
+        done.append(n)
+
+    t = threading.Thread(target=spin)
+    t.start()
+    _core.duty_block(0.1, 0.0, 0.01, how)
+    t.join()
+    assert done[0] > 1000
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        ((0.0, 0.5, 0.001, "sleep"), ValueError, "seconds"),
+        ((float("nan"), 0.5, 0.001, "sleep"), ValueError, "seconds"),
+        ((0.1, 1.5, 0.001, "poll"), ValueError, "hold"),
+        ((0.1, 0.5, 0.0, "sleep"), ValueError, "period"),
+        ((0.1, 0.5, 0.001, "spin"), ValueError, "'sleep' or 'poll'"),
+        ((0.1, 0.5, 0.001, 3), TypeError, "str"),
+        (("1", 0.5, 0.001, "sleep"), TypeError, "real number"),
+    ],
+)
+def test_duty_block_refuses_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        _core.duty_block(*args)
+
+
+def test_duty_block_refuses_a_cancel_that_is_not_a_token():
+    with pytest.raises(TypeError, match="CancelToken"):
+        _core.duty_block(0.01, 0.5, 0.005, "sleep", cancel=object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("how", ["sleep", "poll"])
+def test_duty_block_stops_soon_when_cancelled_in_a_long_blocking_phase(how):
+    token = _core.CancelToken(timeout=0.05)
+    start = time.perf_counter()
+    with pytest.raises(gilx.Cancelled):
+        _core.duty_block(30.0, 0.0, 30.0, how, cancel=token)
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="signals to the main thread: POSIX")
+def test_duty_block_stops_with_keyboard_interrupt_in_a_long_blocking_phase():
+    import signal
+
+    timer = threading.Timer(0.05, os.kill, args=(os.getpid(), signal.SIGINT))
+    timer.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _core.duty_block(30.0, 0.0, 30.0, "sleep")
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - start < 1.0
+
+
+# ---------------------------------------------------------------------------
+# What the meter saw: every reading says it, and flags a starved heartbeat
+# ---------------------------------------------------------------------------
+
+
+def test_a_reading_carries_what_the_meter_saw():
+    with gilx.watch() as w:
+        _core.duty_block(0.1, 0.25, 0.004, "sleep")
+    d = w.to_dict()
+    assert isinstance(d["disturbed"], bool) and d["disturbed"] == w.disturbed
+    meter = d["meter"]
+    assert 0.0 <= meter["late_share"] <= 1.0 and 0.0 <= meter["missed_share"] <= 1.0
+    if sys.platform.startswith("linux"):
+        assert meter["other_cores"] >= 0.0 and meter["steal_cores"] >= 0.0
+    assert meter["heartbeat_priority"] in ("fifo", "normal")
+
+
+def test_a_reading_with_many_late_instants_is_disturbed():
+    from gilx.instrument import LATE_SHARE_DISTURBED, Tally
+
+    def tally(late: int) -> Tally:
+        return Tally(1.0, 1000, 500, 0, late, 1000, 1000, 0, (0,) * LatencyHistogram.SIZE)
+
+    few = tally(int(1000 * LATE_SHARE_DISTURBED)).reading()
+    many = tally(int(1000 * LATE_SHARE_DISTURBED) + 10).reading()
+    assert not few.disturbed and few.late_share == pytest.approx(LATE_SHARE_DISTURBED)
+    assert many.disturbed == GIL  # without a GIL there is nothing to mislabel
+    assert not few.disturbances()
+    if GIL:
+        assert "waited for a CPU" in many.disturbances()[0]
+
+
+def test_a_reading_while_others_took_the_cpu_it_needed_is_disturbed():
+    from gilx.instrument import Tally
+    from gilx.machine import CpuUse
+
+    counts = Tally(1.0, 1000, 500, 0, 0, 1000, 1000, 0, (0,) * LatencyHistogram.SIZE)
+    # 2 cores; this process used one of them; others used the other one: nothing taken.
+    beside = counts.reading(CpuUse(1.0, 2, other_cores=1.0, own_cores=1.0, steal_cores=0.0))
+    # ... others used 1.6 cores: 0.6 of the core this process needed.
+    crowded = counts.reading(CpuUse(1.0, 2, other_cores=1.6, own_cores=1.0, steal_cores=0.0))
+    stolen = counts.reading(CpuUse(1.0, 2, other_cores=0.1, own_cores=1.0, steal_cores=0.1))
+    assert not beside.disturbed
+    assert crowded.disturbed == GIL and stolen.disturbed == GIL
+    if GIL:
+        assert "other processes took 60%" in crowded.disturbances()[0]
+        assert "steal" in stolen.disturbances()[0]
+    assert crowded.to_dict()["meter"]["others_share_of_needed"] == pytest.approx(0.6)
+
+
+def test_tallies_add_up():
+    from gilx.instrument import Tally
+
+    with Heartbeat() as heart:
+        a = heart.snapshot()
+        time.sleep(0.02)
+        b = heart.snapshot()
+        time.sleep(0.02)
+        c = heart.snapshot()
+    whole = Tally.between(a, c)
+    parts = Tally.between(a, b) + Tally.between(b, c)
+    assert parts.samples == whole.samples and parts.waits == whole.waits
+    assert parts.seconds == pytest.approx(whole.seconds)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="no scheduling classes here")
+def test_the_heartbeat_gives_its_thread_back_its_scheduling():
+    # Where it may, the heartbeat asks for real-time scheduling; the thread must end with
+    # its own policy back (the thread ends anyway, but a pool could reuse it).
+    from gilx.instrument import _realtime_priority
+
+    result: list[object] = []
+
+    def run() -> None:
+        before = os.sched_getscheduler(0)
+        restore = _realtime_priority()
+        during = os.sched_getscheduler(0)
+        if restore is not None:
+            restore()
+        result.extend([before, during, os.sched_getscheduler(0), restore is not None])
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    before, during, after, raised = result
+    assert after == before
+    assert (during == os.SCHED_FIFO) == raised
+
+
+def test_a_heartbeat_told_not_to_ask_for_priority_runs_normal():
+    heart = Heartbeat(realtime=False)
+    with heart:
+        time.sleep(0.01)
+    assert heart.priority == "normal"

@@ -59,6 +59,20 @@ def test_json_report_is_the_last_line_of_stderr(tmp_path):
     assert set(report["latency"]) == {"p50", "p90", "p99", "max"}
 
 
+def test_json_report_has_the_schema_and_machine_block_of_the_other_commands(tmp_path):
+    from gilx import machine
+    from gilx.cli import JSON_SCHEMA
+
+    done = gilx_watch("--json", script(tmp_path, "import time\ntime.sleep(0.02)\n"))
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["schema"] == JSON_SCHEMA
+    assert set(report["machine"]) == set(machine.describe())
+    assert isinstance(report["disturbed"], bool)
+    meter = report["meter"]
+    assert {"missed_share", "late_share", "other_cores", "steal_cores"} <= set(meter)
+    assert meter["heartbeat_priority"] in ("fifo", "normal")
+
+
 def test_the_exit_status_is_the_programs(tmp_path):
     assert gilx_watch(script(tmp_path, "import sys\nsys.exit(3)\n")).returncode == 3
     done = gilx_watch(script(tmp_path, "raise SystemExit('bye')\n"))

@@ -28,6 +28,10 @@
  *     compared with what happened, not with what was asked.  However long
  *     the period, it looks for Ctrl-C every ~1 ms while it holds the GIL
  *     and every 10 ms while it does not (GILX_DUTY_HELD_CHECK_NS).
+ *
+ *   duty_block(seconds, hold, period, how): the same, with a release phase
+ *     that blocks in the kernel (nanosleep, or poll() on a pipe) as real
+ *     code does, instead of spinning.
  */
 #include "harness.h"
 
@@ -245,7 +249,10 @@ enum {
      * three bits after the leading one), from 2**10 ns up to 2**36 ns
      * (~69 s); the last bucket takes anything longer. */
     GILX_HB_BUCKETS = 1 + 8 * 26,
-    GILX_HB_SLOTS = GILX_HB_WAITS + GILX_HB_BUCKETS
+    /* After the histogram: sampled instants at which the heartbeat was
+     * waiting for a CPU (runnable, not running), so labelled late. */
+    GILX_HB_LATE = GILX_HB_WAITS + GILX_HB_BUCKETS,
+    GILX_HB_SLOTS = GILX_HB_LATE + 1
 };
 
 static Py_ssize_t
@@ -424,6 +431,16 @@ heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         int64_t awake = gilx_monotonic_ns();
         int have_stats = run_stats(fd, &delay0, &runs0) == 0;
         int64_t woke = gilx_monotonic_ns();
+        /* Late instants: the run-queue time since the last beat ended is
+         * time the heartbeat was ready but had no CPU, taken as just before
+         * it woke.  An instant in that stretch is labelled with what the
+         * heartbeat found afterwards, which may be wrong: a thread that
+         * blocks gives its CPU to the queued heartbeat just as it lets go
+         * of the GIL, so held instants read free. */
+        int64_t late_since = awake;
+        if (have_stats && last_delay >= 0 && delay0 > last_delay) {
+            late_since = awake - (delay0 - last_delay);
+        }
         /* Ask for the GIL, note when it came, and give it straight back:
          * the beat holds it for nothing longer than two clock reads. */
         Py_BLOCK_THREADS
@@ -490,6 +507,7 @@ heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
         }
         uint64_t samples = 1, held = (uint64_t)blocked, missed = 0;
+        uint64_t late_instants = (uint64_t)(target >= late_since && target < awake);
 
         /* Label the instants of the later strata that are already past. */
         stratum++;
@@ -513,11 +531,13 @@ heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             samples++;
             held += (uint64_t)(blocked && instant < freed);
             missed += (uint64_t)(instant <= woke);
+            late_instants += (uint64_t)(instant >= late_since && instant < awake);
             stratum++;
         }
         add_to(totals, GILX_HB_SAMPLES, samples);
         add_to(totals, GILX_HB_HELD, held);
         add_to(totals, GILX_HB_MISSED, missed);
+        add_to(totals, GILX_HB_LATE, late_instants);
         add_to(totals, GILX_HB_BEATS, 1);
         add_to(totals, GILX_HB_BUSY_NS, (uint64_t)(released - got));
         add_to(totals, GILX_HB_WAITS + (int)wait_bucket(wait), 1);
@@ -657,6 +677,215 @@ duty_cycle(PyObject *module, PyObject *args)
                          (double)(stop - start) / 1e9);
 }
 
+/* ------------------------------------------------------------------------
+ * Ground truth that blocks: duty_block(seconds, hold, period, how).
+ *
+ * Real code rarely releases the GIL to spin: it releases it to block, in
+ * sleep(), select() or a read.  A blocked thread leaves its CPU, and that is
+ * what makes the heartbeat's job different: the watched thread's CPU goes
+ * idle, the scheduler may put both threads on one CPU, and each hold phase
+ * begins with a wake-up.  So the same duty cycle, with a release phase that
+ * blocks in the kernel ("sleep": nanosleep; "poll": waiting for a pipe that
+ * nobody writes to, with a timeout) instead of spinning.
+ * ------------------------------------------------------------------------ */
+#if !defined(_WIN32)
+#  include <poll.h>
+#  include <unistd.h>       /* pipe, close */
+#endif
+
+enum { GILX_BLOCK_SLEEP, GILX_BLOCK_POLL };
+
+/* A release phase longer than this is cut into slices of it; between two
+ * slices the call takes the GIL back for an instant to run signal handlers
+ * and honour its CancelToken (the GIL policy's 10-50 ms).  Those instants
+ * are counted in the time it held the GIL, like every other. */
+#define GILX_BLOCK_SLICE_NS ((int64_t)20000000)
+
+/* Block (GIL released, no Python API) for `ns` nanoseconds at most, the way
+ * `how` says.  Returns 0, or -1 with errno set on a failure other than
+ * EINTR (a signal ends the wait early; the caller decides what follows). */
+static int
+block_for(int how, int read_fd, int64_t ns)
+{
+#if defined(_WIN32)
+    (void)how;
+    (void)read_fd;
+    Sleep((DWORD)((ns + 999999) / 1000000));
+    return 0;
+#else
+    struct timespec rel;
+    rel.tv_sec = (time_t)(ns / 1000000000);
+    rel.tv_nsec = (long)(ns % 1000000000);
+    if (how == GILX_BLOCK_SLEEP) {
+        if (nanosleep(&rel, NULL) != 0 && errno != EINTR) {
+            return -1;
+        }
+        return 0;
+    }
+    struct pollfd pfd;
+    pfd.fd = read_fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+#  if defined(__linux__)
+    int rc = ppoll(&pfd, 1, &rel, NULL);
+#  else
+    /* poll() counts in milliseconds: round up, the caller loops anyway. */
+    int rc = poll(&pfd, 1, (int)((ns + 999999) / 1000000));
+#  endif
+    if (rc < 0 && errno != EINTR) {
+        return -1;
+    }
+    return 0;
+#endif
+}
+
+/* One release phase, GIL released: block until `next` (monotonic ns), one
+ * slice at a time.  Returns 0 when the phase is over (or `cancel` was
+ * cancelled: the caller's check raises), 1 when it stopped early with time
+ * left (a slice of GILX_BLOCK_SLICE_NS is over, or a signal came) so that
+ * the caller can run signal handlers, -1 with errno set on a failure. */
+static int
+block_until(int how, int read_fd, int64_t next, CancelTokenObject *cancel)
+{
+    int64_t left = next - gilx_monotonic_ns();
+    if (left <= 0 || (cancel != NULL && gilx_atomic_load(&cancel->cancelled))) {
+        return 0;
+    }
+    int64_t slice = left < GILX_BLOCK_SLICE_NS ? left : GILX_BLOCK_SLICE_NS;
+    if (block_for(how, read_fd, slice) < 0) {
+        return -1;
+    }
+    /* A poll() that rounds to milliseconds may come back a little early;
+     * the loop in the caller takes it round again. */
+    return gilx_monotonic_ns() < next ? 1 : 0;
+}
+
+static PyObject *
+duty_block(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"seconds", "hold", "period", "how", "cancel", NULL};
+    double seconds, hold, period;
+    const char *how_name;
+    PyObject *cancel_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ddds|$O:duty_block", kwlist,
+                                     &seconds, &hold, &period, &how_name,
+                                     &cancel_obj)) {
+        return NULL;
+    }
+    /* `!(x > 0)` is also true for NaN. */
+    if (!(seconds > 0) || seconds > 3600.0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "duty_block: seconds must be > 0 and <= 3600");
+        return NULL;
+    }
+    if (!(hold >= 0) || hold > 1) {
+        PyErr_SetString(PyExc_ValueError,
+                        "duty_block: hold must be between 0 and 1");
+        return NULL;
+    }
+    if (!(period >= 1e-6) || period > 60.0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "duty_block: period must be >= 1e-6 and <= 60 seconds");
+        return NULL;
+    }
+    int how;
+    if (strcmp(how_name, "sleep") == 0) {
+        how = GILX_BLOCK_SLEEP;
+    }
+    else if (strcmp(how_name, "poll") == 0) {
+        how = GILX_BLOCK_POLL;
+    }
+    else {
+        PyErr_Format(PyExc_ValueError,
+                     "duty_block: how must be 'sleep' or 'poll', not '%.50s'",
+                     how_name);
+        return NULL;
+    }
+    gilx_state *state = gilx_get_state(module);
+    CancelTokenObject *cancel;
+    if (gilx_parse_cancel(state, cancel_obj, &cancel) < 0) {
+        return NULL;
+    }
+    int fds[2] = {-1, -1};
+#if defined(_WIN32)
+    if (how == GILX_BLOCK_POLL) {
+        PyErr_SetString(PyExc_ValueError,
+                        "duty_block: how='poll' needs poll(), not on Windows");
+        return NULL;
+    }
+#else
+    /* A pipe nobody writes to: poll() on its read end waits for the whole
+     * timeout, the way a thread waits for a socket that has nothing yet. */
+    if (how == GILX_BLOCK_POLL && pipe(fds) != 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+#endif
+    int64_t period_ns = (int64_t)(period * 1e9);
+    int64_t hold_ns = (int64_t)(hold * (double)period_ns);
+    int64_t start = gilx_monotonic_ns();
+    int64_t end = start + (int64_t)(seconds * 1e9);
+    int64_t held_ns = 0;
+    int64_t held_since = start;
+    PyObject *result = NULL;
+    /* The same fixed grid as duty_cycle: a hold phase that starts late (the
+     * wake-up, or another thread has the GIL) is shorter. */
+    for (int64_t phase = start; phase < end; phase += period_ns) {
+        int64_t release_at = phase + hold_ns;
+        int64_t next = phase + period_ns;
+        if (next > end) {
+            next = end;
+        }
+        if (release_at > next) {
+            release_at = next;
+        }
+        spin_until(release_at);
+        while (release_at < next) {
+            held_ns += gilx_monotonic_ns() - held_since;
+            int more;
+            Py_BEGIN_ALLOW_THREADS
+            more = block_until(how, fds[0], next, cancel);
+            Py_END_ALLOW_THREADS
+            held_since = gilx_monotonic_ns();
+            if (more < 0) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                goto done;
+            }
+            if (more == 0) {
+                break;
+            }
+            if (gilx_check_interrupts(state, cancel) < 0) {
+                goto done;
+            }
+        }
+        /* GIL held here: Ctrl-C ends the call within one period. */
+        if (gilx_check_interrupts(state, cancel) < 0) {
+            goto done;
+        }
+    }
+    int64_t stop = gilx_monotonic_ns();
+    held_ns += stop - held_since;
+    result = Py_BuildValue("(dd)", (double)held_ns / 1e9,
+                           (double)(stop - start) / 1e9);
+done:
+#if !defined(_WIN32)
+    if (fds[0] >= 0) {
+        close(fds[0]);
+        close(fds[1]);
+    }
+#endif
+    return result;
+}
+
+PyDoc_STRVAR(duty_block_doc,
+"duty_block($module, seconds, hold, period, how, /, *, cancel=None)\n"
+"--\n"
+"\n"
+"Like duty_cycle, but the release phase of each period blocks in the\n"
+"kernel instead of spinning: how='sleep' (nanosleep) or how='poll' (poll()\n"
+"on a pipe nobody writes to, with a timeout).  Return (held_seconds,\n"
+"total_seconds) as measured by the call itself.  Ctrl-C (main thread) or\n"
+"`cancel` stops it within one period or 20 ms, whichever is sooner.");
+
 PyDoc_STRVAR(duty_cycle_doc,
 "duty_cycle($module, seconds, hold, period, /)\n"
 "--\n"
@@ -687,5 +916,7 @@ PyMethodDef gilx_duty_methods[] = {
      heartbeat_run_doc},
     {"heartbeat_read", heartbeat_read, METH_O, heartbeat_read_doc},
     {"duty_cycle", duty_cycle, METH_VARARGS, duty_cycle_doc},
+    {"duty_block", (PyCFunction)(void (*)(void))duty_block,
+     METH_VARARGS | METH_KEYWORDS, duty_block_doc},
     {NULL, NULL, 0, NULL}
 };

@@ -56,6 +56,19 @@ share of each period): without these, the estimate read 0.03-0.09 too high at
 2-5 ms periods; with them, within the sampling noise
 (benchmarks/test_instrument.py).
 
+**Getting a CPU in time.**  All of this assumes the heartbeat runs at its
+instants.  A thread that blocks (sleep, select, a read) leaves its CPU, and
+Linux then often runs it and the heartbeat on the same CPU: a heartbeat due
+during a hold waits in the run queue until the holder blocks again, just
+after it let go of the GIL, and the held instant reads free (1 ms holds
+between 3 ms sleeps read 0.02 for a true 0.23).  So the heartbeat's thread
+asks for real-time scheduling (SCHED_FIFO, lowest priority) where the
+process may (:func:`_realtime_priority`), and the loop counts the instants
+at which it was waiting for a CPU anyway (``late``, from the run-queue
+time).  A reading with too many late instants, with steal time, or taken
+while other processes took CPU time the watched process needed is marked
+``disturbed`` (:class:`Reading`).
+
 **Bounded memory.**  Only running totals are kept (instants sampled / held /
 missed, beats, the heartbeat's own GIL time) and a fixed-size latency
 histogram (:class:`LatencyHistogram`), in one array; a :class:`Snapshot`
@@ -76,10 +89,15 @@ import random
 import threading
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gilx import _core
 from gilx._gilstate import gil_enabled
+
+if TYPE_CHECKING:
+    from gilx.machine import CpuUse
 
 #: The heartbeat's default period: one sampled instant per millisecond.
 DEFAULT_INTERVAL = 0.001
@@ -147,7 +165,29 @@ class LatencyHistogram:
         return max_ns
 
 
-_SLOTS = _WAITS + LatencyHistogram.SIZE
+_LATE = _WAITS + LatencyHistogram.SIZE  # after the histogram (csrc/duty.c's GILX_HB_LATE)
+HEARTBEAT_SLOTS = _LATE + 1  # the totals array's length (csrc/duty.c's GILX_HB_SLOTS)
+
+#: A reading is disturbed when more than this share of its sampled instants was
+#: labelled late (the heartbeat was waiting for a CPU at that instant): each
+#: such instant may be labelled wrong, so beyond this share the estimate can be
+#: off by more than the accuracy the benchmarks hold the instrument to.
+LATE_SHARE_DISTURBED = 0.03
+
+#: ... or when the host took more than this many cores away (steal time): a
+#: heartbeat whose CPU is stolen wakes late without queueing where Linux
+#: sees it (0.1 core of steal made 5 ms duty cycles read +0.05).
+STEAL_CORES_DISTURBED = 0.03
+
+#: ... or when other processes took more than this share of the CPU time the watched
+#: process needed (:meth:`gilx.machine.CpuUse.share_of_needed`, for the cores it used):
+#: its threads then wait for a CPU too.  A holder that lets go of the GIL while the
+#: heartbeat waits wakes the heartbeat while it still holds the GIL's mutex; a real-time
+#: heartbeat preempts it there and then waits for the mutex until the holder gets a CPU
+#: back, after the other processes' turns: milliseconds in which the GIL is free but read
+#: held (+0.2..+0.3 with a load average of 9 on 2 cores).  The heartbeat's own lateness
+#: does not show that wait, so the machine's does.
+OTHERS_SHARE_DISTURBED = 0.03
 
 
 @dataclass(frozen=True)
@@ -162,6 +202,8 @@ class Snapshot:
     busy_ns: int
     max_wait_ns: int
     waits: tuple[int, ...]
+    late: int = 0
+    priority: str = "normal"
 
     @classmethod
     def empty(cls, at: int) -> Snapshot:
@@ -169,29 +211,90 @@ class Snapshot:
 
     def since(self, earlier: Snapshot) -> Reading:
         """What happened between ``earlier`` and this snapshot."""
-        waits = tuple(a - b for a, b in zip(self.waits, earlier.waits, strict=True))
+        return Tally.between(earlier, self).reading(priority=self.priority)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The heartbeat's counts over one or more stretches of time: the difference of two
+    snapshots, or (``+``) the sum of several, e.g. the rounds of a benchmark only."""
+
+    seconds: float
+    samples: int
+    held: int
+    missed: int
+    late: int
+    beats: int
+    busy_ns: int
+    max_wait_ns: int
+    waits: tuple[int, ...]
+
+    @classmethod
+    def between(cls, earlier: Snapshot, later: Snapshot) -> Tally:
+        waits = tuple(a - b for a, b in zip(later.waits, earlier.waits, strict=True))
         if earlier.beats == 0:
-            max_ns = self.max_wait_ns
+            max_ns = later.max_wait_ns
         else:  # the window's maximum is not kept: its top bucket's edge, capped
             top = max((i for i, c in enumerate(waits) if c), default=0)
-            max_ns = min(self.max_wait_ns, round(LatencyHistogram.upper_edge_ns(top)))
-        samples = self.samples - earlier.samples
-        beats = self.beats - earlier.beats
+            max_ns = min(later.max_wait_ns, round(LatencyHistogram.upper_edge_ns(top)))
+        return cls(
+            seconds=(later.at - earlier.at) / 1e9,
+            samples=later.samples - earlier.samples,
+            held=later.held - earlier.held,
+            missed=later.missed - earlier.missed,
+            late=later.late - earlier.late,
+            beats=later.beats - earlier.beats,
+            busy_ns=later.busy_ns - earlier.busy_ns,
+            max_wait_ns=max_ns,
+            waits=waits,
+        )
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            seconds=self.seconds + other.seconds,
+            samples=self.samples + other.samples,
+            held=self.held + other.held,
+            missed=self.missed + other.missed,
+            late=self.late + other.late,
+            beats=self.beats + other.beats,
+            busy_ns=self.busy_ns + other.busy_ns,
+            max_wait_ns=max(self.max_wait_ns, other.max_wait_ns),
+            waits=tuple(a + b for a, b in zip(self.waits, other.waits, strict=True)),
+        )
+
+    def reading(self, cpu: CpuUse | None = None, priority: str = "normal") -> Reading:
+        """The reading these counts make; ``cpu``: what the rest of the machine used
+        meanwhile (None where unknown), ``priority``: the heartbeat's scheduling."""
+        samples, beats, max_ns, waits = self.samples, self.beats, self.max_wait_ns, self.waits
         has_gil = gil_enabled()
-        held = (self.held - earlier.held) / samples if samples and has_gil else 0.0
+        held = self.held / samples if samples and has_gil else 0.0
 
         def pct(q: float) -> float:
             return LatencyHistogram.percentile_ns(waits, q, max_ns) / 1e9
 
+        late_share = self.late / samples if samples else 0.0
+        steal = cpu.steal_cores if cpu is not None else None
+        others_share = _others_share(cpu) if cpu is not None else None
+        disturbed = has_gil and (
+            late_share > LATE_SHARE_DISTURBED
+            or (steal is not None and steal > STEAL_CORES_DISTURBED)
+            or (others_share is not None and others_share > OTHERS_SHARE_DISTURBED)
+        )
         return Reading(
-            seconds=(self.at - earlier.at) / 1e9,
+            seconds=self.seconds,
             hold_fraction=held,
             latency=Latency(p50=pct(0.5), p90=pct(0.9), p99=pct(0.99), max=max_ns / 1e9),
             gil_enabled=has_gil,
             samples=samples,
-            missed=self.missed - earlier.missed,
+            missed=self.missed,
             beats=beats,
-            cost_per_beat=(self.busy_ns - earlier.busy_ns) / beats / 1e9 if beats else 0.0,
+            cost_per_beat=self.busy_ns / beats / 1e9 if beats else 0.0,
+            late=self.late,
+            other_cores=cpu.other_cores - cpu.steal_cores if cpu is not None else None,
+            steal_cores=steal,
+            others_share=others_share,
+            priority=priority,
+            disturbed=disturbed,
         )
 
 
@@ -216,6 +319,18 @@ class Reading:
     by another thread (0.0 when the GIL is off).  ``samples`` / ``missed``:
     instants labelled / slept through.  ``cost_per_beat``: seconds the
     heartbeat itself held the GIL per beat.
+
+    What the meter saw: ``late``, the instants at which the heartbeat was
+    ready but waiting for a CPU (labelled with what it found afterwards);
+    ``other_cores`` and ``steal_cores``, how many cores other processes and
+    the host (steal time) used meanwhile (None where the OS does not say);
+    ``priority``, the heartbeat's scheduling (``"fifo"``: real-time, where the
+    process may ask for it; else ``"normal"``).  ``disturbed``: more than
+    ``LATE_SHARE_DISTURBED`` of the instants were late, or steal was above
+    ``STEAL_CORES_DISTURBED``, or other processes took more than
+    ``OTHERS_SHARE_DISTURBED`` of the CPU time this process needed: the
+    heartbeat, or the threads it waits on, could not get a CPU in time, and
+    the estimate may be off by more than its usual accuracy.
     """
 
     seconds: float
@@ -226,6 +341,35 @@ class Reading:
     missed: int
     beats: int
     cost_per_beat: float
+    late: int = 0
+    other_cores: float | None = None
+    steal_cores: float | None = None
+    others_share: float | None = None
+    priority: str = "normal"
+    disturbed: bool = False
+
+    def disturbances(self) -> list[str]:
+        """Why the reading is disturbed, in words (empty when it is not)."""
+        if not self.disturbed:
+            return []
+        why = []
+        if self.late_share > LATE_SHARE_DISTURBED:
+            why.append(f"the heartbeat waited for a CPU at {self.late_share:.1%} of the instants")
+        if self.steal_cores is not None and self.steal_cores > STEAL_CORES_DISTURBED:
+            why.append(f"the hypervisor took {self.steal_cores:.2f} cores (steal)")
+        if self.others_share is not None and self.others_share > OTHERS_SHARE_DISTURBED:
+            why.append(
+                f"other processes took {self.others_share:.0%} of the CPU time this one needed"
+            )
+        return why
+
+    @property
+    def missed_share(self) -> float:
+        return self.missed / self.samples if self.samples else 0.0
+
+    @property
+    def late_share(self) -> float:
+        return self.late / self.samples if self.samples else 0.0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -237,6 +381,15 @@ class Reading:
             "missed": self.missed,
             "beats": self.beats,
             "cost_per_beat": self.cost_per_beat,
+            "meter": {
+                "missed_share": self.missed_share,
+                "late_share": self.late_share,
+                "other_cores": self.other_cores,
+                "steal_cores": self.steal_cores,
+                "others_share_of_needed": self.others_share,
+                "heartbeat_priority": self.priority,
+            },
+            "disturbed": self.disturbed,
         }
 
 
@@ -250,9 +403,13 @@ class Heartbeat:
     thread at any time.
     """
 
-    def __init__(self, interval: float = DEFAULT_INTERVAL) -> None:
+    def __init__(self, interval: float = DEFAULT_INTERVAL, *, realtime: bool = True) -> None:
         self.interval = check_interval(interval)
-        self._totals = array("Q", bytes(8 * _SLOTS))
+        #: Ask for real-time scheduling for the heartbeat's thread where allowed
+        #: (see _realtime_priority); ``priority`` says what it got.
+        self.realtime = realtime
+        self.priority = "normal"
+        self._totals = array("Q", bytes(8 * HEARTBEAT_SLOTS))
         self._thread: threading.Thread | None = None
         self._cancel: _core.CancelToken | None = None
 
@@ -298,17 +455,61 @@ class Heartbeat:
             beats=t[_BEATS],
             busy_ns=t[_BUSY_NS],
             max_wait_ns=t[_MAX_WAIT_NS],
-            waits=t[_WAITS:],
+            waits=t[_WAITS:_LATE],
+            late=t[_LATE],
+            priority=self.priority,
         )
 
     def _run(self, cancel: _core.CancelToken) -> None:
         fd = _open_schedstat()
+        restore = _realtime_priority() if self.realtime else None
+        self.priority = "fifo" if restore is not None else "normal"
         try:
             seed = random.getrandbits(64)
             _core.heartbeat_run(self._totals, round(self.interval * 1e9), cancel, seed, fd)
         finally:
+            if restore is not None:
+                restore()
             if fd >= 0:
                 os.close(fd)
+
+
+def _others_share(cpu: CpuUse) -> float:
+    """The share of the CPU time this process needed that the rest of the machine took."""
+    return cpu.share_of_needed(max(1, round(cpu.own_cores)))
+
+
+def _realtime_priority() -> Callable[[], None] | None:
+    """Put the calling thread in the real-time class (SCHED_FIFO, its lowest priority) where
+    this process may; return how to put it back, or None where it may not.
+
+    Why: a thread that blocks (sleep, select, a read) leaves its CPU, and Linux then often
+    runs the watched thread and the heartbeat on the same CPU.  A heartbeat due during a hold
+    waits in the run queue until the holder blocks, so it knocks just after the GIL was let
+    go, and a held instant reads free: 1 ms holds between 3 ms sleeps read 0.02 for a true
+    0.23.  A real-time heartbeat preempts the holder at once (it holds the CPU only a few
+    microseconds per beat, asleep or waiting for the GIL otherwise): the same cells read
+    within 0.03, even with other processes using 1.5 of the 2 cores (BENCHMARKS.md).
+    Linux needs CAP_SYS_NICE or an RLIMIT_RTPRIO above 0 for it; elsewhere nothing changes
+    and readings whose heartbeat waited for a CPU are marked ``disturbed``.
+    """
+    getter = getattr(os, "sched_getscheduler", None)
+    fifo = getattr(os, "SCHED_FIFO", None)
+    if getter is None or fifo is None:
+        return None
+    try:
+        old_policy, old_param = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, fifo, os.sched_param(os.sched_get_priority_min(fifo)))
+    except OSError:  # EPERM: not allowed here
+        return None
+
+    def restore() -> None:
+        try:
+            os.sched_setscheduler(0, old_policy, old_param)
+        except OSError:
+            pass  # the thread is about to end anyway
+
+    return restore
 
 
 def _open_schedstat() -> int:

@@ -9,14 +9,17 @@
 While the block runs, a heartbeat thread (:mod:`gilx.instrument`) asks for the
 GIL at random instants and notes whether it was held and how long it waited.
 It measures the whole process, whatever thread holds the GIL.  The readings
-are live inside the block and fixed once it ends.
+are live inside the block and fixed once it ends; the final one also says
+what the rest of the machine used meanwhile, and whether the heartbeat was
+kept from its CPU (``disturbed``).
 """
 
 from __future__ import annotations
 
 from types import TracebackType
 
-from gilx.instrument import DEFAULT_INTERVAL, Heartbeat, Latency, Reading, Snapshot
+from gilx.instrument import DEFAULT_INTERVAL, Heartbeat, Latency, Reading, Snapshot, Tally
+from gilx.machine import CpuMeter, CpuUse
 
 
 class Watch:
@@ -26,6 +29,8 @@ class Watch:
         self._heart = Heartbeat(interval)
         self._start: Snapshot | None = None
         self._final: Reading | None = None
+        self._meter = CpuMeter()
+        self._cpu: CpuUse | None = None
 
     @property
     def interval(self) -> float:
@@ -33,6 +38,7 @@ class Watch:
 
     def __enter__(self) -> Watch:
         self._final = None
+        self._meter.start()
         self._start = self._heart.snapshot()
         self._heart.start()
         return self
@@ -44,7 +50,10 @@ class Watch:
         tb: TracebackType | None,
     ) -> None:
         self._heart.stop()
-        self._final = self.reading()
+        end = self._heart.snapshot()
+        self._cpu = self._meter.stop()
+        assert self._start is not None
+        self._final = Tally.between(self._start, end).reading(self._cpu, self._heart.priority)
 
     def reading(self) -> Reading:
         """The reading so far (inside the block) or of the whole block (after it)."""
@@ -53,6 +62,21 @@ class Watch:
         if self._start is None:
             raise RuntimeError("this watch has not been started: use it in a `with` block")
         return self._heart.snapshot().since(self._start)
+
+    def snapshot(self) -> Snapshot:
+        """The heartbeat's running totals now (for readings of parts of the block)."""
+        return self._heart.snapshot()
+
+    def cpu_use(self) -> CpuUse | None:
+        """What the rest of the machine used since the block began (until it ended)."""
+        if self._final is not None or self._start is None:
+            return self._cpu
+        return self._meter.stop()
+
+    @property
+    def priority(self) -> str:
+        """The heartbeat's scheduling: ``"fifo"`` (real-time) where allowed, else ``"normal"``."""
+        return self._heart.priority
 
     @property
     def seconds(self) -> float:
@@ -70,9 +94,16 @@ class Watch:
     def gil_enabled(self) -> bool:
         return self.reading().gil_enabled
 
+    @property
+    def disturbed(self) -> bool:
+        """Whether the heartbeat could not get a CPU in time (see :class:`Reading`)."""
+        return self.reading().disturbed
+
     def to_dict(self) -> dict[str, object]:
-        """``seconds``, ``hold_fraction``, ``latency`` (p50/p90/p99/max), ``gil_enabled``, and
-        the instrument's own counts (``samples``, ``missed``, ``beats``, ``cost_per_beat``)."""
+        """``seconds``, ``hold_fraction``, ``latency`` (p50/p90/p99/max), ``gil_enabled``, the
+        instrument's own counts (``samples``, ``missed``, ``beats``, ``cost_per_beat``), what
+        the meter saw (``meter``: missed and late shares, other processes' and steal cores,
+        the heartbeat's priority) and ``disturbed``."""
         return self.reading().to_dict()
 
 

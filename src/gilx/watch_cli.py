@@ -168,7 +168,31 @@ def report_text(w: Watch) -> str:
         f"  wait for the GIL: p50 {lat.p50 * 1e3:.3f} ms, p90 {lat.p90 * 1e3:.3f} ms,"
         f" p99 {lat.p99 * 1e3:.3f} ms, max {lat.max * 1e3:.3f} ms"
     )
+    if r.gil_enabled:
+        others = (
+            f"; other processes used {r.other_cores:.2f} cores, steal {r.steal_cores:.2f}"
+            if r.other_cores is not None and r.steal_cores is not None
+            else ""
+        )
+        priority = "real-time" if r.priority == "fifo" else "normal"
+        lines.append(
+            f"  heartbeat: {priority} priority, {r.late_share:.1%} of the instants late for a"
+            f" CPU, {r.missed_share:.1%} slept through{others}"
+        )
+    if r.disturbed:
+        lines.append(
+            f"  disturbed: {'; '.join(r.disturbances())}: the share held may be off; run again"
+        )
     return "\n".join(lines)
+
+
+def json_report(w: Watch) -> str:
+    """The ``--json`` object: the same ``schema`` and ``machine`` block as every other
+    command's, then the reading (``disturbed`` included)."""
+    from gilx import machine
+    from gilx.cli import JSON_SCHEMA
+
+    return json.dumps({"schema": JSON_SCHEMA, "machine": machine.describe(), **w.to_dict()})
 
 
 def _watched(opts: _Options, origin: str, w: Watch) -> int:
@@ -213,7 +237,7 @@ def main(argv: Sequence[str]) -> int:
     status = _watched(opts, origin, w)
     sys.stdout.flush()
     if opts.json:
-        print(json.dumps(w.to_dict()), file=sys.stderr)
+        print(json_report(w), file=sys.stderr)
     else:
         print(report_text(w), file=sys.stderr)
     return status
