@@ -58,13 +58,11 @@ SLEEPS = 100
 def busy_python(benchmark: Any, threads: int = 1) -> Iterator[Busy]:
     """``threads`` threads running count_py in a loop for the block; their rate in extra_info."""
     busy = Busy(workloads.get("py"), "", threads)
-    start, units = time.perf_counter(), busy.units()
     try:
         yield busy
     finally:
-        done, elapsed = busy.units() - units, time.perf_counter() - start
         busy.stop()
-        benchmark.extra_info["busy_steps_per_s"] = round(done / elapsed)
+        benchmark.extra_info["busy_steps_per_s"] = round(busy.rate())
         benchmark.extra_info["busy_threads"] = threads
 
 

@@ -123,10 +123,11 @@ class ConvoyResult:
     ``alone`` / ``beside_timing``: the repeats (seconds, metered); ``slowdown``
     is the median beside over the median alone; ``latency`` (``io``,
     ``sleep``; else None) each call's time; ``busy_rate``: units of
-    ``beside`` the busy threads did per second, all together, while the
-    worker was measured beside them (``busy_unit``): proof that they ran, and
-    what the worker cost them.  ``disturbed``: either measurement stayed
-    disturbed after re-measuring; then no verdict is drawn from it.
+    ``beside`` the busy threads did per second, all together, from their start
+    (each had done a unit before the worker was timed beside them) to their
+    end (``busy_unit``): proof that they ran, and what the worker cost them.
+    ``disturbed``: either measurement stayed disturbed after re-measuring;
+    then no verdict is drawn from it.
     """
 
     workload: str
@@ -245,8 +246,12 @@ class _TimedCalls:
 class Busy:
     """``threads`` daemon threads running ``workload`` in a loop until ``stop()``.
 
-    Each prepares its work first (untimed); ``units()`` counts the units done
-    so far by all of them.  An error in one is re-raised by ``stop()``.  The
+    Each prepares its work first (untimed); the constructor returns once every
+    one of them has finished a first unit of work, so whatever is measured
+    next runs beside threads that are really running.  ``units()`` counts
+    the units done so far by all of them; after ``stop()``, ``rate()`` is
+    their units per second from the start of their work to their end.  An
+    error in one is re-raised (by the constructor or ``stop()``).  The
     benchmarks (benchmarks/test_convoy.py) use it too.
     """
 
@@ -258,16 +263,22 @@ class Busy:
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._ready = threading.Semaphore(0)
+        self._go = threading.Event()
         self._threads = [
             threading.Thread(
                 target=self._run, args=(i, workload, param), name=f"gilx-busy-{i}", daemon=True
             )
             for i in range(threads)
         ]
+        self._start = self._end = 0.0
         for t in self._threads:
             t.start()
         for _ in self._threads:
             self._ready.acquire()  # each prepared (or failed)
+        self._start = clock()
+        self._go.set()
+        while min(self._done) == 0 and not self._errors:  # each did one unit: all running
+            time.sleep(0.0005)
         if self._errors:
             self.stop()
 
@@ -279,6 +290,7 @@ class Busy:
             self._ready.release()
             return
         self._ready.release()
+        self._go.wait()
         try:
             while not self._stop.is_set():
                 work()
@@ -289,10 +301,16 @@ class Busy:
     def units(self) -> int:
         return sum(self._done)
 
+    def rate(self) -> float:
+        """Units per second, all threads together, from their start to their end (after stop)."""
+        return self.units() / max(self._end - self._start, 1e-9)
+
     def stop(self) -> None:
         self._stop.set()
+        self._go.set()
         for t in self._threads:
             t.join()
+        self._end = clock()
         if self._errors:
             raise self._errors[0]
 
@@ -402,9 +420,7 @@ def convoy(
         say(f"convoy: {workload} beside {threads} thread(s) running {beside}")
         busy = Busy(busy_work, busy_param, threads)
         try:
-            units0, t0 = busy.units(), clock()
             beside_timing, beside_calls = measure(1 + threads)
-            units1, t1 = busy.units(), clock()
         finally:
             busy.stop()
     latency = (
@@ -421,7 +437,7 @@ def convoy(
         alone=alone,
         beside_timing=beside_timing,
         latency=latency,
-        busy_rate=(units1 - units0) / max(t1 - t0, 1e-9),
+        busy_rate=busy.rate(),
         busy_unit=busy_work.unit,
         switch_interval_s=interval,
         gil_enabled=machine.gil_enabled(),
