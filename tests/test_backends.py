@@ -97,13 +97,13 @@ def test_os_threads_counts_a_new_thread_until_it_has_exited():
 
 
 def test_threads_have_no_startup_of_their_own():
-    run = runner.run_threads(workloads.get("nogil"), 1000, 2, repeats=2)
+    run = runner.measure(workloads.get("nogil"), 1000, 2, repeats=2)
     assert run.startup is None
 
 
 def test_processes_take_only_named_workloads():
     with pytest.raises(ValueError, match="unknown workload"):
-        backends.run("processes", workloads.get("py"), "nope", 10, 1)
+        runner.measure(workloads.get("py"), 10, 1, mode="processes", workload="nope")
 
 
 def test_scale_reports_how_the_work_ran():

@@ -130,7 +130,7 @@ def test_race_json_shape(capsys):
     results = one_json_object(capsys.readouterr().out)["results"]
     assert [r["kind"] for r in results] == ["unsafe", "atomic", "locked"]
     for r in results:
-        assert set(r) == {"kind", "threads", "expected", "observed", "lost"}
+        assert {"kind", "threads", "expected", "observed", "lost", "disturbed"} <= set(r)
         assert (r["threads"], r["expected"]) == (2, 2000)
         assert 0 <= r["observed"] <= r["expected"]
 
@@ -138,11 +138,12 @@ def test_race_json_shape(capsys):
 def test_probe_json_shape_and_verdict(capsys):
     assert main(["probe", "time:sleep", "0.002", "--seconds", "0.01", "--json"]) == 0
     result = one_json_object(capsys.readouterr().out)
-    keys = ["callable", "releases_gil", "workers", "speedup", "hold_fraction"]
+    keys = ["callable", "releases_gil", "workers", "speedup", "hold_fraction", "disturbed"]
     assert [k for k in result if k in keys] == keys
     assert result["gil_enabled"] is machine.gil_enabled()
     assert result["callable"] == "time:sleep(0.002)"
     assert result["releases_gil"] is True
+    assert result["disturbed"] is False or result["other_cpu"] > runner.DISTURBED_SHARE
 
 
 def test_probe_text_gives_the_verdict_and_evidence(capsys):

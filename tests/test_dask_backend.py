@@ -101,6 +101,16 @@ def descendants() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
+def run(cluster: Any, workload: str, shares: list[int], repeats: int) -> tuple[list, list]:
+    """``repeats`` repeats of one crew on ``cluster``: (client spans, the tasks' own spans)."""
+    crew = _dask.DaskCrew(cluster, workload, shares, "")
+    try:
+        spans = [crew.go() for _ in range(repeats)]
+        return spans, list(crew.task_spans)
+    finally:
+        crew.close()
+
+
 def no_new_processes_soon(before: set[int], seconds: float = 10.0) -> list[str]:
     deadline = time.monotonic() + seconds
     while (left := new_processes(before)) and time.monotonic() < deadline:
@@ -120,11 +130,9 @@ def test_dask_mode_runs_each_share_in_its_own_process_and_leaves_none_behind():
         assert all(addr.startswith("tcp://127.0.0.1:") for addr in workers)
         pids = cluster.client.run(os.getpid)
         assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
-        result = _dask.run(cluster, "py", [20_000, 20_001], repeats=3)
-        assert len(result.spans) == len(result.task_spans) == 3
-        for (start, end), (task_start, task_end) in zip(
-            result.spans, result.task_spans, strict=True
-        ):
+        spans, task_spans = run(cluster, "py", [20_000, 20_001], repeats=3)
+        assert len(spans) == len(task_spans) == 3
+        for (start, end), (task_start, task_end) in zip(spans, task_spans, strict=True):
             # the client's span holds the tasks' own: Dask's dispatch is counted
             assert start <= task_start <= task_end <= end
     finally:
@@ -140,8 +148,8 @@ def test_dask_threads_mode_runs_every_share_on_one_worker_with_k_threads():
         workers = cluster.client.scheduler_info(n_workers=-1)["workers"]
         assert [w["nthreads"] for w in workers.values()] == [3]
         assert cluster.slots == (next(iter(workers)),) * 3
-        result = _dask.run(cluster, "nogil", [100_000] * 3, repeats=2)
-        assert len(result.spans) == 2
+        spans, _ = run(cluster, "nogil", [100_000] * 3, repeats=2)
+        assert len(spans) == 2
     finally:
         cluster.close()
     assert no_new_processes_soon(before) == []
@@ -167,7 +175,7 @@ def test_an_existing_cluster_is_used_and_never_stopped():
         try:
             assert ours.local is None
             assert set(ours.slots) == set(theirs.scheduler_info["workers"])
-            _dask.run(ours, "gil", [1000, 1000], repeats=1)
+            run(ours, "gil", [1000, 1000], repeats=1)
         finally:
             ours.close()
         assert their_client.submit(sum, [1, 2], pure=False).result(timeout=30) == 3

@@ -239,9 +239,27 @@ def _run_race(args: argparse.Namespace) -> int:
         print(_json({"results": [r.to_dict() for r in results]}))
         return 0
     print(f"{args.workers} threads x {args.increments:,} increments on one shared counter")
-    print(f"{'kind':<8}{'expected':>16}{'observed':>16}{'lost':>14}")
+    print(f"{'kind':<8}{'expected':>16}{'observed':>16}{'lost':>14}{'overlap':>9}{'others':>8}")
     for r in results:
-        print(f"{r.kind:<8}{r.expected:>16,}{r.observed:>16,}{r.lost:>14,}")
+        others = "?" if r.other_cpu is None else f"{r.other_cpu:.0%}"
+        line = f"{r.kind:<8}{r.expected:>16,}{r.observed:>16,}"
+        line += f"{r.lost:>14,}" if r.judged else f"{'-':>14}"
+        line += f"{r.overlap:>9.0%}{others:>8}"
+        if not r.overlapped:
+            line += "  threads did not overlap — not judged"
+        elif not r.judged:
+            line += f"  {report.NOT_JUDGED}"
+        print(line)
+    print(
+        "overlap = how much the threads' increments ran at the same time;"
+        " others = the share of the CPU the threads needed that other processes took"
+    )
+    if not all(r.judged for r in results):
+        print(
+            "not judged: a race whose threads never ran together, or that other processes"
+            f" disturbed (more than {runner.DISTURBED_SHARE:.0%}), says nothing about lost"
+            " updates; close other programs and run again"
+        )
     return 0
 
 
@@ -462,7 +480,15 @@ def _run_probe(args: argparse.Namespace) -> int:
         f"  {result.workers} threads: {result.speedup:.2f}x the speed of 1 thread making the same"
         f" {result.calls * result.workers:,} calls"
     )
-    if result.gil_enabled:
+    others = "?" if result.other_cpu is None else f"{result.other_cpu:.0%}"
+    print(f"  others: other processes took at most {others} of the CPU the threads needed")
+    if result.disturbed:
+        print(
+            f"  {report.NOT_JUDGED}: other processes took more than"
+            f" {runner.DISTURBED_SHARE:.0%} of it even after re-measuring;"
+            " close other programs and run again"
+        )
+    elif result.gil_enabled:
         if result.releases_gil:
             print(f"  verdict: releases the GIL (held less than {HOLD_LIMIT:.0%} of the time)")
         else:

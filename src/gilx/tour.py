@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from gilx import _extras, backends, machine, report, runner, vectorise
 from gilx.machine import gil_enabled
-from gilx.race import KINDS, race
+from gilx.race import KINDS, RaceResult, race
 from gilx.table import GAIN_THRESHOLD, Table, measure
 
 Out = Callable[[str], None]
@@ -54,15 +54,20 @@ def _race(out: Out, session: report.Session) -> None:
     out("with the GIL released, as a refcount++ without a GIL would:")
     results = {kind: race(kind, session.workers, increments) for kind in KINDS}
     for r in results.values():
-        out(
-            f"  {r.kind:<7} expected {r.expected:>10,}  observed {r.observed:>10,}"
-            f"  lost {r.lost:>9,}"
-        )
+        lost = f"lost {r.lost:>9,}" if r.judged else f"[{_race_not_judged(r)}]"
+        out(f"  {r.kind:<7} expected {r.expected:>10,}  observed {r.observed:>10,}  {lost}")
     out("UnsafeCounter's plain load/add/store loses updates whenever two cores interleave;")
     out("LockedCounter takes the GIL for every step: safe, and serialised, as the seed says.")
-    if results["unsafe"].lost == 0:
-        out("Nothing was lost on the unsafe line: the threads never overlapped this time (one")
+    if not results["unsafe"].judged:
+        out("The unsafe line is not judged: its threads did not run together this time (one")
         out("core, or a busy machine); run `gilx race` again.")
+
+
+def _race_not_judged(result: RaceResult) -> str:
+    """Why a race says nothing about lost updates (it is judged otherwise)."""
+    if not result.overlapped:
+        return "threads did not overlap — not judged"
+    return report.NOT_JUDGED
 
 
 def _claim(
@@ -259,8 +264,10 @@ def _free_threading(out: Out, session: report.Session, py_threads: float, py_pro
         f" of the {span_ms:.1f} ms they took."
     )
     out(
-        f"2 threads x {increments:,} increments: UnsafeCounter lost {unsafe.lost:,},"
-        f" LockedCounter lost {locked.lost:,}."
+        f"2 threads x {increments:,} increments: UnsafeCounter "
+        + (f"lost {unsafe.lost:,}" if unsafe.judged else f"[{_race_not_judged(unsafe)}]")
+        + ", LockedCounter "
+        + (f"lost {locked.lost:,}." if locked.judged else f"[{_race_not_judged(locked)}].")
     )
     if gil_enabled():
         out("With the GIL on, count_gil threads take turns (no overlap) and pure-Python threads")

@@ -44,7 +44,6 @@ from gilx.backends.base import (
 from gilx.backends.dask_cluster import Dask, DaskThreads
 from gilx.backends.processes import Processes
 from gilx.backends.threads import Threads
-from gilx.timing import Run
 
 _BACKENDS: dict[str, Backend] = {
     b.name: b for b in (Threads(), Processes(), Asyncio(), Dask(), DaskThreads())
@@ -62,27 +61,6 @@ def get(name: str) -> Backend:
         raise ValueError(f"mode must be one of {', '.join(NAMES)}; got {name!r}") from None
 
 
-def run(
-    mode: str,
-    job: Job,
-    workload: str,
-    total: int,
-    workers: int,
-    repeats: int = 1,
-    param: str = "",
-    options: Options | None = None,
-) -> Run:
-    """One session, one crew, ``repeats`` repeats: the whole life of a measurement, untimed parts
-    included.  (The runner's :func:`gilx.runner.scale` keeps one session for all worker counts.)"""
-    check_counts(workers, repeats, total)
-    backend = get(mode)
-    backend.check(workload)
-    with backend.open(job, workload, param, options or Options()) as session:
-        with session.crew(total, workers) as crew:
-            spans = tuple(crew.go() for _ in range(repeats))
-            return Run(workers, total, spans, crew.startup)
-
-
 __all__ = [
     "MAX_WORKERS",
     "NAMES",
@@ -93,5 +71,4 @@ __all__ = [
     "Session",
     "check_counts",
     "get",
-    "run",
 ]

@@ -96,21 +96,6 @@ async def _repeat(url: str, shares: Sequence[int]) -> Span:
     return start, clock()
 
 
-def run_downloads(url: str, shares: Sequence[int], repeats: int) -> tuple[Span, ...]:
-    """Run one task per share on a new event loop in this thread, ``repeats`` times.
-
-    Returns each repeat's (start, end) on ``gilx.timing.clock``.
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    session = AsyncioSession(url)
-    try:
-        crew = session.tasks(shares)
-        return tuple(crew.go() for _ in range(repeats))
-    finally:
-        session.close()
-
-
 class TaskCrew(Crew):
     """``len(shares)`` tasks, one per share, started together on the session's loop at each go()."""
 

@@ -431,25 +431,3 @@ class DaskThreads(_DaskBackend):
 
     def plural(self, count: int) -> str:
         return f"1 Dask worker with {count} thread{'' if count == 1 else 's'}"
-
-
-@dataclass(frozen=True)
-class DaskRun:
-    """Each repeat's (first submit, last result), and the tasks' own (first start, last end)."""
-
-    spans: tuple[Span, ...]
-    task_spans: tuple[Span, ...]
-
-
-def run(
-    cluster: Cluster, workload: str, shares: Sequence[int], repeats: int, param: str = ""
-) -> DaskRun:
-    """One task per share on ``cluster``, ``repeats`` times, every result checked."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    crew = DaskCrew(cluster, workload, shares, param)
-    try:
-        spans = tuple(crew.go() for _ in range(repeats))
-        return DaskRun(spans, tuple(crew.task_spans))
-    finally:
-        crew.close()
