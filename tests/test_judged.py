@@ -14,12 +14,12 @@ from conftest import retry
 
 import gilx
 from gilx import machine, runner, testing
+from gilx._probe import ProbeResult
 from gilx.cli import main
-from gilx.probe import ProbeResult
 
 # The modules, not the functions of the same names that ``gilx`` exports.
-race = importlib.import_module("gilx.race")
-probe_module = importlib.import_module("gilx.probe")
+race = importlib.import_module("gilx._race")
+probe_module = importlib.import_module("gilx._probe")
 
 HOG = "while True: pass\n"
 

@@ -19,8 +19,8 @@ from typing import Any
 from gilx import backends, report, runner, timeline_text, workloads
 from gilx._core import MAX_COUNT
 from gilx._extras import MissingExtra
+from gilx._race import KINDS, MAX_THREADS, race
 from gilx._version import __version__
-from gilx.race import KINDS, MAX_THREADS, race
 
 #: ``--seconds`` (probe, timeline) above this is a mistake, not an experiment.
 MAX_SECONDS = 60.0
@@ -277,7 +277,7 @@ def _run_tour(args: argparse.Namespace) -> int:
 
 
 def _run_table(args: argparse.Namespace) -> int:
-    from gilx.table import table
+    from gilx._table import table
 
     result = table(
         quick=args.quick,
@@ -453,7 +453,7 @@ def _resolve(target: str) -> Callable[..., Any]:
 
 
 def _run_probe(args: argparse.Namespace) -> int:
-    from gilx.probe import HOLD_LIMIT, probe
+    from gilx._probe import HOLD_LIMIT, probe
 
     func = _resolve(args.target)
     call_args = tuple(_literal(a) for a in args.args)

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from gilx.watch import Watch
+    from gilx._watch import Watch
 
 
 @pytest.fixture
 def gil_watch(request: pytest.FixtureRequest) -> Iterator[Watch]:
     """A :func:`gilx.watch` running while the test runs; with ``benchmark``, recorded there."""
-    from gilx.watch import watch
+    from gilx._watch import watch
 
     bench: Any = None
     if "benchmark" in request.fixturenames:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gilx.probe import ProbeResult, probe
+from gilx._probe import ProbeResult, probe
 
 __all__ = ["Inconclusive", "assert_holds_gil", "assert_releases_gil"]
 

@@ -2,7 +2,7 @@
 
 ``run(session, out)`` prints through ``out`` as it goes, so a section appears
 as soon as it is measured.  Every number printed comes from ``session`` (or
-from ``gilx.race``), measured in this process on this machine.
+from ``gilx.race()``), measured in this process on this machine.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from gilx import _extras, backends, machine, report, runner, vectorise
+from gilx._race import KINDS, RaceResult, race
+from gilx._table import GAIN_THRESHOLD, Table, measure
 from gilx.machine import gil_enabled
-from gilx.race import KINDS, RaceResult, race
-from gilx.table import GAIN_THRESHOLD, Table, measure
 
 Out = Callable[[str], None]
 #: A measurement a verdict is built on: (workload, mode).

@@ -23,8 +23,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
+from gilx._watch import Watch
 from gilx.instrument import DEFAULT_INTERVAL, check_interval
-from gilx.watch import Watch
 
 USAGE = "usage: gilx watch [--json] [--interval SECONDS] (SCRIPT | -m MODULE) [ARG ...]"
 

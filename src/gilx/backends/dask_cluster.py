@@ -90,7 +90,12 @@ def parse_scheduler(address: str) -> str:
 
 
 class SchedulerUnreachable(ConnectionError):
-    """No Dask scheduler answered at the address within :data:`CONNECT_TIMEOUT`."""
+    """No Dask scheduler answered at the address within :data:`CONNECT_TIMEOUT`.
+
+    Raised by :func:`gilx.scale` with ``mode="dask"`` or ``"dask-threads"`` and
+    ``scheduler=ADDRESS`` when nothing answers there within 10 seconds: check
+    the address and that the cluster runs.  A :class:`ConnectionError`.
+    """
 
 
 @contextlib.contextmanager
