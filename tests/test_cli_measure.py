@@ -174,6 +174,16 @@ def test_tour_walks_the_seed_sections_in_order(tiny, capsys):
     assert positions == sorted(positions)
 
 
+def test_tour_json_is_one_object_of_sections_and_the_table(tiny, capsys):
+    assert main(["tour", "--quick", "--json"]) == 0
+    result = one_json_object(capsys.readouterr().out)
+    titles = [s["title"] for s in result["sections"]]
+    assert titles[0] == "" and any("refcount race" in t for t in titles)
+    assert any("Decision tree" in t for t in titles)
+    assert all(s["lines"] for s in result["sections"])  # no heading without its text
+    assert {"rows", "disturbed"} <= set(result["table"])
+
+
 def test_plain_gilx_is_the_tour(tiny, capsys):
     assert main([]) == 0
     assert capsys.readouterr().out.startswith("gilx tour")

@@ -110,19 +110,24 @@ def _add_workers(
     *aliases: str,
     metavar: str = "N",
 ) -> None:
-    """``--workers``: the one spelling of "how many workers" in every command.
+    """``--workers``: one meaning in every command: how many workers run at once.
 
-    ``aliases`` keep older spellings working (``--threads`` on race and timeline).
+    A command that measures one count takes one number; ``scale``, which draws
+    a curve, takes several.  ``aliases`` keep older spellings working
+    (``--threads`` on race and timeline).
     """
     cmd.add_argument(
         "--workers", *aliases, dest="workers", type=parse, default=default,
-        metavar=metavar, help=help,
+        metavar=metavar, help=f"how many workers run at once: {help}",
     )
 
 
-def _add_common(cmd: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
-    if json_flag:
-        cmd.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+def _add_common(
+    cmd: argparse.ArgumentParser, *, json_text: str = "the result"
+) -> None:
+    cmd.add_argument(
+        "--json", action="store_true", help=f"print {json_text} as one JSON object on stdout"
+    )
     cmd.add_argument(
         "--progress", action="store_true", help="show progress on stderr even when not a terminal"
     )
@@ -138,35 +143,86 @@ def _add_measuring(cmd: argparse.ArgumentParser) -> None:
     )
 
 
+def _command(
+    commands: argparse._SubParsersAction[_Parser], name: str, help: str, description: str
+) -> _Parser:
+    """One subcommand: ``help`` is its line in ``gilx --help``, ``description`` heads its own."""
+    return commands.add_parser(
+        name, help=help, description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def _build_parser() -> _Parser:
-    parser = _Parser(prog="gilx", description="Make the CPython GIL visible and measurable.")
+    parser = _Parser(
+        prog="gilx",
+        description="Make the CPython GIL visible and measurable. "
+        "`gilx COMMAND --help` says what each command does.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    tour = commands.add_parser("tour", help="the seed's tour, every claim measured now (default)")
+    tour = _command(
+        commands, "tour", "the seed's tour, every claim measured now (default)",
+        "Walk the seed's sections about the GIL in order; each claim is shown with a number\n"
+        "measured now on this machine, and judged only when the machine was quiet enough.",
+    )
     _add_measuring(tour)
     _add_workers(tour, _two_or_more_workers, None, "workers per measurement (>= 2)")
-    _add_common(tour, json_flag=False)
+    _add_common(tour, json_text="the tour's lines, section by section, and its table")
 
-    table = commands.add_parser("table", help="the seed's GIL and hardware table, measured")
+    table = _command(
+        commands, "table", "the seed's GIL and hardware table, measured",
+        "Measure every cell of the seed's \"GIL and Hardware Utilization\" table here: each\n"
+        "threading / multiprocessing cell is a speedup over one worker, each NumPy cell NumPy's\n"
+        "speed over pure Python; a cell measured while disturbed is shown but not judged.",
+    )
     _add_measuring(table)
     _add_workers(table, _two_or_more_workers, None, "workers per cell (>= 2)")
     _add_common(table)
 
-    race_cmd = commands.add_parser("race", help="the lost-update race, expected vs observed")
-    race_cmd.add_argument("--kind", choices=[*KINDS, "all"], default="all")
+    race_cmd = _command(
+        commands, "race", "the lost-update race, expected vs observed",
+        "Threads increment one shared counter, started together, with the GIL released:\n"
+        "the unsafe counter loses updates when they run on several cores at once.  Each run\n"
+        "is judged: a race whose threads did not run together, or that other processes\n"
+        "disturbed, gives no lost count.",
+    )
+    race_cmd.add_argument(
+        "--kind", choices=[*KINDS, "all"], default="all", help="which counter (default: all)"
+    )
     _add_workers(race_cmd, _race_threads, 2, "threads sharing the counter", "--threads")
-    race_cmd.add_argument("--increments", type=_work_size, default=1_000_000)
+    race_cmd.add_argument(
+        "--increments", type=_work_size, default=1_000_000, metavar="N",
+        help="increments per thread (default: 1,000,000)",
+    )
     _add_common(race_cmd)
 
-    scale = commands.add_parser("scale", help="a scaling curve for one workload")
-    scale.add_argument("--workload", required=True, choices=workloads.NAMES)
-    scale.add_argument("--mode", choices=backends.NAMES, default="threads")
-    _add_workers(scale, _worker_list, [1, 2, 4], "worker counts, e.g. 1,2,4", metavar="1,2,4")
+    scale = _command(
+        commands, "scale", "a scaling curve for one workload",
+        "Time the same total work on 1 worker and on each worker count: speedup = time of 1\n"
+        "worker / time of k workers splitting it.  Every repeat is metered for other\n"
+        "processes' CPU; a disturbed point is re-measured, then shown but not judged.",
+    )
+    scale.add_argument(
+        "--workload", required=True, choices=workloads.NAMES, metavar="W",
+        help=f"the work: {', '.join(workloads.NAMES)}",
+    )
+    scale.add_argument(
+        "--mode", choices=backends.NAMES, default="threads", metavar="MODE",
+        help=f"how workers run: {', '.join(backends.NAMES)} (default: threads)",
+    )
+    _add_workers(
+        scale, _worker_list, [1, 2, 4], "one count per point of the curve, e.g. 1,2,4",
+        metavar="1,2,4",
+    )
     scale.add_argument(
         "--size", type=_work_size, default=None, help="total work (default: calibrated)"
     )
-    scale.add_argument("--repeats", type=_positive_int, default=None)
+    scale.add_argument(
+        "--repeats", type=_positive_int, default=None,
+        help="timed repeats per worker count (default: 5, --quick 3)",
+    )
     scale.add_argument(
         "--scheduler", metavar="ADDRESS", default=None,
         help="--mode dask / dask-threads: use the existing cluster at tcp://HOST:PORT",
@@ -178,10 +234,17 @@ def _build_parser() -> _Parser:
     _add_measuring(scale)
     _add_common(scale)
 
-    probe = commands.add_parser("probe", help="does a callable release the GIL?")
-    probe.add_argument("target", metavar="MODULE:CALLABLE")
+    probe = _command(
+        commands, "probe", "does a callable release the GIL?",
+        "Call MODULE:CALLABLE(ARG ...) on one thread while a heartbeat asks for the GIL at\n"
+        "random instants: the share held is the evidence; the verdict is \"releases\" below 50 %.\n"
+        "A probe the rest of the machine disturbed says so and gives no verdict.",
+    )
+    probe.add_argument(
+        "target", metavar="MODULE:CALLABLE", help="what to call, e.g. zlib:compress"
+    )
     probe.add_argument("args", metavar="ARG", nargs="*", help="a Python literal, else a string")
-    _add_workers(probe, _two_or_more_workers, 2, "threads (>= 2)")
+    _add_workers(probe, _two_or_more_workers, 2, "threads compared with one (>= 2)")
     probe.add_argument(
         "--seconds",
         type=_positive_float,
@@ -190,9 +253,16 @@ def _build_parser() -> _Parser:
     )
     _add_common(probe)
 
-    timeline = commands.add_parser("timeline", help="which thread ran when, drawn as text")
-    timeline.add_argument("--workload", required=True, choices=workloads.NAMES)
-    _add_workers(timeline, _timeline_threads, 2, "threads", "--threads")
+    timeline = _command(
+        commands, "timeline", "which thread ran when, drawn as text",
+        "Run a workload on several threads and record when each one ran and waited, from\n"
+        "the work's own stamps; drawn like the seed's core diagrams.",
+    )
+    timeline.add_argument(
+        "--workload", required=True, choices=workloads.NAMES, metavar="W",
+        help=f"the work: {', '.join(workloads.NAMES)}",
+    )
+    _add_workers(timeline, _timeline_threads, 2, "threads recorded", "--threads")
     timeline.add_argument(
         "--seconds", type=_positive_float, default=None,
         help="each thread's share of work, in seconds (default 0.25)",
@@ -204,7 +274,9 @@ def _build_parser() -> _Parser:
     timeline.add_argument("--png", metavar="FILE", default=None, help="also draw it as a PNG")
     _add_common(timeline)
     # Listed for --help only: main() hands `gilx watch ...` to gilx.watch_cli before parsing.
-    commands.add_parser("watch", help="run a program under the GIL instrument (gilx watch -h)")
+    commands.add_parser(
+        "watch", help="run a program under the GIL instrument (gilx watch -h)", add_help=False
+    )
     return parser
 
 
@@ -264,7 +336,7 @@ def _run_race(args: argparse.Namespace) -> int:
 
 
 def _run_tour(args: argparse.Namespace) -> int:
-    from gilx.tour import run
+    from gilx.tour import run, sections
 
     session = report.Session(
         quick=args.quick,
@@ -272,7 +344,12 @@ def _run_tour(args: argparse.Namespace) -> int:
         start_method=args.start_method,
         progress=_progress(args),
     )
-    run(session, lambda line: print(line, flush=True))
+    if not args.json:
+        run(session, lambda line: print(line, flush=True))
+        return 0
+    lines: list[str] = []
+    measured = run(session, lines.append)
+    print(_json({"sections": sections(lines), "table": measured.to_dict()}))
     return 0
 
 

@@ -23,10 +23,38 @@ def _x(value: float) -> str:
     return f"{value:.2f}x"
 
 
+#: What underlines a section's title.
+_RULE = "─"
+
+
 def _heading(out: Out, title: str) -> None:
     out("")
     out(title)
-    out("─" * len(title))
+    out(_RULE * len(title))
+
+
+def sections(lines: Sequence[str]) -> list[dict[str, object]]:
+    """The tour's printed lines as sections: ``{"title", "lines"}``; the lines before the
+    first heading are the section titled ``""`` (the tour's header)."""
+    found: list[dict[str, object]] = [{"title": "", "lines": []}]
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        rule = i + 1 < len(lines) and line and lines[i + 1] == _RULE * len(line)
+        if rule:
+            found.append({"title": line, "lines": []})
+            i += 2
+            continue
+        body = found[-1]["lines"]
+        assert isinstance(body, list)
+        body.append(line)
+        i += 1
+    for section in found:  # the blank line before each heading belongs to no section
+        body = section["lines"]
+        assert isinstance(body, list)
+        while body and body[-1] == "":
+            body.pop()
+    return found
 
 
 def _seconds(point: runner.ScalePoint | runner.Timing) -> str:
