@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gilx import _extras
+from gilx import _extras, workloads
 from gilx.backends import dask_cluster as _dask
 from gilx.backends import dask_tasks
 
@@ -73,12 +73,13 @@ def test_without_dask_the_error_says_how_to_install_it(monkeypatch):
 
 def test_every_task_result_is_checked():
     good = [(0, 5, 0.0, 1.0), (1, 6, 0.0, 1.0)]
-    dask_tasks.check(good, [5, 6], "py")
+    py, numpy = workloads.get("py"), workloads.get("numpy")
+    dask_tasks.check(good, [5, 6], py)
     with pytest.raises(RuntimeError, match="counted 4, not its share 6"):
-        dask_tasks.check([good[0], (1, 4, 0.0, 1.0)], [5, 6], "py")
+        dask_tasks.check([good[0], (1, 4, 0.0, 1.0)], [5, 6], py)
     with pytest.raises(RuntimeError, match="returned the result of task 0"):
-        dask_tasks.check([good[0], good[0]], [5, 6], "py")
-    dask_tasks.check([(0, None, 0.0, 1.0)], [5], "numpy")  # nothing to count: only the index
+        dask_tasks.check([good[0], good[0]], [5, 6], py)
+    dask_tasks.check([(0, None, 0.0, 1.0)], [5], numpy)  # nothing to count: only the index
 
 
 def new_processes(before: set[int]) -> list[str]:
@@ -103,7 +104,7 @@ def descendants() -> set[int]:
 
 def run(cluster: Any, workload: str, shares: list[int], repeats: int) -> tuple[list, list]:
     """``repeats`` repeats of one crew on ``cluster``: (client spans, the tasks' own spans)."""
-    crew = _dask.DaskCrew(cluster, workload, shares, "")
+    crew = _dask.DaskCrew(cluster, workloads.get(workload), shares, "")
     try:
         spans = [crew.go() for _ in range(repeats)]
         return spans, list(crew.task_spans)
@@ -189,7 +190,7 @@ def test_the_workers_of_an_existing_cluster_on_this_machine_count_as_the_measure
 
     with their_cluster() as (theirs, their_client):
         workers = {int(p) for p in their_client.run(os.getpid).values()}
-        with DaskSession("dask", "nogil", "", theirs.scheduler_address) as session:
+        with DaskSession("dask", workloads.get("nogil"), "", theirs.scheduler_address) as session:
             crew = session.crew(10_000, 2)
             assert workers <= crew.pids()
             assert workers <= session.pids()
@@ -297,7 +298,7 @@ def test_scheduler_mistakes_are_one_line_and_exit_2(args, message):
 def test_a_scheduler_for_a_mode_without_one_is_a_value_error():
     import gilx
 
-    with pytest.raises(ValueError, match="a scheduler is for mode dask or dask-threads"):
+    with pytest.raises(ValueError, match="--scheduler is for --mode dask or dask-threads"):
         gilx.scale("py", "threads", [1], size=10, scheduler="tcp://127.0.0.1:8786")
 
 
@@ -358,7 +359,7 @@ def processes_marked(marker: str) -> list[int]:
 
 @needs_dask
 def test_a_failing_task_raises_in_the_caller_and_its_cluster_is_stopped():
-    from gilx import backends, workloads
+    from gilx import backends
 
     before = descendants()
     job = workloads.get("io")
@@ -366,7 +367,7 @@ def test_a_failing_task_raises_in_the_caller_and_its_cluster_is_stopped():
     # the io workload refuses any address but the loopback one, in the worker
     with (
         pytest.raises(ValueError, match=r"only talks to 127\.0\.0\.1"),
-        dask.open(job, "io", "http://example.com/", backends.Options()) as session,
+        dask.open(job, "http://example.com/", backends.Options()) as session,
         session.crew(2, 2) as crew,
     ):
         crew.go()

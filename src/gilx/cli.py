@@ -24,6 +24,8 @@ from gilx._version import __version__
 
 #: ``--seconds`` (probe, timeline) above this is a mistake, not an experiment.
 MAX_SECONDS = 60.0
+#: ``scale --png`` draws the asked-for mode beside the first of these (the second, if it is it).
+PNG_MODES = ("threads", "processes")
 #: ``timeline --width`` above this is unreadable, and drawing it takes seconds per thousand.
 MAX_WIDTH = 1000
 
@@ -412,55 +414,18 @@ def _format_scale(result: runner.ScaleResult, load: float | None) -> str:
             + (" (in the 1-worker baseline too)" if base.disturbed else "")
             + "; close other programs and run again"
         )
-    if result.mode == "processes":
-        lines.append(
-            "start-up: launching the processes and preparing their shares (not in seconds)"
-        )
-    lines += _modes_notes(result)
+    lines += backends.get(result.mode).notes(result.session_startup)
+    lines += workloads.get(result.workload).notes()
     return "\n".join(lines)
-
-
-def _modes_notes(result: runner.ScaleResult) -> list[str]:
-    """What the asyncio, Dask and Numba runs paid outside the timed work, and how they ran."""
-    from gilx import _numba
-
-    lines = []
-    if result.mode.startswith("dask"):
-        if result.session_startup is not None:
-            lines.append(
-                f"start-up: preparing the shares on the cluster's workers; connecting to its"
-                f" scheduler took {result.session_startup:.3f} s (neither is in seconds)"
-            )
-        else:
-            lines.append(
-                "start-up: starting a LocalCluster for each worker count and preparing the shares"
-                " on its workers (not in seconds)"
-            )
-        lines.append(
-            "seconds: from submitting the tasks to holding every result: Dask's own cost included"
-        )
-    if result.mode == "asyncio":
-        lines.append("one thread: every task waits on the same event loop; no thread pool")
-    if result.workload.startswith("numba-"):
-        compiled = _numba.compile_seconds(result.workload == "numba-nogil")
-        if compiled is not None:
-            lines.append(f"JIT compilation: {compiled:.3f} s in this process, before timing")
-    return lines
 
 
 def _check_scale_mode(args: argparse.Namespace) -> None:
     """Refuse, before measuring, a mode that cannot run the workload or take --scheduler."""
-    from gilx.backends.dask_cluster import parse_scheduler
-
     backend = backends.get(args.mode)
+    options = backends.Options(start_method=args.start_method, scheduler=args.scheduler)
     try:
-        if args.scheduler is not None:
-            if "scheduler" not in backend.options:
-                raise ValueError(
-                    f"--scheduler is for --mode dask or dask-threads, not --mode {args.mode}"
-                )
-            parse_scheduler(args.scheduler)
-        backend.check(args.workload)
+        backends.check_options(backend, options)
+        backend.check(workloads.get(args.workload))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -494,8 +459,8 @@ def _run_scale(args: argparse.Namespace) -> int:
     if args.png is not None:
         from gilx.plot import PlotUnavailable, scale_png
 
-        other = measure("processes" if args.mode == "threads" else "threads")
-        curves = sorted([result, other], key=lambda r: r.mode != "threads")
+        other = measure(PNG_MODES[1] if args.mode == PNG_MODES[0] else PNG_MODES[0])
+        curves = sorted([result, other], key=lambda r: r.mode != PNG_MODES[0])
         try:
             scale_png(curves, args.png)
         except PlotUnavailable as exc:

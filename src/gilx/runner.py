@@ -157,7 +157,6 @@ def measure(
     repeats: int = 1,
     *,
     mode: str = "threads",
-    workload: str = "",
     param: str = "",
     options: Options | None = None,
 ) -> Measured:
@@ -169,8 +168,10 @@ def measure(
     """
     backends.check_counts(workers, repeats, total)
     backend = backends.get(mode)
-    backend.check(workload)
-    with backend.open(job, workload, param, options or Options()) as session:
+    options = options or Options()
+    backend.check(job)
+    backends.check_options(backend, options)
+    with backend.open(job, param, options) as session:
         timing, startup = _measure_crew(session, total, workers, repeats)
     return Measured(workers, total, timing, startup)
 
@@ -324,18 +325,14 @@ def scale(
     """
     job = workloads.get(workload)
     backend = backends.get(mode)
-    backend.check(workload)
+    backend.check(job)
     counts = sorted(set(workers))
     if not counts:
         raise ValueError("workers must name at least one worker count")
     for k in counts:
         backends.check_counts(k)
     options = Options(start_method=start_method, scheduler=scheduler)
-    if scheduler is not None and "scheduler" not in backend.options:
-        takers = [n for n in backends.NAMES if "scheduler" in backends.get(n).options]
-        raise ValueError(f"a scheduler is for mode {' or '.join(takers)}, not {mode!r}")
-    if mode == "processes":  # refuse a bad start method before calibrating
-        backends.processes.resolve_start_method(start_method)
+    backends.check_options(backend, options)  # before calibrating
     nrepeats = repeats if repeats is not None else (QUICK_REPEATS if quick else FULL_REPEATS)
     if nrepeats < 1:
         raise ValueError(f"repeats must be >= 1, got {nrepeats}")
@@ -357,7 +354,7 @@ def scale(
             total = size
         backends.check_counts(1, 1, total)
 
-        with backend.open(job, workload, param, options) as session:
+        with backend.open(job, param, options) as session:
             session_startup = session.startup
             timings: dict[int, tuple[Timing, float | None]] = {}
             for k in sorted({1, *counts}):

@@ -8,6 +8,8 @@ from ``gilx.race()``), measured in this process on this machine.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from gilx import _extras, backends, machine, report, runner, vectorise
 from gilx._race import KINDS, RaceResult, race
@@ -265,13 +267,65 @@ def _numba(out: Out, session: report.Session) -> None:
         out("Without a GIL both versions can run at once: the GIL numba-gil keeps is not there.")
     out("")
     out("The seed's parallel_sum_squares: prange runs the loop on Numba's own threads")
-    r = _numba.measure(quick=session.quick)
+    r = _measure_prange(quick=session.quick)
     out(f"  n = {r.size:,}; JIT compilation not counted")
     out(f"  NumPy  np.sum(arr**2):                      {_seconds(r.numpy)}")
     out(f"  Numba  the loop on one thread (range):      {_seconds(r.serial)}")
     out(f"  Numba  parallel_sum_squares (prange):       {_seconds(r.parallel)}")
     gain = runner.speedup(r.serial.median, r.parallel.median)
     out(f"  prange's speedup over the one-thread loop: {_x(gain)} on {machine.cores()} cores.")
+
+
+#: The seed's array for parallel_sum_squares: ``np.random.rand(10_000_000)``.
+_PRANGE_SIZE = 10_000_000
+
+
+@dataclass(frozen=True)
+class PrangeResult:
+    size: int
+    numpy: runner.Timing  # np.sum(arr**2)
+    serial: runner.Timing  # the same Numba loop over range(): one thread, GIL released
+    parallel: runner.Timing  # the seed's parallel_sum_squares (prange)
+
+
+def _compile_sum_squares() -> tuple[Any, Any]:
+    _extras.require("numba", "numba", "the Numba section")
+    from numba import jit, prange  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+    @jit(nopython=True, parallel=True)  # type: ignore[untyped-decorator, misc, unused-ignore]
+    def parallel_sum_squares(arr: Any) -> float:
+        """Numba can release the GIL and parallelise (the seed's function)."""
+        total = 0.0
+        for i in prange(len(arr)):
+            total += arr[i] ** 2
+        return total
+
+    @jit(nopython=True, nogil=True)  # type: ignore[untyped-decorator, misc, unused-ignore]
+    def serial_sum_squares(arr: Any) -> float:
+        total = 0.0
+        for i in range(len(arr)):
+            total += arr[i] ** 2
+        return total
+
+    return serial_sum_squares, parallel_sum_squares
+
+
+def _measure_prange(*, quick: bool) -> PrangeResult:
+    """The seed's ``prange`` loop, the same loop on one thread, and NumPy, on the same array."""
+    import numpy as np
+
+    size = _PRANGE_SIZE // 10 if quick else _PRANGE_SIZE
+    arr = np.random.default_rng(2).random(size)
+    serial, parallel = _compile_sum_squares()
+    serial(arr)  # JIT warm-up, not timed
+    parallel(arr)
+    repeats = runner.QUICK_REPEATS if quick else runner.FULL_REPEATS
+    return PrangeResult(
+        size,
+        runner.time_call(lambda: np.sum(arr**2), repeats),
+        runner.time_call(lambda: serial(arr), repeats),
+        runner.time_call(lambda: parallel(arr), repeats),
+    )
 
 
 def _free_threading(out: Out, session: report.Session, py_threads: float, py_procs: float) -> None:

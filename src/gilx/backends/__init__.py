@@ -31,6 +31,8 @@ Adding a backend
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from gilx.backends.asyncio_tasks import Asyncio
 from gilx.backends.base import (
     MAX_WORKERS,
@@ -53,6 +55,20 @@ _BACKENDS: dict[str, Backend] = {
 NAMES: tuple[str, ...] = tuple(_BACKENDS)
 
 
+def check_options(backend: Backend, options: Options) -> None:
+    """ValueError, before anything is measured, for an option ``backend`` does not take
+    (naming the modes that do) or a value it refuses."""
+    for field in fields(options):
+        given = getattr(options, field.name) is not None
+        if given and field.name not in backend.options and not field.metadata.get("preference"):
+            takers = [b.name for b in _BACKENDS.values() if field.name in b.options]
+            flag = "--" + field.name.replace("_", "-")
+            raise ValueError(
+                f"{flag} is for --mode {' or '.join(takers)}, not --mode {backend.name}"
+            )
+    backend.check_options(options)
+
+
 def get(name: str) -> Backend:
     """The backend called ``name``; ValueError naming the choices otherwise."""
     try:
@@ -70,5 +86,6 @@ __all__ = [
     "Options",
     "Session",
     "check_counts",
+    "check_options",
     "get",
 ]
