@@ -289,10 +289,14 @@ class PrangeResult:
 
 
 def _compile_sum_squares() -> tuple[Any, Any]:
+    """The seed's parallel_sum_squares, compiled twice: for prange's threads, and for one thread.
+
+    Compiled without ``parallel=True``, Numba runs ``prange`` as ``range``: the
+    same loop on one thread (GIL released), the baseline for prange's speedup.
+    """
     _extras.require("numba", "numba", "the Numba section")
     from numba import jit, prange  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
-    @jit(nopython=True, parallel=True)  # type: ignore[untyped-decorator, misc, unused-ignore]
     def parallel_sum_squares(arr: Any) -> float:
         """Numba can release the GIL and parallelise (the seed's function)."""
         total = 0.0
@@ -300,14 +304,9 @@ def _compile_sum_squares() -> tuple[Any, Any]:
             total += arr[i] ** 2
         return total
 
-    @jit(nopython=True, nogil=True)  # type: ignore[untyped-decorator, misc, unused-ignore]
-    def serial_sum_squares(arr: Any) -> float:
-        total = 0.0
-        for i in range(len(arr)):
-            total += arr[i] ** 2
-        return total
-
-    return serial_sum_squares, parallel_sum_squares
+    serial = jit(nopython=True, nogil=True)(parallel_sum_squares)
+    parallel = jit(nopython=True, parallel=True)(parallel_sum_squares)
+    return serial, parallel
 
 
 def _measure_prange(*, quick: bool) -> PrangeResult:
