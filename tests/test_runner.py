@@ -137,3 +137,20 @@ def test_calibrate_grows_the_size_towards_the_target():
     assert size > 1
     assert calls == sorted(calls)
 
+
+def test_calibration_lands_near_its_target():
+    # count_nogil's cost is linear in n: the calibrated size must take about the
+    # target.  A busy machine can slow one timing, so the best of three is judged.
+    import gilx
+
+    target = 0.05
+    size = runner.calibrate(lambda n: lambda: gilx.count_nogil(n), 1000, target)
+
+    def took() -> float:
+        start = runner.clock()
+        gilx.count_nogil(size)
+        return runner.clock() - start
+
+    best = min(took() for _ in range(3))
+    assert 0.5 * target <= best <= 2.0 * target, (size, best)
+

@@ -12,6 +12,11 @@ workers and reports each repeat's (first start, last end).
 
 Adding a backend
 ----------------
+One new file and its line in ``_BACKENDS`` below; nothing else names the
+modes (the CLI's ``--mode``, the tour, :func:`gilx.scale` and the tests read
+this registry).  The toy ``serial`` backend on branch ``toy-backend`` is 52
+lines.
+
 1. Write ``backends/NAME.py`` with three small classes: a ``Crew`` (start
    ``workers`` workers on ``split(total, workers)`` shares, prepare them
    untimed, set ``startup`` if starting them is a cost of its own; ``go()``
@@ -19,14 +24,17 @@ Adding a backend
    taken with ``gilx.timing.clock``; ``close()`` stops them, also after an
    error), a ``Session`` (what is started once; set its ``startup``; close it
    cleanly) and the ``Backend`` (``name``, ``singular``, ``summary``).
-2. A backend that runs only some workloads overrides ``check(workload)`` to
-   raise ValueError with a one-line reason (the CLI prints it and exits 2).
-3. A backend that takes an option reads it from ``Options`` (add the field
-   there if it is new) and lists it in ``options``.
+2. ``open(work, param, options)`` receives the work itself: a picklable
+   :class:`gilx.workloads.Workload` (send it to other processes as it is), or
+   for backends in this process any object with ``prepare`` (the probe's).
+   Branch on the work's capabilities (``io_bound``, ``checked``, ...), never
+   on its name.  A backend that runs only some work overrides ``accepts``
+   (and ``refusal``, the one line the CLI prints, exit 2).
+3. An option: list its ``Options`` field in ``options`` (add the field if it
+   is new) and check its value in ``check_options``; the registry refuses it
+   for the other modes.  Lines about how the work ran: ``notes()``.
 4. Import optional engines (dask, ...) inside ``open()``, never at module
    level, and say which extra to install when one is missing.
-5. Add it to ``_BACKENDS`` below, and test it the way ``tests/test_runner.py``
-   tests threads and processes.
 """
 
 from __future__ import annotations
