@@ -41,15 +41,24 @@ def gil_watch(request: pytest.FixtureRequest) -> Iterator[Watch]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    """A test whose GIL assertion could not be judged is skipped, not failed."""
-    try:
-        return (yield)
-    except Exception as exc:
-        # gilx.testing is only looked up, never imported here: a test that
-        # raised its Inconclusive has imported it.
-        testing = sys.modules.get("gilx.testing")
-        inconclusive = getattr(testing, "Inconclusive", None)
-        if inconclusive is not None and isinstance(exc, inconclusive):
-            pytest.skip(f"gilx: inconclusive: {exc}")
-        raise
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A test whose GIL assertion could not be judged is reported skipped, at the test."""
+    report = yield
+    # gilx.testing is only looked up, never imported here: a test that raised
+    # its Inconclusive has imported it.
+    inconclusive = getattr(sys.modules.get("gilx.testing"), "Inconclusive", None)
+    excinfo = call.excinfo
+    if (
+        call.when == "call"
+        and excinfo is not None
+        and inconclusive is not None
+        and isinstance(excinfo.value, inconclusive)
+    ):
+        path, line, _ = item.reportinfo()
+        report.outcome = "skipped"
+        report.longrepr = (
+            str(path), (line or 0) + 1, f"Skipped: gilx: inconclusive: {excinfo.value}"
+        )
+    return report
