@@ -1,4 +1,4 @@
-"""What every measurement is made of: one clock, a run's spans, repeats' statistics, speedup.
+"""What every measurement is made of: one clock, a repeat's span, repeats' statistics, speedup.
 
 A leaf module: the backends (which start workers) and the runner (which
 repeats and judges) both build on it, and it imports nothing of gilx.

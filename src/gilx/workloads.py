@@ -1,4 +1,4 @@
-"""The six workloads (the README's reference): what the work is and how a share of it is run.
+"""The workloads (the README's reference): what the work is and how a share of it is run.
 
 A workload is a size (in its own ``unit``) that can be split among workers:
 ``prepare(share, param)`` builds, outside any timing, whatever a worker needs
