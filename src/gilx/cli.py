@@ -325,7 +325,8 @@ def _run_race(args: argparse.Namespace) -> int:
             line += f"  {report.NOT_JUDGED}"
         print(line)
     print(
-        "overlap = how much the threads' increments ran at the same time;"
+        "overlap = how much the threads' increments ran at the same time, from when each"
+        " ended (lost updates prove they overlapped, whatever it says);"
         " others = the share of the CPU the threads needed that other processes took"
     )
     if not all(r.judged for r in results):
