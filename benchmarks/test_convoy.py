@@ -5,7 +5,7 @@ loop that takes it back between chunks (to check for Ctrl-C) takes it back
 many times per call.  Beside a thread running Python nonstop, each re-take
 can wait for that thread's switch interval (5 ms).  Each benchmark here runs
 the same call alone and then while one busy thread runs ``count_py`` in a loop
-(``gilx.convoy.Busy``, the busy threads of ``gilx convoy``), on a worker thread
+(``gilx._convoy.Busy``, the busy threads of ``gilx convoy``), on a worker thread
 and on the main thread (where Ctrl-C is handled).
 
 Targets, shown in BENCHMARKS.md and never asserted (the suite never fails on
@@ -37,8 +37,8 @@ import pytest
 from conftest import slowest_worker, together
 
 from gilx import workloads
+from gilx._convoy import Busy
 from gilx._core import count_nogil, stream_sum
-from gilx.convoy import Busy
 
 #: About 0.13 s of count_nogil here (about 30 chunks of COUNT_CHUNK).
 N_COUNT = 1 << 28

@@ -35,7 +35,7 @@ def start_method() -> str:
 
 def open_session(workload: str) -> Session:
     options = Options(start_method=start_method())
-    return backends.get("processes").open(workloads.get(workload), workload, "", options)
+    return backends.get("processes").open(workloads.get(workload), "", options)
 
 
 @pytest.fixture(scope="module")

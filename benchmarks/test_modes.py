@@ -46,7 +46,7 @@ def crew(mode: str, workload: str, total: int, workers: int, param: str = "") ->
     job = workloads.get(workload)
     backend = backends.get(mode)
     with (
-        backend.open(job, workload, param, backends.Options()) as session,
+        backend.open(job, param, backends.Options()) as session,
         session.crew(total, workers) as workers_crew,
     ):
         yield workers_crew

@@ -23,7 +23,7 @@ TARGET_SHARE = 0.005
 @pytest.fixture(scope="module")
 def two_worker_processes() -> Iterator[Crew]:
     job = workloads.get("nogil")
-    with backends.get("processes").open(job, "nogil", "", Options()) as session:
+    with backends.get("processes").open(job, "", Options()) as session:
         with session.crew(1000, 2) as crew:
             yield crew
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable
 
 import pytest
 
@@ -21,16 +22,35 @@ def test_the_registry_lists_threads_and_processes_and_refuses_others():
         backends.get("fibers")
 
 
-def test_the_cli_offers_exactly_the_registry_modes(capsys):
+def _defined_backends() -> set[str]:
+    """The names of the concrete Backend classes in gilx.backends' modules, read from them."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    found = set()
+    for info in pkgutil.iter_modules(backends.__path__):
+        module = importlib.import_module(f"gilx.backends.{info.name}")
+        for obj in vars(module).values():
+            if inspect.isclass(obj) and issubclass(obj, Backend) and obj.name:
+                found.add(obj.name)
+    return found
+
+
+def test_every_backend_written_is_registered_and_offered_by_the_cli(capsys):
+    # Found independently of the registry: a backend file whose class was not
+    # added to _BACKENDS, or a registry entry the CLI does not offer, fails here.
+    import re
+
     from gilx.cli import main
 
+    defined = _defined_backends()
+    assert defined == set(backends.NAMES)
     with pytest.raises(SystemExit) as exit_info:
         main(["scale", "--workload", "py", "--mode", "fibers"])
     assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    offered = err.split("choose from", 1)[1]
-    for name in backends.NAMES:
-        assert name in offered
+    offered = re.findall(r"'([^']+)'", capsys.readouterr().err.split("choose from", 1)[1])
+    assert set(offered) == defined
 
 
 @pytest.mark.parametrize("mode", backends.NAMES)
@@ -38,11 +58,11 @@ def test_a_crew_repeats_its_work_as_often_as_asked(mode):
     backend = backends.get(mode)
     if mode.startswith("dask") and not _extras.installed("distributed"):
         pytest.skip('Dask is not installed here (pip install "gilx[dask]")')
-    name = "io" if mode == "asyncio" else "nogil"  # asyncio runs only the io workload
-    job = workloads.get(name)
-    with job.session() as param, backend.open(job, name, param, backends.Options()) as session:
+    # the first workload this backend accepts (asyncio: only I/O-bound work)
+    job = next(w for w in workloads.WORKLOADS.values() if backend.accepts(w))
+    with job.session() as param, backend.open(job, param, backends.Options()) as session:
         assert isinstance(session, Session)
-        with session.crew(4 if name == "io" else 20_000, 2) as crew:
+        with session.crew(4 if job.io_bound else 20_000, 2) as crew:
             assert isinstance(crew, Crew)
             spans = [crew.go() for _ in range(3)]
         crew.close()  # closing twice is harmless
@@ -54,7 +74,7 @@ def test_a_crew_repeats_its_work_as_often_as_asked(mode):
 
 def test_process_workers_are_separate_live_processes_until_closed():
     backend = backends.get("processes")
-    with backend.open(workloads.get("nogil"), "nogil", "", backends.Options()) as session:
+    with backend.open(workloads.get("nogil"), "", backends.Options()) as session:
         crew = session.crew(10_000, 2)
         pids = crew.pids()
         assert len(pids) == 2 and os.getpid() not in pids
@@ -70,9 +90,7 @@ def test_a_closed_thread_crew_has_no_os_thread_left():
     # Not just joined (Python code done): gone from the OS, so that a process forked
     # right after cannot catch one of them inside the allocator.
     before = machine.os_threads()
-    with backends.get("threads").open(
-        workloads.get("nogil"), "nogil", "", backends.Options()
-    ) as session:
+    with backends.get("threads").open(workloads.get("nogil"), "", backends.Options()) as session:
         crew = session.crew(10_000, 4)
         assert machine.os_threads() == before + 4
         crew.go()
@@ -99,13 +117,44 @@ def test_os_threads_counts_a_new_thread_until_it_has_exited():
 
 
 def test_threads_have_no_startup_of_their_own():
-    run = runner.run_threads(workloads.get("nogil"), 1000, 2, repeats=2)
+    run = runner.measure(workloads.get("nogil"), 1000, 2, repeats=2)
     assert run.startup is None
 
 
-def test_processes_take_only_named_workloads():
-    with pytest.raises(ValueError, match="unknown workload"):
-        backends.run("processes", workloads.get("py"), "nope", 10, 1)
+class _Closure:
+    """A job that is no Workload: a closure, like the probe's calls, that no child can import."""
+
+    def prepare(self, share: int, param: str, /) -> Callable[[], object]:
+        return lambda: None
+
+
+@pytest.mark.parametrize("mode", ["processes", "dask", "dask-threads"])
+def test_backends_in_other_processes_take_only_workloads(mode):
+    backend = backends.get(mode)
+    assert not backend.accepts(_Closure())
+    assert backend.accepts(workloads.get("py"))
+    with pytest.raises(ValueError, match="runs only gilx's workloads"):
+        runner.measure(_Closure(), 10, 1, mode=mode)
+
+
+def test_each_backend_answers_which_workloads_it_accepts():
+    # asyncio overlaps waits: it takes the I/O-bound workloads, and only them.
+    asyncio_backend = backends.get("asyncio")
+    for work in workloads.WORKLOADS.values():
+        assert asyncio_backend.accepts(work) is work.io_bound
+        assert backends.get("threads").accepts(work)
+    assert [w.name for w in workloads.WORKLOADS.values() if w.io_bound] == ["io"]
+
+
+def test_an_option_a_backend_does_not_take_is_refused_naming_the_modes_that_do():
+    with pytest.raises(ValueError, match="--scheduler is for --mode dask or dask-threads"):
+        backends.check_options(backends.get("threads"), backends.Options(scheduler="tcp://h:1"))
+    # the start method is a preference: backends that start no processes ignore it
+    backends.check_options(backends.get("threads"), backends.Options(start_method="spawn"))
+    with pytest.raises(ValueError, match="start method must be one of"):
+        backends.check_options(
+            backends.get("processes"), backends.Options(start_method="teleport")
+        )
 
 
 def test_scale_reports_how_the_work_ran():

@@ -130,7 +130,7 @@ def test_race_json_shape(capsys):
     results = one_json_object(capsys.readouterr().out)["results"]
     assert [r["kind"] for r in results] == ["unsafe", "atomic", "locked"]
     for r in results:
-        assert set(r) == {"kind", "threads", "expected", "observed", "lost"}
+        assert {"kind", "threads", "expected", "observed", "lost", "disturbed"} <= set(r)
         assert (r["threads"], r["expected"]) == (2, 2000)
         assert 0 <= r["observed"] <= r["expected"]
 
@@ -138,11 +138,12 @@ def test_race_json_shape(capsys):
 def test_probe_json_shape_and_verdict(capsys):
     assert main(["probe", "time:sleep", "0.002", "--seconds", "0.01", "--json"]) == 0
     result = one_json_object(capsys.readouterr().out)
-    keys = ["callable", "releases_gil", "workers", "speedup", "hold_fraction"]
+    keys = ["callable", "releases_gil", "workers", "speedup", "hold_fraction", "disturbed"]
     assert [k for k in result if k in keys] == keys
     assert result["gil_enabled"] is machine.gil_enabled()
     assert result["callable"] == "time:sleep(0.002)"
     assert result["releases_gil"] is True
+    assert result["disturbed"] is False or result["other_cpu"] > runner.DISTURBED_SHARE
 
 
 def test_probe_text_gives_the_verdict_and_evidence(capsys):
@@ -172,6 +173,16 @@ def test_tour_walks_the_seed_sections_in_order(tiny, capsys):
     first = out.index(headings[0])
     positions = [out.index(h, first) for h in headings]
     assert positions == sorted(positions)
+
+
+def test_tour_json_is_one_object_of_sections_and_the_table(tiny, capsys):
+    assert main(["tour", "--quick", "--json"]) == 0
+    result = one_json_object(capsys.readouterr().out)
+    titles = [s["title"] for s in result["sections"]]
+    assert titles[0] == "" and any("refcount race" in t for t in titles)
+    assert any("Decision tree" in t for t in titles)
+    assert all(s["lines"] for s in result["sections"])  # no heading without its text
+    assert {"rows", "disturbed"} <= set(result["table"])
 
 
 def test_plain_gilx_is_the_tour(tiny, capsys):

@@ -12,7 +12,7 @@ import pytest
 
 import gilx
 from gilx import cli
-from gilx.cli import main
+from gilx.cli import _build_parser, main
 
 NO_FOLDER = "/no/such/folder/gilx.png"
 
@@ -25,7 +25,7 @@ BAD = [
     (["tour", "--workers", "257"], "must be <= 256"),
     (["tour", "--workers", "two"], "not an integer"),
     (["tour", "--start-method", "teleport"], "invalid choice"),
-    (["tour", "--json"], "unrecognized arguments"),
+    (["tour", "--json", "--bogus"], "unrecognized arguments"),
     (["table", "--workers", "-3"], "must be >= 2"),
     (["table", "--workers", "1"], "must be >= 2"),
     (["table", "--workers", "257"], "must be <= 256"),
@@ -156,12 +156,12 @@ def test_race_and_timeline_keep_the_threads_spelling(spelling):
 
 
 def test_every_command_takes_the_shared_options():
-    # The README's reference: --progress and --workers everywhere, --json wherever there is a JSON
-    # shape (all but the tour, which is prose), --start-method where processes start.
+    # The README's reference: --progress, --workers and --json everywhere (the tour's JSON is
+    # its sections and its table), --start-method where processes start.
     for name, command in MEASURING.items():
         options = {s for a in command._actions for s in a.option_strings}
         assert {"--progress", "--workers"} <= options, name
-        assert ("--json" in options) == (name != "tour"), name
+        assert "--json" in options, name
         assert ("--start-method" in options) == (name in {"tour", "table", "scale"}), name
 
 
@@ -188,4 +188,56 @@ def test_the_installed_command_prints_no_traceback(args):
     assert done.returncode == 2
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = _build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+@pytest.mark.parametrize("name", [n for n in _subcommands() if n != "watch"])
+def test_every_subcommand_says_what_it_does_and_every_option_has_help(name):
+    cmd = _subcommands()[name]
+    assert cmd.description and len(cmd.description) > 40, name
+    for action in cmd._actions:
+        assert action.help, f"gilx {name} {action.option_strings or action.dest}: no help"
+
+
+def test_workers_has_one_meaning_in_every_command():
+    for name, cmd in _subcommands().items():
+        for action in cmd._actions:
+            if "--workers" in action.option_strings:
+                assert action.help.startswith("how many workers run at once"), name
+
+
+def test_watch_help_is_the_full_help():
+    done = subprocess.run(
+        [sys.executable, "-m", "gilx", "watch", "-h"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    for option in ("--json", "--interval", "-m MODULE", "SCRIPT"):
+        assert option in done.stdout
+    assert len(done.stdout.splitlines()) > 10
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["watch", "--interval", "abc", "x.py"],
+        ["race", "--increments", "abc"],
+        ["probe", "os:getpid", "--seconds", "abc"],
+        ["scale", "--workload", "py", "--workers", "a,b"],
+        ["timeline", "--workload", "py", "--width", "wide"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_a_conversion_error_is_one_clean_line(argv):
+    done = subprocess.run(
+        [sys.executable, "-m", "gilx", *argv], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "could not convert" not in line and "invalid literal" not in line  # Python's words
     assert "Traceback" not in done.stderr

@@ -19,15 +19,15 @@ from conftest import fake_cpu_meter
 
 import gilx
 from gilx import machine, report, runner, workloads
+from gilx._convoy import CallTimes, ConvoyReport, ConvoyResult, Latency, convoy
 from gilx.cli import main
-from gilx.convoy import CallTimes, ConvoyReport, ConvoyResult, Latency, convoy
 from gilx.timing import Timing
 
 RESULT_KEYS = {
     "workload", "alone_s", "beside_s", "slowdown", "latency", "other_cpu", "disturbed",
 }
-#: The module (``gilx.convoy`` the attribute is the function, like gilx.race).
-convoy_module = importlib.import_module("gilx.convoy")
+#: The module (``gilx._convoy``; ``gilx.convoy`` is the function).
+convoy_module = importlib.import_module("gilx._convoy")
 TOP_KEYS = {"beside", "threads", "switch_interval_s", "gil_enabled", "disturbed", "results"}
 
 

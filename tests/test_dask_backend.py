@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gilx import _extras
+from gilx import _extras, workloads
 from gilx.backends import dask_cluster as _dask
 from gilx.backends import dask_tasks
 
@@ -73,12 +73,13 @@ def test_without_dask_the_error_says_how_to_install_it(monkeypatch):
 
 def test_every_task_result_is_checked():
     good = [(0, 5, 0.0, 1.0), (1, 6, 0.0, 1.0)]
-    dask_tasks.check(good, [5, 6], "py")
+    py, numpy = workloads.get("py"), workloads.get("numpy")
+    dask_tasks.check(good, [5, 6], py)
     with pytest.raises(RuntimeError, match="counted 4, not its share 6"):
-        dask_tasks.check([good[0], (1, 4, 0.0, 1.0)], [5, 6], "py")
+        dask_tasks.check([good[0], (1, 4, 0.0, 1.0)], [5, 6], py)
     with pytest.raises(RuntimeError, match="returned the result of task 0"):
-        dask_tasks.check([good[0], good[0]], [5, 6], "py")
-    dask_tasks.check([(0, None, 0.0, 1.0)], [5], "numpy")  # nothing to count: only the index
+        dask_tasks.check([good[0], good[0]], [5, 6], py)
+    dask_tasks.check([(0, None, 0.0, 1.0)], [5], numpy)  # nothing to count: only the index
 
 
 def new_processes(before: set[int]) -> list[str]:
@@ -101,6 +102,16 @@ def descendants() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
+def run(cluster: Any, workload: str, shares: list[int], repeats: int) -> tuple[list, list]:
+    """``repeats`` repeats of one crew on ``cluster``: (client spans, the tasks' own spans)."""
+    crew = _dask.DaskCrew(cluster, workloads.get(workload), shares, "")
+    try:
+        spans = [crew.go() for _ in range(repeats)]
+        return spans, list(crew.task_spans)
+    finally:
+        crew.close()
+
+
 def no_new_processes_soon(before: set[int], seconds: float = 10.0) -> list[str]:
     deadline = time.monotonic() + seconds
     while (left := new_processes(before)) and time.monotonic() < deadline:
@@ -120,11 +131,9 @@ def test_dask_mode_runs_each_share_in_its_own_process_and_leaves_none_behind():
         assert all(addr.startswith("tcp://127.0.0.1:") for addr in workers)
         pids = cluster.client.run(os.getpid)
         assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
-        result = _dask.run(cluster, "py", [20_000, 20_001], repeats=3)
-        assert len(result.spans) == len(result.task_spans) == 3
-        for (start, end), (task_start, task_end) in zip(
-            result.spans, result.task_spans, strict=True
-        ):
+        spans, task_spans = run(cluster, "py", [20_000, 20_001], repeats=3)
+        assert len(spans) == len(task_spans) == 3
+        for (start, end), (task_start, task_end) in zip(spans, task_spans, strict=True):
             # the client's span holds the tasks' own: Dask's dispatch is counted
             assert start <= task_start <= task_end <= end
     finally:
@@ -140,8 +149,8 @@ def test_dask_threads_mode_runs_every_share_on_one_worker_with_k_threads():
         workers = cluster.client.scheduler_info(n_workers=-1)["workers"]
         assert [w["nthreads"] for w in workers.values()] == [3]
         assert cluster.slots == (next(iter(workers)),) * 3
-        result = _dask.run(cluster, "nogil", [100_000] * 3, repeats=2)
-        assert len(result.spans) == 2
+        spans, _ = run(cluster, "nogil", [100_000] * 3, repeats=2)
+        assert len(spans) == 2
     finally:
         cluster.close()
     assert no_new_processes_soon(before) == []
@@ -167,7 +176,7 @@ def test_an_existing_cluster_is_used_and_never_stopped():
         try:
             assert ours.local is None
             assert set(ours.slots) == set(theirs.scheduler_info["workers"])
-            _dask.run(ours, "gil", [1000, 1000], repeats=1)
+            run(ours, "gil", [1000, 1000], repeats=1)
         finally:
             ours.close()
         assert their_client.submit(sum, [1, 2], pure=False).result(timeout=30) == 3
@@ -181,7 +190,7 @@ def test_the_workers_of_an_existing_cluster_on_this_machine_count_as_the_measure
 
     with their_cluster() as (theirs, their_client):
         workers = {int(p) for p in their_client.run(os.getpid).values()}
-        with DaskSession("dask", "nogil", "", theirs.scheduler_address) as session:
+        with DaskSession("dask", workloads.get("nogil"), "", theirs.scheduler_address) as session:
             crew = session.crew(10_000, 2)
             assert workers <= crew.pids()
             assert workers <= session.pids()
@@ -289,7 +298,7 @@ def test_scheduler_mistakes_are_one_line_and_exit_2(args, message):
 def test_a_scheduler_for_a_mode_without_one_is_a_value_error():
     import gilx
 
-    with pytest.raises(ValueError, match="a scheduler is for mode dask or dask-threads"):
+    with pytest.raises(ValueError, match="--scheduler is for --mode dask or dask-threads"):
         gilx.scale("py", "threads", [1], size=10, scheduler="tcp://127.0.0.1:8786")
 
 
@@ -350,7 +359,7 @@ def processes_marked(marker: str) -> list[int]:
 
 @needs_dask
 def test_a_failing_task_raises_in_the_caller_and_its_cluster_is_stopped():
-    from gilx import backends, workloads
+    from gilx import backends
 
     before = descendants()
     job = workloads.get("io")
@@ -358,7 +367,7 @@ def test_a_failing_task_raises_in_the_caller_and_its_cluster_is_stopped():
     # the io workload refuses any address but the loopback one, in the worker
     with (
         pytest.raises(ValueError, match=r"only talks to 127\.0\.0\.1"),
-        dask.open(job, "io", "http://example.com/", backends.Options()) as session,
+        dask.open(job, "http://example.com/", backends.Options()) as session,
         session.crew(2, 2) as crew,
     ):
         crew.go()

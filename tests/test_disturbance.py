@@ -9,7 +9,7 @@ import pytest
 from conftest import fake_cpu_meter, needs_two_cores, retry
 
 from gilx import machine, runner
-from gilx.table import GAIN_THRESHOLD, Table, TableRow
+from gilx._table import GAIN_THRESHOLD, Table, TableRow
 
 #: A process that keeps one core busy for at most this long (seconds), then exits.
 HOG = "import time\nend = time.perf_counter() + {seconds}\nwhile time.perf_counter() < end: pass\n"

@@ -145,7 +145,7 @@ def test_watch_gives_the_contract_fields():
     d = w.to_dict()
     assert list(d)[:4] == ["seconds", "hold_fraction", "latency", "gil_enabled"]
     assert set(d["latency"]) == {"p50", "p90", "p99", "max"}  # type: ignore[arg-type]
-    assert 0.0 <= w.hold_fraction <= 1.0
+    assert w.hold_fraction < 0.3  # asleep: the GIL was free (and on a no-GIL build, never held)
     assert w.seconds >= 0.02 > 0 < live <= w.seconds
     assert w.gil_enabled is GIL
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from gilx import runner
+from gilx import runner, workloads
+from gilx.backends import Options
 
 
 def test_speedup_is_one_worker_time_over_k_worker_time():
@@ -46,10 +47,11 @@ class Recorder:
 
 def test_threads_split_the_total_and_repeat():
     job = Recorder()
-    run = runner.run_threads(job, 10, 3, repeats=4)
+    run = runner.measure(job, 10, 3, repeats=4)
     assert sorted(job.shares) == [3, 3, 4]
-    assert len(run.spans) == 4
-    assert all(end >= start for start, end in run.spans)
+    assert len(run.timing.samples) == 4  # disturbed repeats are replaced, not added
+    assert all(seconds >= 0 for seconds in run.timing.samples)
+    assert len(run.timing.other_cpu) == len(run.timing.samples)  # every repeat was metered
     assert run.startup is None
 
 
@@ -63,22 +65,28 @@ class Failing:
 
 def test_a_failing_worker_thread_raises_in_the_caller():
     with pytest.raises(ZeroDivisionError, match="from a worker"):
-        runner.run_threads(Failing(), 4, 2, repeats=2)
+        runner.measure(Failing(), 4, 2, repeats=2)
 
 
 @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
 def test_processes_work_under_each_start_method(method):
     if method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"{method} is not available here")
-    run = runner.run_processes("nogil", 10_000, 2, repeats=2, start_method=method)
-    assert len(run.spans) == 2
+    run = runner.measure(
+        workloads.get("nogil"), 10_000, 2, repeats=2, mode="processes",
+        options=Options(start_method=method),
+    )
+    assert len(run.timing.samples) == 2
     assert run.startup is not None and run.startup >= 0
 
 
 def test_a_failing_worker_process_raises_in_the_parent():
     # The io workload refuses any address but the loopback one, in the child.
     with pytest.raises(RuntimeError, match=r"only talks to 127\.0\.0\.1"):
-        runner.run_processes("io", 2, 2, param="http://example.com/")
+        runner.measure(
+            workloads.get("io"), 2, 2, mode="processes",
+            param="http://example.com/",
+        )
 
 
 def test_scale_measures_one_worker_as_the_baseline():
@@ -128,4 +136,21 @@ def test_calibrate_grows_the_size_towards_the_target():
     size = runner.calibrate(make, 1, 0.01)
     assert size > 1
     assert calls == sorted(calls)
+
+
+def test_calibration_lands_near_its_target():
+    # count_nogil's cost is linear in n: the calibrated size must take about the
+    # target.  A busy machine can slow one timing, so the best of three is judged.
+    import gilx
+
+    target = 0.05
+    size = runner.calibrate(lambda n: lambda: gilx.count_nogil(n), 1000, target)
+
+    def took() -> float:
+        start = runner.clock()
+        gilx.count_nogil(size)
+        return runner.clock() - start
+
+    best = min(took() for _ in range(3))
+    assert 0.5 * target <= best <= 2.0 * target, (size, best)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gilx import report, runner
-from gilx.table import GAIN_THRESHOLD, Table, TableRow, mark
+from gilx._table import GAIN_THRESHOLD, Table, TableRow, mark
 
 
 def test_marks_are_read_from_the_number_at_the_threshold():

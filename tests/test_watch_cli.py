@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from gilx import gil_enabled
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "threaded_work.py"
 
 
@@ -129,7 +131,11 @@ def test_the_example_script_runs_under_watch():
     done = gilx_watch("--json", str(EXAMPLE), "2")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("2 threads done")
-    assert 0.0 <= json.loads(done.stderr.splitlines()[-1])["hold_fraction"] <= 1.0
+    hold = json.loads(done.stderr.splitlines()[-1])["hold_fraction"]
+    # The threads alternate a pure-Python loop (GIL held) with hashing and sleeping
+    # (released): neither never nor always held, where there is a GIL.
+    if gil_enabled():
+        assert 0.05 < hold < 0.95
 
 
 @pytest.mark.parametrize(

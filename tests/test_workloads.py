@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from gilx import workloads
@@ -19,11 +21,53 @@ def test_unknown_name_is_a_value_error_naming_the_choices():
         workloads.get("gpu")
 
 
-@pytest.mark.parametrize("name", ["py", "gil", "nogil", "numpy", "memory"])
-def test_each_workload_runs_a_small_share(name):
+@pytest.mark.parametrize("name", [w.name for w in workloads.WORKLOADS.values() if w.checked])
+def test_a_checked_workload_returns_the_units_of_its_share(name):
     w = workloads.get(name)
+    if name.startswith("numba-"):
+        pytest.importorskip("numba")
     with w.session() as param, w.context():
-        w.prepare(2, param)()
+        assert w.prepare(12_345, param)() == 12_345
+
+
+def test_the_counting_workloads_are_the_checked_ones():
+    checked = {w.name for w in workloads.WORKLOADS.values() if w.checked}
+    assert checked == {"py", "gil", "nogil", "numba-nogil", "numba-gil"}
+
+
+def test_the_memory_workload_sums_every_word_of_its_buffer_each_pass():
+    # The buffer is all 0x01 bytes: every 8-byte word is 0x0101010101010101.
+    w = workloads.get("memory")
+    words = workloads.buffer_bytes() // 8
+    expected = 2 * words * 0x0101010101010101 % 2**64
+    assert w.prepare(2, "")() == expected
+
+
+def test_the_numpy_workload_does_share_dot_products(monkeypatch):
+    np = pytest.importorskip("numpy")
+    calls: list[tuple[int, ...]] = []
+    real = np.dot
+
+    def counted(a, b):
+        calls.append(a.shape)
+        return real(a, b)
+
+    monkeypatch.setattr(np, "dot", counted)
+    with workloads.get("numpy").context():
+        workloads.get("numpy").prepare(3, "")()
+    assert calls == [(workloads.MATRIX_SIZE, workloads.MATRIX_SIZE)] * 3
+
+
+def test_the_io_workload_downloads_share_answers_from_its_own_server():
+    from gilx import _httpdelay
+
+    w = workloads.get("io")
+    with w.session() as url:
+        assert url.startswith("http://127.0.0.1:")
+        start = time.perf_counter()
+        w.prepare(3, url)()
+        # three downloads one after another, each answered after the server's delay
+        assert time.perf_counter() - start >= 3 * _httpdelay.DELAY_SECONDS * 0.9
 
 
 def test_memory_buffer_is_far_larger_than_the_caches():

@@ -2,10 +2,14 @@
 
 The public names: the C core (counters, ``count_gil`` / ``count_nogil``,
 ``CancelToken`` / ``Cancelled``, the way to stop a long call running in a
-thread that Ctrl-C cannot reach), ``gil_enabled``, ``count_py``, ``race``, and
-the measuring API: ``scale``, ``probe``, ``table``, ``record_timeline`` and ``convoy`` with
-their result dataclasses (each has ``to_dict()`` giving the JSON of the
-README's reference).
+thread that Ctrl-C cannot reach), ``gil_enabled``, ``count_py``, ``race``, the
+measuring API: ``scale``, ``probe``, ``table``, ``record_timeline``,
+``convoy`` and ``watch`` with their result dataclasses (each has ``to_dict()`` giving the JSON
+of the README's reference), and the exceptions a caller can receive from them:
+``MissingExtra``, ``SchedulerUnreachable``, ``PlotUnavailable``.
+
+The implementation lives in private modules (``gilx._race``, ``gilx._probe``,
+...); ``gilx.testing`` is the one public submodule.
 
 ``import gilx`` loads only the C core: a pytest plugin imports it into every
 test run.  Everything else (the runner, and with it ``multiprocessing``, NumPy,
@@ -24,77 +28,79 @@ from gilx._core import (
 from gilx._gilstate import gil_enabled
 from gilx._version import __version__
 
-# Not ``from typing import TYPE_CHECKING``: importing typing alone costs more
-# than the rest of ``import gilx``.  Type checkers treat any name
-# TYPE_CHECKING as true.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from gilx.convoy import ConvoyResult, convoy
-    from gilx.probe import ProbeResult, probe
-    from gilx.pure import count_py
-    from gilx.race import RaceResult, race
-    from gilx.runner import ScalePoint, ScaleResult, Timing, scale
-    from gilx.table import Table, TableRow, table
-    from gilx.timeline import Timeline
-    from gilx.timeline import record as record_timeline
-    from gilx.watch import Watch, watch
-    from gilx.workloads import NAMES as WORKLOADS
-
-#: Public name -> (submodule, its name there), loaded on first use.
+#: THE table of the lazily loaded public names: name -> (module, its name there).
+#: ``__all__`` is built from it; tests/test_import.py checks the type checkers'
+#: imports below against it.
 _LAZY = {
-    "ConvoyResult": ("gilx.convoy", "ConvoyResult"),
-    "convoy": ("gilx.convoy", "convoy"),
-    "ProbeResult": ("gilx.probe", "ProbeResult"),
-    "probe": ("gilx.probe", "probe"),
+    "ConvoyResult": ("gilx._convoy", "ConvoyResult"),
+    "convoy": ("gilx._convoy", "convoy"),
+    "ProbeResult": ("gilx._probe", "ProbeResult"),
+    "probe": ("gilx._probe", "probe"),
     "count_py": ("gilx.pure", "count_py"),
-    "RaceResult": ("gilx.race", "RaceResult"),
-    "race": ("gilx.race", "race"),
+    "RaceResult": ("gilx._race", "RaceResult"),
+    "race": ("gilx._race", "race"),
     "ScalePoint": ("gilx.runner", "ScalePoint"),
     "ScaleResult": ("gilx.runner", "ScaleResult"),
     "Timing": ("gilx.runner", "Timing"),
     "scale": ("gilx.runner", "scale"),
-    "Table": ("gilx.table", "Table"),
-    "TableRow": ("gilx.table", "TableRow"),
-    "table": ("gilx.table", "table"),
+    "Table": ("gilx._table", "Table"),
+    "TableRow": ("gilx._table", "TableRow"),
+    "table": ("gilx._table", "table"),
     "Timeline": ("gilx.timeline", "Timeline"),
     "record_timeline": ("gilx.timeline", "record"),
-    "Watch": ("gilx.watch", "Watch"),
-    "watch": ("gilx.watch", "watch"),
+    "Watch": ("gilx._watch", "Watch"),
+    "watch": ("gilx._watch", "watch"),
     "WORKLOADS": ("gilx.workloads", "NAMES"),
+    "MissingExtra": ("gilx._extras", "MissingExtra"),
+    "SchedulerUnreachable": ("gilx.backends.dask_cluster", "SchedulerUnreachable"),
+    "PlotUnavailable": ("gilx.plot", "PlotUnavailable"),
 }
 
 __all__ = [
-    "WORKLOADS",
     "AtomicCounter",
     "CancelToken",
     "Cancelled",
-    "ConvoyResult",
     "LockedCounter",
-    "ProbeResult",
-    "RaceResult",
-    "ScalePoint",
-    "ScaleResult",
-    "Table",
-    "TableRow",
-    "Timeline",
-    "Timing",
     "UnsafeCounter",
-    "Watch",
     "__version__",
-    "convoy",
     "count_gil",
     "count_nogil",
-    "count_py",
     "gil_enabled",
-    "probe",
-    "race",
-    "record_timeline",
-    "scale",
-    "table",
-    "watch",
+    *_LAZY,
 ]
 
-if not TYPE_CHECKING:  # hidden from type checkers: they see the imports above instead
+# Not ``from typing import TYPE_CHECKING``: importing typing alone costs more
+# than the rest of ``import gilx``.  Type checkers treat any name
+# TYPE_CHECKING as true; it is deleted below, so it is no public name.  The
+# ``X as X`` spelling marks each import as a re-export (mypy --strict, ruff).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from gilx._convoy import ConvoyResult as ConvoyResult
+    from gilx._convoy import convoy as convoy
+    from gilx._extras import MissingExtra as MissingExtra
+    from gilx._probe import ProbeResult as ProbeResult
+    from gilx._probe import probe as probe
+    from gilx._race import RaceResult as RaceResult
+    from gilx._race import race as race
+    from gilx._table import Table as Table
+    from gilx._table import TableRow as TableRow
+    from gilx._table import table as table
+    from gilx._watch import Watch as Watch
+    from gilx._watch import watch as watch
+    from gilx.backends.dask_cluster import SchedulerUnreachable as SchedulerUnreachable
+    from gilx.plot import PlotUnavailable as PlotUnavailable
+    from gilx.pure import count_py as count_py
+    from gilx.runner import ScalePoint as ScalePoint
+    from gilx.runner import ScaleResult as ScaleResult
+    from gilx.runner import Timing as Timing
+    from gilx.runner import scale as scale
+    from gilx.timeline import Timeline as Timeline
+    from gilx.timeline import record as _record
+    from gilx.workloads import NAMES as _NAMES
+
+    record_timeline = _record
+    WORKLOADS = _NAMES
+else:  # hidden from type checkers: they see the imports above instead
 
     def __getattr__(name: str) -> object:
         try:
@@ -110,30 +116,5 @@ if not TYPE_CHECKING:  # hidden from type checkers: they see the imports above i
     def __dir__() -> list[str]:
         return sorted(set(globals()) | set(__all__))
 
-    def _keep_functions_over_submodules() -> None:
-        """Keep ``gilx.probe``, ``gilx.race``, ``gilx.table``, ``gilx.convoy`` the functions.
 
-        The first ``import gilx.race`` (by gilx itself or by a user) binds the
-        submodule to the package's attribute of the same name; eager imports
-        used to rebind the function right after, lazy ones cannot.  The
-        package's module type therefore swaps such a submodule for the public
-        object it defines, so ``gilx.race(...)`` works whatever was imported first.
-        """
-        import sys
-
-        module_type = type(sys)
-
-        class Package(module_type):
-            def __setattr__(self, name: str, value: object) -> None:
-                if (
-                    name in _LAZY
-                    and isinstance(value, module_type)
-                    and value.__name__ == f"gilx.{name}"
-                ):
-                    value = getattr(value, _LAZY[name][1])
-                super().__setattr__(name, value)
-
-        sys.modules[__name__].__class__ = Package
-
-    _keep_functions_over_submodules()
-    del _keep_functions_over_submodules
+del TYPE_CHECKING

@@ -10,7 +10,13 @@ import importlib.util
 
 
 class MissingExtra(ImportError):
-    """An optional engine is not installed; the message says which extra installs it."""
+    """An optional engine is not installed; the message says which extra installs it.
+
+    Raised by :func:`gilx.scale` for a ``numba-*`` workload without Numba
+    (``pip install "gilx[numba]"``) or a ``dask`` / ``dask-threads`` mode
+    without Dask's ``distributed`` (``pip install "gilx[dask]"``), before
+    anything is measured.  An :class:`ImportError`.
+    """
 
 
 def installed(module: str) -> bool:

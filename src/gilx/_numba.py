@@ -1,4 +1,7 @@
-"""Numba (the ``numba`` extra): one loop compiled twice, and the seed's ``prange`` example.
+"""Numba (the ``numba`` extra): one loop compiled twice, for the two Numba workloads.
+
+A leaf: it knows nothing of the runner or the tour (the tour's ``prange``
+measurement lives in :mod:`gilx.tour`).
 
 Workloads ``numba-nogil`` and ``numba-gil`` run the same loop, compiled by
 ``@njit`` with and without ``nogil=True``: the Numba twin of ``count_nogil``
@@ -15,15 +18,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gilx._args import as_count
 from gilx._extras import require
-
-if TYPE_CHECKING:
-    from gilx import runner
-
-_SEED_SIZE = 10_000_000
 
 #: A compiled kernel runs at most this many loop steps per call (about a
 #: millisecond or two): between calls Python code runs, so Ctrl-C is seen,
@@ -112,51 +110,18 @@ def prepare_gil(share: int, param: str) -> Callable[[], object]:
     return functools.partial(count_numba, share, False)
 
 
-@dataclass(frozen=True)
-class NumbaResult:
-    size: int
-    numpy: runner.Timing  # np.sum(arr**2)
-    serial: runner.Timing  # the same Numba loop over range(): one thread, GIL released
-    parallel: runner.Timing  # the seed's parallel_sum_squares (prange)
+def _compile_note(nogil: bool) -> list[str]:
+    compiled = compile_seconds(nogil)
+    if compiled is None:
+        return []
+    return [f"JIT compilation: {compiled:.3f} s in this process, before timing"]
 
 
-def _compile() -> tuple[Any, Any]:
-    require("numba", "numba", "the Numba section")
-    from numba import jit, prange  # type: ignore[import-not-found, import-untyped, unused-ignore]
-
-    @jit(nopython=True, parallel=True)  # type: ignore[untyped-decorator, misc, unused-ignore]
-    def parallel_sum_squares(arr: Any) -> float:
-        """Numba can release the GIL and parallelise (the seed's function)."""
-        total = 0.0
-        for i in prange(len(arr)):
-            total += arr[i] ** 2
-        return total
-
-    @jit(nopython=True, nogil=True)  # type: ignore[untyped-decorator, misc, unused-ignore]
-    def serial_sum_squares(arr: Any) -> float:
-        total = 0.0
-        for i in range(len(arr)):
-            total += arr[i] ** 2
-        return total
-
-    return serial_sum_squares, parallel_sum_squares
+def notes_nogil() -> list[str]:
+    """The ``numba-nogil`` workload's note for the text output: what compiling it took."""
+    return _compile_note(True)
 
 
-def measure(*, quick: bool) -> NumbaResult:
-    """The seed's ``prange`` loop, the same loop on one thread, and NumPy, on the same array."""
-    import numpy as np
-
-    from gilx import runner
-
-    size = _SEED_SIZE // 10 if quick else _SEED_SIZE
-    arr = np.random.default_rng(2).random(size)
-    serial, parallel = _compile()
-    serial(arr)  # JIT warm-up, not timed
-    parallel(arr)
-    repeats = runner.QUICK_REPEATS if quick else runner.FULL_REPEATS
-    return NumbaResult(
-        size,
-        runner.time_call(lambda: np.sum(arr**2), repeats),
-        runner.time_call(lambda: serial(arr), repeats),
-        runner.time_call(lambda: parallel(arr), repeats),
-    )
+def notes_gil() -> list[str]:
+    """The ``numba-gil`` workload's note: what compiling it took."""
+    return _compile_note(False)

@@ -19,11 +19,13 @@ from typing import Any
 from gilx import backends, report, runner, timeline_text, workloads
 from gilx._core import MAX_COUNT
 from gilx._extras import MissingExtra
+from gilx._race import KINDS, MAX_THREADS, race
 from gilx._version import __version__
-from gilx.race import KINDS, MAX_THREADS, race
 
 #: ``--seconds`` (probe, timeline) above this is a mistake, not an experiment.
 MAX_SECONDS = 60.0
+#: ``scale --png`` draws the asked-for mode beside the first of these (the second, if it is it).
+PNG_MODES = ("threads", "processes")
 #: ``timeline --width`` above this is unreadable, and drawing it takes seconds per thousand.
 MAX_WIDTH = 1000
 
@@ -80,13 +82,13 @@ def _timeline_threads(text: str) -> int:
 
 
 def _convoy_names() -> tuple[str, ...]:
-    from gilx.convoy import NAMES
+    from gilx._convoy import NAMES
 
     return NAMES
 
 
 def _convoy_workloads(text: str) -> tuple[str, ...]:
-    from gilx.convoy import get
+    from gilx._convoy import get
 
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     if not names:
@@ -130,19 +132,24 @@ def _add_workers(
     *aliases: str,
     metavar: str = "N",
 ) -> None:
-    """``--workers``: the one spelling of "how many workers" in every command.
+    """``--workers``: one meaning in every command: how many workers run at once.
 
-    ``aliases`` keep older spellings working (``--threads`` on race and timeline).
+    A command that measures one count takes one number; ``scale``, which draws
+    a curve, takes several.  ``aliases`` keep older spellings working
+    (``--threads`` on race and timeline).
     """
     cmd.add_argument(
         "--workers", *aliases, dest="workers", type=parse, default=default,
-        metavar=metavar, help=help,
+        metavar=metavar, help=f"how many workers run at once: {help}",
     )
 
 
-def _add_common(cmd: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
-    if json_flag:
-        cmd.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+def _add_common(
+    cmd: argparse.ArgumentParser, *, json_text: str = "the result"
+) -> None:
+    cmd.add_argument(
+        "--json", action="store_true", help=f"print {json_text} as one JSON object on stdout"
+    )
     cmd.add_argument(
         "--progress", action="store_true", help="show progress on stderr even when not a terminal"
     )
@@ -158,35 +165,86 @@ def _add_measuring(cmd: argparse.ArgumentParser) -> None:
     )
 
 
+def _command(
+    commands: argparse._SubParsersAction[_Parser], name: str, help: str, description: str
+) -> _Parser:
+    """One subcommand: ``help`` is its line in ``gilx --help``, ``description`` heads its own."""
+    return commands.add_parser(
+        name, help=help, description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def _build_parser() -> _Parser:
-    parser = _Parser(prog="gilx", description="Make the CPython GIL visible and measurable.")
+    parser = _Parser(
+        prog="gilx",
+        description="Make the CPython GIL visible and measurable. "
+        "`gilx COMMAND --help` says what each command does.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    tour = commands.add_parser("tour", help="the seed's tour, every claim measured now (default)")
+    tour = _command(
+        commands, "tour", "the seed's tour, every claim measured now (default)",
+        "Walk the seed's sections about the GIL in order; each claim is shown with a number\n"
+        "measured now on this machine, and judged only when the machine was quiet enough.",
+    )
     _add_measuring(tour)
     _add_workers(tour, _two_or_more_workers, None, "workers per measurement (>= 2)")
-    _add_common(tour, json_flag=False)
+    _add_common(tour, json_text="the tour's lines, section by section, and its table")
 
-    table = commands.add_parser("table", help="the seed's GIL and hardware table, measured")
+    table = _command(
+        commands, "table", "the seed's GIL and hardware table, measured",
+        "Measure every cell of the seed's \"GIL and Hardware Utilization\" table here: each\n"
+        "threading / multiprocessing cell is a speedup over one worker, each NumPy cell NumPy's\n"
+        "speed over pure Python; a cell measured while disturbed is shown but not judged.",
+    )
     _add_measuring(table)
     _add_workers(table, _two_or_more_workers, None, "workers per cell (>= 2)")
     _add_common(table)
 
-    race_cmd = commands.add_parser("race", help="the lost-update race, expected vs observed")
-    race_cmd.add_argument("--kind", choices=[*KINDS, "all"], default="all")
+    race_cmd = _command(
+        commands, "race", "the lost-update race, expected vs observed",
+        "Threads increment one shared counter, started together, with the GIL released:\n"
+        "the unsafe counter loses updates when they run on several cores at once.  Each run\n"
+        "is judged: a race whose threads did not run together, or that other processes\n"
+        "disturbed, gives no lost count.",
+    )
+    race_cmd.add_argument(
+        "--kind", choices=[*KINDS, "all"], default="all", help="which counter (default: all)"
+    )
     _add_workers(race_cmd, _race_threads, 2, "threads sharing the counter", "--threads")
-    race_cmd.add_argument("--increments", type=_work_size, default=1_000_000)
+    race_cmd.add_argument(
+        "--increments", type=_work_size, default=1_000_000, metavar="N",
+        help="increments per thread (default: 1,000,000)",
+    )
     _add_common(race_cmd)
 
-    scale = commands.add_parser("scale", help="a scaling curve for one workload")
-    scale.add_argument("--workload", required=True, choices=workloads.NAMES)
-    scale.add_argument("--mode", choices=backends.NAMES, default="threads")
-    _add_workers(scale, _worker_list, [1, 2, 4], "worker counts, e.g. 1,2,4", metavar="1,2,4")
+    scale = _command(
+        commands, "scale", "a scaling curve for one workload",
+        "Time the same total work on 1 worker and on each worker count: speedup = time of 1\n"
+        "worker / time of k workers splitting it.  Every repeat is metered for other\n"
+        "processes' CPU; a disturbed point is re-measured, then shown but not judged.",
+    )
+    scale.add_argument(
+        "--workload", required=True, choices=workloads.NAMES, metavar="W",
+        help=f"the work: {', '.join(workloads.NAMES)}",
+    )
+    scale.add_argument(
+        "--mode", choices=backends.NAMES, default="threads", metavar="MODE",
+        help=f"how workers run: {', '.join(backends.NAMES)} (default: threads)",
+    )
+    _add_workers(
+        scale, _worker_list, [1, 2, 4], "one count per point of the curve, e.g. 1,2,4",
+        metavar="1,2,4",
+    )
     scale.add_argument(
         "--size", type=_work_size, default=None, help="total work (default: calibrated)"
     )
-    scale.add_argument("--repeats", type=_positive_int, default=None)
+    scale.add_argument(
+        "--repeats", type=_positive_int, default=None,
+        help="timed repeats per worker count (default: 5, --quick 3)",
+    )
     scale.add_argument(
         "--scheduler", metavar="ADDRESS", default=None,
         help="--mode dask / dask-threads: use the existing cluster at tcp://HOST:PORT",
@@ -198,10 +256,17 @@ def _build_parser() -> _Parser:
     _add_measuring(scale)
     _add_common(scale)
 
-    probe = commands.add_parser("probe", help="does a callable release the GIL?")
-    probe.add_argument("target", metavar="MODULE:CALLABLE")
+    probe = _command(
+        commands, "probe", "does a callable release the GIL?",
+        "Call MODULE:CALLABLE(ARG ...) on one thread while a heartbeat asks for the GIL at\n"
+        "random instants: the share held is the evidence; the verdict is \"releases\" below 50 %.\n"
+        "A probe the rest of the machine disturbed says so and gives no verdict.",
+    )
+    probe.add_argument(
+        "target", metavar="MODULE:CALLABLE", help="what to call, e.g. zlib:compress"
+    )
     probe.add_argument("args", metavar="ARG", nargs="*", help="a Python literal, else a string")
-    _add_workers(probe, _two_or_more_workers, 2, "threads (>= 2)")
+    _add_workers(probe, _two_or_more_workers, 2, "threads compared with one (>= 2)")
     probe.add_argument(
         "--seconds",
         type=_positive_float,
@@ -210,9 +275,16 @@ def _build_parser() -> _Parser:
     )
     _add_common(probe)
 
-    timeline = commands.add_parser("timeline", help="which thread ran when, drawn as text")
-    timeline.add_argument("--workload", required=True, choices=workloads.NAMES)
-    _add_workers(timeline, _timeline_threads, 2, "threads", "--threads")
+    timeline = _command(
+        commands, "timeline", "which thread ran when, drawn as text",
+        "Run a workload on several threads and record when each one ran and waited, from\n"
+        "the work's own stamps; drawn like the seed's core diagrams.",
+    )
+    timeline.add_argument(
+        "--workload", required=True, choices=workloads.NAMES, metavar="W",
+        help=f"the work: {', '.join(workloads.NAMES)}",
+    )
+    _add_workers(timeline, _timeline_threads, 2, "threads recorded", "--threads")
     timeline.add_argument(
         "--seconds", type=_positive_float, default=None,
         help="each thread's share of work, in seconds (default 0.25)",
@@ -224,8 +296,11 @@ def _build_parser() -> _Parser:
     timeline.add_argument("--png", metavar="FILE", default=None, help="also draw it as a PNG")
     _add_common(timeline)
 
-    convoy = commands.add_parser(
-        "convoy", help="releasing work beside busy Python threads: the convoy effect"
+    convoy = _command(
+        commands, "convoy", "releasing work beside busy Python threads: the convoy effect",
+        "Time each workload's work on one worker thread, alone, then while other threads run\n"
+        "pure Python (or --beside) for the whole measurement: how long releasing work waits to\n"
+        "get the GIL back (CPython issue 7946); per-call latency for io and sleep.",
     )
     convoy.add_argument(
         "--workload", type=_convoy_workloads, default=None, metavar="W[,W...]",
@@ -237,7 +312,9 @@ def _build_parser() -> _Parser:
     convoy.add_argument("--quick", action="store_true", help="shorter, noisier measurements")
     _add_common(convoy)
     # Listed for --help only: main() hands `gilx watch ...` to gilx.watch_cli before parsing.
-    commands.add_parser("watch", help="run a program under the GIL instrument (gilx watch -h)")
+    commands.add_parser(
+        "watch", help="run a program under the GIL instrument (gilx watch -h)", add_help=False
+    )
     return parser
 
 
@@ -272,14 +349,33 @@ def _run_race(args: argparse.Namespace) -> int:
         print(_json({"results": [r.to_dict() for r in results]}))
         return 0
     print(f"{args.workers} threads x {args.increments:,} increments on one shared counter")
-    print(f"{'kind':<8}{'expected':>16}{'observed':>16}{'lost':>14}")
+    print(f"{'kind':<8}{'expected':>16}{'observed':>16}{'lost':>14}{'overlap':>9}{'others':>8}")
     for r in results:
-        print(f"{r.kind:<8}{r.expected:>16,}{r.observed:>16,}{r.lost:>14,}")
+        others = "?" if r.other_cpu is None else f"{r.other_cpu:.0%}"
+        line = f"{r.kind:<8}{r.expected:>16,}{r.observed:>16,}"
+        line += f"{r.lost:>14,}" if r.judged else f"{'-':>14}"
+        line += f"{r.overlap:>9.0%}{others:>8}"
+        if not r.overlapped:
+            line += "  threads did not overlap — not judged"
+        elif not r.judged:
+            line += f"  {report.NOT_JUDGED}"
+        print(line)
+    print(
+        "overlap = how much the threads' increments ran at the same time, from when each"
+        " ended (lost updates prove they overlapped, whatever it says);"
+        " others = the share of the CPU the threads needed that other processes took"
+    )
+    if not all(r.judged for r in results):
+        print(
+            "not judged: a race whose threads never ran together, or that other processes"
+            f" disturbed (more than {runner.DISTURBED_SHARE:.0%}), says nothing about lost"
+            " updates; close other programs and run again"
+        )
     return 0
 
 
 def _run_tour(args: argparse.Namespace) -> int:
-    from gilx.tour import run
+    from gilx.tour import run, sections
 
     session = report.Session(
         quick=args.quick,
@@ -287,12 +383,17 @@ def _run_tour(args: argparse.Namespace) -> int:
         start_method=args.start_method,
         progress=_progress(args),
     )
-    run(session, lambda line: print(line, flush=True))
+    if not args.json:
+        run(session, lambda line: print(line, flush=True))
+        return 0
+    lines: list[str] = []
+    measured = run(session, lines.append)
+    print(_json({"sections": sections(lines), "table": measured.to_dict()}))
     return 0
 
 
 def _run_table(args: argparse.Namespace) -> int:
-    from gilx.table import table
+    from gilx._table import table
 
     result = table(
         quick=args.quick,
@@ -350,55 +451,18 @@ def _format_scale(result: runner.ScaleResult, load: float | None) -> str:
             + (" (in the 1-worker baseline too)" if base.disturbed else "")
             + "; close other programs and run again"
         )
-    if result.mode == "processes":
-        lines.append(
-            "start-up: launching the processes and preparing their shares (not in seconds)"
-        )
-    lines += _modes_notes(result)
+    lines += backends.get(result.mode).notes(result.session_startup)
+    lines += workloads.get(result.workload).notes()
     return "\n".join(lines)
-
-
-def _modes_notes(result: runner.ScaleResult) -> list[str]:
-    """What the asyncio, Dask and Numba runs paid outside the timed work, and how they ran."""
-    from gilx import _numba
-
-    lines = []
-    if result.mode.startswith("dask"):
-        if result.session_startup is not None:
-            lines.append(
-                f"start-up: preparing the shares on the cluster's workers; connecting to its"
-                f" scheduler took {result.session_startup:.3f} s (neither is in seconds)"
-            )
-        else:
-            lines.append(
-                "start-up: starting a LocalCluster for each worker count and preparing the shares"
-                " on its workers (not in seconds)"
-            )
-        lines.append(
-            "seconds: from submitting the tasks to holding every result: Dask's own cost included"
-        )
-    if result.mode == "asyncio":
-        lines.append("one thread: every task waits on the same event loop; no thread pool")
-    if result.workload.startswith("numba-"):
-        compiled = _numba.compile_seconds(result.workload == "numba-nogil")
-        if compiled is not None:
-            lines.append(f"JIT compilation: {compiled:.3f} s in this process, before timing")
-    return lines
 
 
 def _check_scale_mode(args: argparse.Namespace) -> None:
     """Refuse, before measuring, a mode that cannot run the workload or take --scheduler."""
-    from gilx.backends.dask_cluster import parse_scheduler
-
     backend = backends.get(args.mode)
+    options = backends.Options(start_method=args.start_method, scheduler=args.scheduler)
     try:
-        if args.scheduler is not None:
-            if "scheduler" not in backend.options:
-                raise ValueError(
-                    f"--scheduler is for --mode dask or dask-threads, not --mode {args.mode}"
-                )
-            parse_scheduler(args.scheduler)
-        backend.check(args.workload)
+        backends.check_options(backend, options)
+        backend.check(workloads.get(args.workload))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -432,8 +496,8 @@ def _run_scale(args: argparse.Namespace) -> int:
     if args.png is not None:
         from gilx.plot import PlotUnavailable, scale_png
 
-        other = measure("processes" if args.mode == "threads" else "threads")
-        curves = sorted([result, other], key=lambda r: r.mode != "threads")
+        other = measure(PNG_MODES[1] if args.mode == PNG_MODES[0] else PNG_MODES[0])
+        curves = sorted([result, other], key=lambda r: r.mode != PNG_MODES[0])
         try:
             scale_png(curves, args.png)
         except PlotUnavailable as exc:
@@ -468,7 +532,7 @@ def _resolve(target: str) -> Callable[..., Any]:
 
 
 def _run_probe(args: argparse.Namespace) -> int:
-    from gilx.probe import HOLD_LIMIT, probe
+    from gilx._probe import HOLD_LIMIT, probe
 
     func = _resolve(args.target)
     call_args = tuple(_literal(a) for a in args.args)
@@ -495,7 +559,15 @@ def _run_probe(args: argparse.Namespace) -> int:
         f"  {result.workers} threads: {result.speedup:.2f}x the speed of 1 thread making the same"
         f" {result.calls * result.workers:,} calls"
     )
-    if result.gil_enabled:
+    others = "?" if result.other_cpu is None else f"{result.other_cpu:.0%}"
+    print(f"  others: other processes took at most {others} of the CPU the threads needed")
+    if result.disturbed:
+        print(
+            f"  {report.NOT_JUDGED}: other processes took more than"
+            f" {runner.DISTURBED_SHARE:.0%} of it even after re-measuring;"
+            " close other programs and run again"
+        )
+    elif result.gil_enabled:
         if result.releases_gil:
             print(f"  verdict: releases the GIL (held less than {HOLD_LIMIT:.0%} of the time)")
         else:
@@ -547,7 +619,7 @@ def _check_png_target(path: str) -> None:
 
 
 def _run_convoy(args: argparse.Namespace) -> int:
-    from gilx.convoy import DEFAULT_WORKLOADS, measure_all
+    from gilx._convoy import DEFAULT_WORKLOADS, measure_all
 
     names = args.workload or DEFAULT_WORKLOADS
     result = measure_all(

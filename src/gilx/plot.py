@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 
 class PlotUnavailable(RuntimeError):
-    """matplotlib is not installed."""
+    """A picture was asked for (``--png``, :func:`scale_png`, :func:`timeline_png`), but
+    matplotlib is not installed: ``pip install "gilx[plot]"``.  A :class:`RuntimeError`.
+    """
 
 
 def _pyplot() -> Any:

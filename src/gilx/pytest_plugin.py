@@ -21,6 +21,9 @@
   ``--gil-min-hold`` (defaults for every watched test; a marker's own values win) and
   ``--gil-no-summary``.
 * The terminal summary has one line per watched test.
+* A test that raises :class:`gilx.testing.Inconclusive` (an assertion of
+  :mod:`gilx.testing` on a machine that stayed too busy to judge) is reported as skipped,
+  with the reason, rather than as failed.
 
 This module is loaded into every pytest run once gilx is installed, so it imports nothing
 at load time beyond pytest itself: gilx is imported only when a test is watched.
@@ -28,6 +31,7 @@ at load time beyond pytest itself: gilx is imported only when a test is watched.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,9 +39,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from gilx._watch import Watch
     from gilx.instrument import Reading, Tally
     from gilx.machine import CpuMeter, CpuUse
-    from gilx.watch import Watch
 
 _MARKER_ARGS = ("interval", "max_hold", "min_hold")
 
@@ -156,8 +160,8 @@ def _settings(request: pytest.FixtureRequest) -> tuple[float | None, float | Non
 @pytest.fixture
 def gil_watch(request: pytest.FixtureRequest) -> Iterator[Watch]:
     """A :func:`gilx.watch` running while the test runs; with ``benchmark``, its rounds only."""
+    from gilx._watch import Watch
     from gilx.instrument import DEFAULT_INTERVAL, check_interval
-    from gilx.watch import Watch
 
     interval, max_hold, min_hold = _settings(request)
     try:
@@ -299,3 +303,27 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f" ({covers}{rounds}, {reading.seconds:.3f} s, {reading.samples} instants),"
             f" wait p99 {reading.latency.p99 * 1e3:.3f} ms{flag}"
         )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A test whose GIL assertion could not be judged is reported skipped, at the test."""
+    report = yield
+    # gilx.testing is only looked up, never imported here: a test that raised
+    # its Inconclusive has imported it.
+    inconclusive = getattr(sys.modules.get("gilx.testing"), "Inconclusive", None)
+    excinfo = call.excinfo
+    if (
+        call.when == "call"
+        and excinfo is not None
+        and inconclusive is not None
+        and isinstance(excinfo.value, inconclusive)
+    ):
+        path, line, _ = item.reportinfo()
+        report.outcome = "skipped"
+        report.longrepr = (
+            str(path), (line or 0) + 1, f"Skipped: gilx: inconclusive: {excinfo.value}"
+        )
+    return report

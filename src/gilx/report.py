@@ -20,7 +20,7 @@ from gilx.machine import gil_enabled
 from gilx.machine import python_description as python_description
 
 if TYPE_CHECKING:
-    from gilx.convoy import ConvoyResult
+    from gilx._convoy import ConvoyResult
 
 #: A load average at least this high means other work was running: numbers may show it.
 BUSY_LOAD = 0.5
@@ -124,7 +124,7 @@ class Session:
         """
         key = (workload, switch_interval)
         if key not in self._convoys:
-            from gilx.convoy import convoy  # convoy reads report: imported on first use
+            from gilx._convoy import convoy  # convoy reads report: imported on first use
 
             self._convoys[key] = convoy(
                 workload, quick=self.quick, switch_interval=switch_interval,

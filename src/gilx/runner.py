@@ -31,8 +31,8 @@ from gilx.backends import MAX_WORKERS, Job, Options
 from gilx.backends.base import BARRIER_TIMEOUT
 from gilx.backends.processes import default_start_method, start_methods
 from gilx.timing import (
+    DISTURBED_SHARE,
     SPREAD_LIMIT,
-    Run,
     Span,
     Timing,
     clock,
@@ -49,11 +49,10 @@ __all__ = [
     "FULL_REPEATS",
     "FULL_SECONDS",
     "MAX_WORKERS",
-    "MODES",
     "QUICK_REPEATS",
     "QUICK_SECONDS",
     "SPREAD_LIMIT",
-    "Run",
+    "Measured",
     "ScalePoint",
     "ScaleResult",
     "Timing",
@@ -61,9 +60,8 @@ __all__ = [
     "clock",
     "default_start_method",
     "efficiency",
+    "measure",
     "measure_repeats",
-    "run_processes",
-    "run_threads",
     "scale",
     "span_of",
     "speedup",
@@ -72,44 +70,12 @@ __all__ = [
     "time_call",
 ]
 
-#: The run modes (the backends' registry is the one list; kept here for old callers).
-MODES: tuple[str, ...] = backends.NAMES
-
 #: One worker doing the whole work should take about this long (seconds).
 QUICK_SECONDS = 0.15
 FULL_SECONDS = 0.6
 QUICK_REPEATS = 3
 FULL_REPEATS = 5
 
-
-def run_threads(job: Job, total: int, workers: int, repeats: int = 1, param: str = "") -> Run:
-    """Run ``job`` on ``workers`` threads sharing ``total`` units, ``repeats`` times."""
-    return backends.run("threads", job, "", total, workers, repeats, param)
-
-
-def run_processes(
-    workload: str,
-    total: int,
-    workers: int,
-    repeats: int = 1,
-    param: str = "",
-    start_method: str | None = None,
-) -> Run:
-    """Run the named workload on ``workers`` processes sharing ``total`` units, repeatedly."""
-    job = workloads.get(workload)  # fail here, not in a child
-    options = Options(start_method=start_method)
-    return backends.run("processes", job, workload, total, workers, repeats, param, options)
-
-
-#: A repeat during which the rest of the machine used more than this share of
-#: the CPU time the workers needed is disturbed, and is run again.  Why 0.15:
-#: a quiet run of the benchmark suite on the 2-core machine this was written on
-#: (benchmarks/results/cpython3.11-2core.json) saw other processes use at most
-#: 9.3 % of the cores during any benchmark (90 % of them under 2.5 %), so a
-#: quiet machine stays below it; and a one-worker baseline slowed by a share s
-#: inflates a speedup of 1.0 to 1 / (1 - s), which reaches the table's 1.2x
-#: (a ✗ turned ✓) only at s = 0.17, so an undisturbed verdict cannot be flipped.
-DISTURBED_SHARE = 0.15
 
 #: Disturbed repeats are re-run at most this many times the number of repeats
 #: (so a measurement takes at most twice as long on a busy machine).
@@ -151,6 +117,63 @@ def measure_repeats(
     return Timing(
         tuple(seconds for seconds, _ in kept), tuple(share for _, share in kept), disturbed
     )
+
+
+def _measure_crew(
+    session: backends.Session, total: int, workers: int, repeats: int
+) -> tuple[Timing, float | None]:
+    """``repeats`` metered repeats of one crew of ``workers`` in ``session``; its start-up."""
+    with session.crew(total, workers) as crew:
+
+        def ours() -> frozenset[int]:
+            return session.pids() | crew.pids()
+
+        timing = measure_repeats(crew.go, repeats, min(workers, machine.cores()), ours)
+        return timing, crew.startup
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One crew's metered repeats: ``workers`` workers sharing ``total`` units.
+
+    ``startup``: seconds from launching the workers to all of them ready,
+    where starting them is a cost of its own (processes; None for threads).
+    """
+
+    workers: int
+    total: int
+    timing: Timing
+    startup: float | None = None
+
+    @property
+    def disturbed(self) -> bool:
+        return self.timing.disturbed
+
+
+def measure(
+    job: Job,
+    total: int,
+    workers: int,
+    repeats: int = 1,
+    *,
+    mode: str = "threads",
+    param: str = "",
+    options: Options | None = None,
+) -> Measured:
+    """One session, one crew of ``workers`` workers, ``repeats`` metered repeats.
+
+    The same path as every point of :func:`scale` (disturbed repeats re-run,
+    a lasting disturbance marked), for a single worker count: what
+    :func:`gilx.probe` and the tests measure with.
+    """
+    backends.check_counts(workers, repeats, total)
+    backend = backends.get(mode)
+    options = options or Options()
+    backend.check(job)
+    backends.check_options(backend, options)
+    with backend.open(job, param, options) as session:
+        timing, startup = _measure_crew(session, total, workers, repeats)
+    return Measured(workers, total, timing, startup)
 
 
 def time_call(fn: Callable[[], object], repeats: int) -> Timing:
@@ -302,18 +325,14 @@ def scale(
     """
     job = workloads.get(workload)
     backend = backends.get(mode)
-    backend.check(workload)
+    backend.check(job)
     counts = sorted(set(workers))
     if not counts:
         raise ValueError("workers must name at least one worker count")
     for k in counts:
         backends.check_counts(k)
     options = Options(start_method=start_method, scheduler=scheduler)
-    if scheduler is not None and "scheduler" not in backend.options:
-        takers = [n for n in backends.NAMES if "scheduler" in backends.get(n).options]
-        raise ValueError(f"a scheduler is for mode {' or '.join(takers)}, not {mode!r}")
-    if mode == "processes":  # refuse a bad start method before calibrating
-        backends.processes.resolve_start_method(start_method)
+    backends.check_options(backend, options)  # before calibrating
     nrepeats = repeats if repeats is not None else (QUICK_REPEATS if quick else FULL_REPEATS)
     if nrepeats < 1:
         raise ValueError(f"repeats must be >= 1, got {nrepeats}")
@@ -335,19 +354,12 @@ def scale(
             total = size
         backends.check_counts(1, 1, total)
 
-        with backend.open(job, workload, param, options) as session:
+        with backend.open(job, param, options) as session:
             session_startup = session.startup
             timings: dict[int, tuple[Timing, float | None]] = {}
-            cores = machine.cores()
             for k in sorted({1, *counts}):
                 say(f"{workload}: {backend.plural(k)}")
-                with session.crew(total, k) as crew:
-
-                    def ours(crew: backends.Crew = crew) -> frozenset[int]:
-                        return session.pids() | crew.pids()
-
-                    timing = measure_repeats(crew.go, nrepeats, min(k, cores), ours)
-                    timings[k] = (timing, crew.startup)
+                timings[k] = _measure_crew(session, total, k, nrepeats)
             how = session.describe()
             method = session.start_method
     baseline = timings[1][0]

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Literal
 
-from gilx import _core, _numba, workloads
+from gilx import _core, workloads
 from gilx._args import as_count
 from gilx.pure import count_py
 
@@ -223,24 +223,20 @@ def _py_iterations(seconds: float) -> int:
 
 
 def _recorder_factory(
-    name: str, seconds: float
+    work: workloads.Workload, seconds: float
 ) -> tuple[Callable[[str], Recorder], AbstractContextManager[str]]:
-    """(make a per-thread recorder given the session param, the session) for ``name``."""
-    if name in ("gil", "nogil"):
+    """(make a per-thread recorder given the session param, the session) for ``work``."""
+    if work.trace == "kernel":
         n = _seconds_to_iterations(seconds)
-        return (lambda _param: _c_recorder(name == "nogil", n)), nullcontext("")
-    if name == "py":
+        return (lambda _param: _c_recorder(work.releases_gil, n)), nullcontext("")
+    if work.trace == "python":
         n = _py_iterations(seconds)
         return (lambda _param: _py_recorder(n)), nullcontext("")
-    work = workloads.get(name)
-
-    # One call: one unit, or for Numba's loop steps one chunk (~1 ms), not one step.
-    unit = _numba.CHUNK_STEPS if name.startswith("numba-") else 1
 
     def make(param: str) -> Recorder:
-        one_call = work.prepare(unit, param)
+        one_call = work.prepare(work.call_unit, param)
         calls = max(1, round(seconds / _time_one(one_call)))
-        return _calls_recorder(calls, one_call, "wait" if name == "io" else "run")
+        return _calls_recorder(calls, one_call, "wait" if work.io_bound else "run")
 
     return make, work.session()
 
@@ -260,7 +256,7 @@ def record(workload: str, threads: int = 2, seconds: float = DEFAULT_SECONDS) ->
         raise ValueError(f"threads must be <= {MAX_THREADS}, got {nthreads}")
     if not 0 < seconds <= 60:
         raise ValueError(f"seconds must be in (0, 60], got {seconds}")
-    make, session = _recorder_factory(work.name, seconds)
+    make, session = _recorder_factory(work, seconds)
     with session as param, work.context():
         recorders = [make(param) for _ in range(nthreads)]
         raw = _run_together(recorders)

@@ -2,20 +2,21 @@
 
 ``run(session, out)`` prints through ``out`` as it goes, so a section appears
 as soon as it is measured.  Every number printed comes from ``session`` (or
-from ``gilx.race``), measured in this process on this machine.
+from ``gilx.race()``), measured in this process on this machine.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from gilx import _extras, backends, machine, report, runner, vectorise
-from gilx.convoy import CONVOY_AT, SLEEP_SECONDS, ConvoyResult, verdict
+from gilx._convoy import CONVOY_AT, SLEEP_SECONDS, ConvoyResult, verdict
+from gilx._race import KINDS, RaceResult, race
+from gilx._table import GAIN_THRESHOLD, Table, measure
 from gilx.machine import gil_enabled
-from gilx.race import KINDS, race
-from gilx.table import GAIN_THRESHOLD, Table, measure
 
 Out = Callable[[str], None]
 #: A measurement a verdict is built on: (workload, mode).
@@ -36,10 +37,38 @@ def _x(value: float) -> str:
     return f"{value:.2f}x"
 
 
+#: What underlines a section's title.
+_RULE = "─"
+
+
 def _heading(out: Out, title: str) -> None:
     out("")
     out(title)
-    out("─" * len(title))
+    out(_RULE * len(title))
+
+
+def sections(lines: Sequence[str]) -> list[dict[str, object]]:
+    """The tour's printed lines as sections: ``{"title", "lines"}``; the lines before the
+    first heading are the section titled ``""`` (the tour's header)."""
+    found: list[dict[str, object]] = [{"title": "", "lines": []}]
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        rule = i + 1 < len(lines) and line and lines[i + 1] == _RULE * len(line)
+        if rule:
+            found.append({"title": line, "lines": []})
+            i += 2
+            continue
+        body = found[-1]["lines"]
+        assert isinstance(body, list)
+        body.append(line)
+        i += 1
+    for section in found:  # the blank line before each heading belongs to no section
+        body = section["lines"]
+        assert isinstance(body, list)
+        while body and body[-1] == "":
+            body.pop()
+    return found
 
 
 def _seconds(point: runner.ScalePoint | runner.Timing) -> str:
@@ -67,15 +96,20 @@ def _race(out: Out, session: report.Session) -> None:
     out("with the GIL released, as a refcount++ without a GIL would:")
     results = {kind: race(kind, session.workers, increments) for kind in KINDS}
     for r in results.values():
-        out(
-            f"  {r.kind:<7} expected {r.expected:>10,}  observed {r.observed:>10,}"
-            f"  lost {r.lost:>9,}"
-        )
+        lost = f"lost {r.lost:>9,}" if r.judged else f"[{_race_not_judged(r)}]"
+        out(f"  {r.kind:<7} expected {r.expected:>10,}  observed {r.observed:>10,}  {lost}")
     out("UnsafeCounter's plain load/add/store loses updates whenever two cores interleave;")
     out("LockedCounter takes the GIL for every step: safe, and serialised, as the seed says.")
-    if results["unsafe"].lost == 0:
-        out("Nothing was lost on the unsafe line: the threads never overlapped this time (one")
+    if not results["unsafe"].judged:
+        out("The unsafe line is not judged: its threads did not run together this time (one")
         out("core, or a busy machine); run `gilx race` again.")
+
+
+def _race_not_judged(result: RaceResult) -> str:
+    """Why a race says nothing about lost updates (it is judged otherwise)."""
+    if not result.overlapped:
+        return "threads did not overlap — not judged"
+    return report.NOT_JUDGED
 
 
 def _claim(
@@ -338,13 +372,64 @@ def _numba(out: Out, session: report.Session) -> None:
         out("Without a GIL both versions can run at once: the GIL numba-gil keeps is not there.")
     out("")
     out("The seed's parallel_sum_squares: prange runs the loop on Numba's own threads")
-    r = _numba.measure(quick=session.quick)
+    r = _measure_prange(quick=session.quick)
     out(f"  n = {r.size:,}; JIT compilation not counted")
     out(f"  NumPy  np.sum(arr**2):                      {_seconds(r.numpy)}")
     out(f"  Numba  the loop on one thread (range):      {_seconds(r.serial)}")
     out(f"  Numba  parallel_sum_squares (prange):       {_seconds(r.parallel)}")
     gain = runner.speedup(r.serial.median, r.parallel.median)
     out(f"  prange's speedup over the one-thread loop: {_x(gain)} on {machine.cores()} cores.")
+
+
+#: The seed's array for parallel_sum_squares: ``np.random.rand(10_000_000)``.
+_PRANGE_SIZE = 10_000_000
+
+
+@dataclass(frozen=True)
+class PrangeResult:
+    size: int
+    numpy: runner.Timing  # np.sum(arr**2)
+    serial: runner.Timing  # the same Numba loop over range(): one thread, GIL released
+    parallel: runner.Timing  # the seed's parallel_sum_squares (prange)
+
+
+def _compile_sum_squares() -> tuple[Any, Any]:
+    """The seed's parallel_sum_squares, compiled twice: for prange's threads, and for one thread.
+
+    Compiled without ``parallel=True``, Numba runs ``prange`` as ``range``: the
+    same loop on one thread (GIL released), the baseline for prange's speedup.
+    """
+    _extras.require("numba", "numba", "the Numba section")
+    from numba import jit, prange  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+    def parallel_sum_squares(arr: Any) -> float:
+        """Numba can release the GIL and parallelise (the seed's function)."""
+        total = 0.0
+        for i in prange(len(arr)):
+            total += arr[i] ** 2
+        return total
+
+    serial = jit(nopython=True, nogil=True)(parallel_sum_squares)
+    parallel = jit(nopython=True, parallel=True)(parallel_sum_squares)
+    return serial, parallel
+
+
+def _measure_prange(*, quick: bool) -> PrangeResult:
+    """The seed's ``prange`` loop, the same loop on one thread, and NumPy, on the same array."""
+    import numpy as np
+
+    size = _PRANGE_SIZE // 10 if quick else _PRANGE_SIZE
+    arr = np.random.default_rng(2).random(size)
+    serial, parallel = _compile_sum_squares()
+    serial(arr)  # JIT warm-up, not timed
+    parallel(arr)
+    repeats = runner.QUICK_REPEATS if quick else runner.FULL_REPEATS
+    return PrangeResult(
+        size,
+        runner.time_call(lambda: np.sum(arr**2), repeats),
+        runner.time_call(lambda: serial(arr), repeats),
+        runner.time_call(lambda: parallel(arr), repeats),
+    )
 
 
 def _free_threading(out: Out, session: report.Session, py_threads: float, py_procs: float) -> None:
@@ -365,8 +450,10 @@ def _free_threading(out: Out, session: report.Session, py_threads: float, py_pro
         f" of the {span_ms:.1f} ms they took."
     )
     out(
-        f"2 threads x {increments:,} increments: UnsafeCounter lost {unsafe.lost:,},"
-        f" LockedCounter lost {locked.lost:,}."
+        f"2 threads x {increments:,} increments: UnsafeCounter "
+        + (f"lost {unsafe.lost:,}" if unsafe.judged else f"[{_race_not_judged(unsafe)}]")
+        + ", LockedCounter "
+        + (f"lost {locked.lost:,}." if locked.judged else f"[{_race_not_judged(locked)}].")
     )
     if gil_enabled():
         out("With the GIL on, count_gil threads take turns (no overlap) and pure-Python threads")

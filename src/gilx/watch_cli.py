@@ -23,10 +23,28 @@ import traceback
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
+from gilx._watch import Watch
 from gilx.instrument import DEFAULT_INTERVAL, check_interval
-from gilx.watch import Watch
 
 USAGE = "usage: gilx watch [--json] [--interval SECONDS] (SCRIPT | -m MODULE) [ARG ...]"
+
+HELP = f"""{USAGE}
+
+Run a Python program in this process, as `python SCRIPT` (or `python -m MODULE`)
+would -- its sys.argv, stdin, stdout and exit status untouched -- while the GIL
+instrument's heartbeat measures how much of the time the GIL was held and how
+long a thread asking for it waited.  The report goes to stderr afterwards.
+
+positional arguments:
+  SCRIPT              the program's file; everything after it is the program's
+  -m MODULE           run a module as `python -m MODULE` does
+  ARG                 the program's arguments (options included: they are not ours)
+
+options:
+  -h, --help          show this help and exit
+  --json              report as one JSON object, the last line of stderr
+  --interval SECONDS  the heartbeat's period, > 0 (default: {DEFAULT_INTERVAL:g})
+"""
 
 #: How often the live status line is refreshed on a terminal (seconds).
 STATUS_PERIOD = 0.5
@@ -51,7 +69,7 @@ def _parse(argv: Sequence[str]) -> _Options:
     while rest:
         word = rest.pop(0)
         if word in ("-h", "--help"):
-            print(USAGE)
+            print(HELP, end="")
             raise SystemExit(0)
         if word == "--json":
             opts.json = True
@@ -63,7 +81,11 @@ def _parse(argv: Sequence[str]) -> _Options:
             else:
                 raise _UsageError("--interval needs a number of seconds")
             try:
-                opts.interval = check_interval(float(text))
+                seconds = float(text)
+            except ValueError:
+                raise _UsageError(f"--interval: not a number: {text!r}") from None
+            try:
+                opts.interval = check_interval(seconds)
             except ValueError as exc:
                 raise _UsageError(f"--interval: {exc}") from None
         elif word == "-m":

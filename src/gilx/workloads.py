@@ -1,4 +1,4 @@
-"""The six workloads (the README's reference): what the work is and how a share of it is run.
+"""The workloads (the README's reference): what the work is and how a share of it is run.
 
 A workload is a size (in its own ``unit``) that can be split among workers:
 ``prepare(share, param)`` builds, outside any timing, whatever a worker needs
@@ -41,6 +41,10 @@ def _no_session() -> AbstractContextManager[str]:
     return nullcontext("")
 
 
+def _no_notes() -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class Workload:
     """One kind of work.
@@ -49,6 +53,23 @@ class Workload:
     ``param`` is what ``session()`` yielded in the parent (the io server's URL).
     ``context()`` is entered once per process that runs workers (NumPy: BLAS
     pinned to one thread).  ``start_size`` is where calibration starts.
+
+    What callers branch on is said here, never by the workload's name:
+
+    * ``checked``: the prepared callable returns the units it did, and a
+      backend that gets results back (Dask) checks them;
+    * ``io_bound``: its work is waiting for the ``session()``'s server, so a
+      backend that only overlaps waits (asyncio) can run it;
+    * ``trace``: how :mod:`gilx.timeline` records it: ``"kernel"`` (the C
+      kernel stamps its own chunks; ``releases_gil`` says which way it runs),
+      ``"python"`` (a pure-Python loop stamps itself) or ``"calls"`` (each
+      call of ``prepare(call_unit, ...)``'s callable is timed; a wait for
+      ``io_bound`` work, else a run);
+    * ``notes()``: lines for the text output about cost outside the timed
+      work (Numba: its JIT compilation).
+
+    Every field is a module-level function or a constant, so a Workload
+    pickles by reference: backends send it to their worker processes as it is.
     """
 
     name: str
@@ -58,6 +79,12 @@ class Workload:
     prepare: Callable[[int, str], Callable[[], object]]
     context: Callable[[], AbstractContextManager[object]] = nullcontext
     session: Callable[[], AbstractContextManager[str]] = _no_session
+    checked: bool = False
+    io_bound: bool = False
+    trace: str = "calls"
+    releases_gil: bool = False
+    call_unit: int = 1
+    notes: Callable[[], list[str]] = _no_notes
 
 
 def _prepare_py(share: int, param: str) -> Callable[[], object]:
@@ -122,9 +149,23 @@ def _prepare_memory(share: int, param: str) -> Callable[[], object]:
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
-        Workload("py", "pure-Python counting loop (count_py)", "loop steps", 100_000, _prepare_py),
         Workload(
-            "gil", "C counting loop, GIL held (count_gil)", "loop steps", 1_000_000, _prepare_gil
+            "py",
+            "pure-Python counting loop (count_py)",
+            "loop steps",
+            100_000,
+            _prepare_py,
+            checked=True,
+            trace="python",
+        ),
+        Workload(
+            "gil",
+            "C counting loop, GIL held (count_gil)",
+            "loop steps",
+            1_000_000,
+            _prepare_gil,
+            checked=True,
+            trace="kernel",
         ),
         Workload(
             "nogil",
@@ -132,6 +173,9 @@ WORKLOADS: dict[str, Workload] = {
             "loop steps",
             1_000_000,
             _prepare_nogil,
+            checked=True,
+            trace="kernel",
+            releases_gil=True,
         ),
         Workload(
             "numpy",
@@ -140,6 +184,7 @@ WORKLOADS: dict[str, Workload] = {
             1,
             _prepare_numpy,
             context=_one_blas_thread,
+            releases_gil=True,
         ),
         Workload(
             "io",
@@ -148,6 +193,7 @@ WORKLOADS: dict[str, Workload] = {
             1,
             _prepare_io,
             session=_io_session,
+            io_bound=True,
         ),
         Workload(
             "memory",
@@ -155,6 +201,7 @@ WORKLOADS: dict[str, Workload] = {
             "passes over the buffer",
             1,
             _prepare_memory,
+            releases_gil=True,
         ),
         Workload(
             "numba-nogil",
@@ -162,6 +209,10 @@ WORKLOADS: dict[str, Workload] = {
             "loop steps",
             1_000_000,
             _numba.prepare_nogil,
+            checked=True,
+            releases_gil=True,
+            call_unit=_numba.CHUNK_STEPS,  # a timeline call: one chunk (~1 ms), not one step
+            notes=_numba.notes_nogil,
         ),
         Workload(
             "numba-gil",
@@ -169,6 +220,9 @@ WORKLOADS: dict[str, Workload] = {
             "loop steps",
             1_000_000,
             _numba.prepare_gil,
+            checked=True,
+            call_unit=_numba.CHUNK_STEPS,
+            notes=_numba.notes_gil,
         ),
     )
 }

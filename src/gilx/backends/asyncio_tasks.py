@@ -13,8 +13,9 @@ repeat's time runs from the moment the tasks are created to the moment the
 last one finishes.  The event loop is the backend's session: made once,
 before anything is timed, and closed at the end.
 
-Only the io workload has something to overlap: a CPU workload on one event
-loop is one thread doing all the work, so the backend refuses it.
+Only I/O-bound work (``Workload.io_bound``: the io workload) has something to
+overlap: a CPU workload on one event loop is one thread doing all the work, so
+the backend refuses it.
 """
 
 from __future__ import annotations
@@ -29,9 +30,6 @@ from gilx.timing import Span, clock, split
 
 #: How long one download may take before it counts as failed (seconds).
 DOWNLOAD_TIMEOUT = 30.0
-
-#: The workloads this backend runs.
-WORKLOADS = ("io",)
 
 
 def _target(url: str) -> tuple[str, int, str]:
@@ -96,21 +94,6 @@ async def _repeat(url: str, shares: Sequence[int]) -> Span:
     return start, clock()
 
 
-def run_downloads(url: str, shares: Sequence[int], repeats: int) -> tuple[Span, ...]:
-    """Run one task per share on a new event loop in this thread, ``repeats`` times.
-
-    Returns each repeat's (start, end) on ``gilx.timing.clock``.
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    session = AsyncioSession(url)
-    try:
-        crew = session.tasks(shares)
-        return tuple(crew.go() for _ in range(repeats))
-    finally:
-        session.close()
-
-
 class TaskCrew(Crew):
     """``len(shares)`` tasks, one per share, started together on the session's loop at each go()."""
 
@@ -164,16 +147,23 @@ class Asyncio(Backend):
     singular = "task"
     summary = "k asyncio tasks in flight on one event loop, one thread (the io workload only)"
 
-    def check(self, workload: str) -> None:
-        if workload not in WORKLOADS:
-            raise ValueError(
-                f"--mode asyncio runs only the io workload, not {workload!r}: one event loop"
-                " overlaps waiting, and a CPU workload has none to overlap"
-            )
+    def accepts(self, work: Job) -> bool:
+        """Only I/O-bound work has waits for one event loop to overlap."""
+        return bool(getattr(work, "io_bound", False))
 
-    def open(self, job: Job, workload: str, param: str, options: Options) -> Session:
-        self.check(workload)
+    def refusal(self, work: Job) -> str:
+        name = getattr(work, "name", "this")
+        return (
+            f"--mode asyncio runs only the io workload (I/O-bound work), not {name!r}:"
+            " one event loop overlaps waiting, and a CPU workload has none to overlap"
+        )
+
+    def open(self, work: Job, param: str, options: Options) -> Session:
+        self.check(work)
         return AsyncioSession(param)
+
+    def notes(self, session_startup: float | None) -> list[str]:
+        return ["one thread: every task waits on the same event loop; no thread pool"]
 
     def plural(self, count: int) -> str:
         return f"{count} asyncio task{'' if count == 1 else 's'}"

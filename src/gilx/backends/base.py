@@ -1,8 +1,10 @@
 """The interface every backend implements: a session, and crews of k workers inside it.
 
-* :class:`Backend` — one way of running work, by name.  ``check(workload)``
-  says (ValueError, one line) when it cannot run a workload; ``open()`` starts
-  a :class:`Session`.
+* :class:`Backend` — one way of running work, by name.  It answers
+  ``accepts(work)``, refuses (ValueError, one line) what it cannot run
+  (``check``) and options it does not take (``check_options``), starts a
+  :class:`Session` (``open``) and adds its own lines to a result's text
+  (``notes``).
 * :class:`Session` — what is started once, before anything is timed, and
   closed after: a start method, an event loop, a cluster.  Its ``startup`` is
   how long starting it took (None when there was nothing to start).
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, TypeVar
 
@@ -34,9 +36,9 @@ BARRIER_TIMEOUT = 300.0
 class Job(Protocol):
     """The work a crew runs: build the callable that does ``share`` units.
 
-    A :class:`gilx.workloads.Workload` is one; so is any object with this
-    method (the probe's callable).  Backends that run work in other processes
-    need a workload *name* instead, so they take only registered workloads.
+    A :class:`gilx.workloads.Workload` is one (picklable, with its
+    capabilities); so is any object with this method (the probe's callable),
+    which only backends that run work in this process accept.
     """
 
     def prepare(self, share: int, param: str, /) -> Callable[[], object]: ...
@@ -46,11 +48,13 @@ class Job(Protocol):
 class Options:
     """What a user may tell a backend.  A backend reads the fields it knows.
 
-    ``start_method``: how processes start (fork, forkserver, spawn).
-    ``scheduler``: the address of an existing cluster's scheduler.
+    ``start_method``: how processes start (fork, forkserver, spawn): a
+    preference, ignored by backends that start no processes (``preference``
+    in its metadata).  ``scheduler``: the address of an existing cluster's
+    scheduler, which only the backends that list it in ``options`` take.
     """
 
-    start_method: str | None = None
+    start_method: str | None = field(default=None, metadata={"preference": True})
     scheduler: str | None = None
 
 
@@ -142,18 +146,46 @@ class Backend(ABC):
     #: The fields of :class:`Options` this backend reads (the CLI refuses the others).
     options: tuple[str, ...] = ()
 
-    def check(self, workload: str) -> None:  # noqa: B027  (most backends run every workload)
-        """ValueError (one line: why) when this backend cannot run ``workload``."""
+    def accepts(self, work: Job) -> bool:
+        """Whether this backend can run ``work`` (most run anything)."""
+        return True
+
+    def refusal(self, work: Job) -> str:
+        """Why it cannot run ``work``: one line for the user."""
+        return f"--mode {self.name} cannot run {_work_name(work)}"
+
+    def check(self, work: Job) -> None:
+        """ValueError (one line: why) when this backend cannot run ``work``."""
+        if not self.accepts(work):
+            raise ValueError(self.refusal(work))
+
+    def check_options(self, options: Options) -> None:  # noqa: B027  (most take none)
+        """ValueError for a value of one of its ``options`` that this backend refuses.
+
+        (An option it does not take at all is refused by the registry,
+        :func:`gilx.backends.check_options`, which knows the modes that take it.)
+        """
 
     @abstractmethod
-    def open(self, job: Job, workload: str, param: str, options: Options) -> Session:
-        """Start a session running ``job`` (the workload called ``workload``).
+    def open(self, work: Job, param: str, options: Options) -> Session:
+        """Start a session running ``work``.
 
         ``param`` is what the workload's own session yielded (the io server's
-        URL); every worker's ``job.prepare(share, param)`` receives it.
+        URL); every worker's ``work.prepare(share, param)`` receives it.
         """
+
+    def notes(self, session_startup: float | None) -> list[str]:
+        """Lines the text output adds about how this backend ran the work (none by default).
+
+        ``session_startup``: what starting the session took (None: nothing to start).
+        """
+        return []
 
     def plural(self, count: int) -> str:
         """``1 thread`` / ``2 threads``: this backend's workers, counted."""
         return f"{count} {self.singular if count == 1 else self.name}"
 
+
+def _work_name(work: Job) -> str:
+    name = getattr(work, "name", None)
+    return f"the {name} workload" if isinstance(name, str) else "this work"

@@ -41,11 +41,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gilx import workloads
 from gilx._extras import require
 from gilx.backends import dask_tasks
 from gilx.backends.base import Backend, Crew, Job, Options, Session
 from gilx.timing import Span, clock, split
+from gilx.workloads import Workload
 
 MODES: tuple[str, ...] = ("dask", "dask-threads")
 
@@ -90,7 +90,12 @@ def parse_scheduler(address: str) -> str:
 
 
 class SchedulerUnreachable(ConnectionError):
-    """No Dask scheduler answered at the address within :data:`CONNECT_TIMEOUT`."""
+    """No Dask scheduler answered at the address within :data:`CONNECT_TIMEOUT`.
+
+    Raised by :func:`gilx.scale` with ``mode="dask"`` or ``"dask-threads"`` and
+    ``scheduler=ADDRESS`` when nothing answers there within 10 seconds: check
+    the address and that the cluster runs.  A :class:`ConnectionError`.
+    """
 
 
 @contextlib.contextmanager
@@ -242,8 +247,9 @@ def start(mode: str, workers: int, scheduler: str | None = None) -> Cluster:
 class DaskCrew(Crew):
     """One task per share on ``cluster``'s slots, prepared on their workers; go() runs them."""
 
-    def __init__(self, cluster: Cluster, workload: str, shares: Sequence[int], param: str) -> None:
-        workloads.get(workload)  # an unknown name fails here, not in a worker
+    def __init__(
+        self, cluster: Cluster, workload: Workload, shares: Sequence[int], param: str
+    ) -> None:
         if len(shares) > len(cluster.slots):
             raise ValueError(f"{len(shares)} shares but room for {len(cluster.slots)} tasks")
         self._cluster = cluster
@@ -301,7 +307,7 @@ class DaskCrew(Crew):
 class LocalCrew(DaskCrew):
     """A crew on a LocalCluster of its own: started with it, stopped with it."""
 
-    def __init__(self, mode: str, workload: str, shares: Sequence[int], param: str) -> None:
+    def __init__(self, mode: str, workload: Workload, shares: Sequence[int], param: str) -> None:
         cluster = start(mode, len(shares))
         try:
             super().__init__(cluster, workload, shares, param)
@@ -327,7 +333,9 @@ class ExistingCrew(DaskCrew):
     neighbour's: they are counted like a LocalCluster's, found by host name.
     """
 
-    def __init__(self, cluster: Cluster, workload: str, shares: Sequence[int], param: str) -> None:
+    def __init__(
+        self, cluster: Cluster, workload: Workload, shares: Sequence[int], param: str
+    ) -> None:
         super().__init__(cluster, workload, shares, param)
         self._pids = frozenset(_worker_pids_here(cluster.client))
         self.startup = self.prepare_seconds
@@ -351,9 +359,8 @@ def _worker_pids_here(client: Any) -> set[int]:
 class DaskSession(Session):
     """Local: nothing shared (each crew has its own cluster).  Existing: one client for all."""
 
-    def __init__(self, mode: str, workload: str, param: str, scheduler: str | None) -> None:
+    def __init__(self, mode: str, workload: Workload, param: str, scheduler: str | None) -> None:
         check_mode(mode)
-        workloads.get(workload)
         self._mode = mode
         self._workload = workload
         self._param = param
@@ -407,12 +414,42 @@ class DaskSession(Session):
 class _DaskBackend(Backend):
     options = ("scheduler",)
 
-    def open(self, job: Job, workload: str, param: str, options: Options) -> Session:
-        return DaskSession(self.name, workload, param, options.scheduler)
+    def accepts(self, work: Job) -> bool:
+        """A :class:`Workload` only: Dask's workers must unpickle it."""
+        return isinstance(work, Workload)
 
-    def check(self, workload: str) -> None:
-        workloads.get(workload)  # Dask's workers find a workload by its name
+    def refusal(self, work: Job) -> str:
+        return f"--mode {self.name} runs only gilx's workloads (Dask's workers must import them)"
+
+    def check(self, work: Job) -> None:
+        super().check(work)
         require("distributed", "dask", f"--mode {self.name}")  # before anything is measured
+
+    def check_options(self, options: Options) -> None:
+        super().check_options(options)
+        if options.scheduler is not None:
+            parse_scheduler(options.scheduler)
+
+    def open(self, work: Job, param: str, options: Options) -> Session:
+        self.check(work)
+        assert isinstance(work, Workload)
+        return DaskSession(self.name, work, param, options.scheduler)
+
+    def notes(self, session_startup: float | None) -> list[str]:
+        if session_startup is not None:
+            first = (
+                "start-up: preparing the shares on the cluster's workers; connecting to its"
+                f" scheduler took {session_startup:.3f} s (neither is in seconds)"
+            )
+        else:
+            first = (
+                "start-up: starting a LocalCluster for each worker count and preparing the shares"
+                " on its workers (not in seconds)"
+            )
+        return [
+            first,
+            "seconds: from submitting the tasks to holding every result: Dask's own cost included",
+        ]
 
 
 class Dask(_DaskBackend):
@@ -431,25 +468,3 @@ class DaskThreads(_DaskBackend):
 
     def plural(self, count: int) -> str:
         return f"1 Dask worker with {count} thread{'' if count == 1 else 's'}"
-
-
-@dataclass(frozen=True)
-class DaskRun:
-    """Each repeat's (first submit, last result), and the tasks' own (first start, last end)."""
-
-    spans: tuple[Span, ...]
-    task_spans: tuple[Span, ...]
-
-
-def run(
-    cluster: Cluster, workload: str, shares: Sequence[int], repeats: int, param: str = ""
-) -> DaskRun:
-    """One task per share on ``cluster``, ``repeats`` times, every result checked."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    crew = DaskCrew(cluster, workload, shares, param)
-    try:
-        spans = tuple(crew.go() for _ in range(repeats))
-        return DaskRun(spans, tuple(crew.task_spans))
-    finally:
-        crew.close()

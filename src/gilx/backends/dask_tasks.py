@@ -1,4 +1,4 @@
-"""What the Dask backends run inside Dask's workers: module level, so tasks pickle by name.
+"""What the Dask backends run inside Dask's workers: module level, so tasks pickle by reference.
 
 A measurement prepares each share once on the worker that will run it
 (:func:`prepare_share`, untimed), keeps the prepared callable here under the
@@ -14,11 +14,8 @@ import contextlib
 import threading
 from collections.abc import Callable, Sequence
 
-from gilx import workloads
 from gilx.timing import clock
-
-#: Workloads whose callable returns the count it was asked for: their results are checked.
-COUNTING: frozenset[str] = frozenset({"py", "gil", "nogil", "numba-nogil", "numba-gil"})
+from gilx.workloads import Workload
 
 #: What one task sends back: (its index, the work's result, start, end on gilx.timing.clock).
 TaskResult = tuple[int, object, float, float]
@@ -28,9 +25,8 @@ _contexts: dict[str, contextlib.ExitStack] = {}
 _lock = threading.Lock()  # a dask-threads worker prepares its shares on several threads at once
 
 
-def prepare_share(run_id: str, name: str, index: int, share: int, param: str) -> int:
+def prepare_share(run_id: str, workload: Workload, index: int, share: int, param: str) -> int:
     """In a worker: build one share's callable (untimed); enter the workload's context once."""
-    workload = workloads.get(name)
     with _lock:
         if run_id not in _contexts:
             stack = contextlib.ExitStack()
@@ -58,12 +54,12 @@ def forget(run_id: str) -> None:
         stack.close()
 
 
-def check(results: Sequence[TaskResult], shares: Sequence[int], workload: str) -> None:
-    """Every task came back, in order; a counting loop's result is the count it was given."""
+def check(results: Sequence[TaskResult], shares: Sequence[int], workload: Workload) -> None:
+    """Every task came back, in order; a checked workload's result is the share it was given."""
     for i, (index, result, _, _) in enumerate(results):
         if index != i:
             raise RuntimeError(f"Dask task {i} returned the result of task {index}")
-        if workload in COUNTING and result != shares[i]:
+        if workload.checked and result != shares[i]:
             raise RuntimeError(
-                f"Dask task {i} of {workload} counted {result}, not its share {shares[i]}"
+                f"Dask task {i} of {workload.name} counted {result}, not its share {shares[i]}"
             )

@@ -17,9 +17,9 @@ import queue
 import threading
 from typing import Any
 
-from gilx import workloads
 from gilx.backends.base import BARRIER_TIMEOUT, Backend, Crew, Job, Options, Session
 from gilx.timing import Span, clock, span_of, split
+from gilx.workloads import Workload
 
 #: How often the parent looks for dead workers while it waits for their results (seconds).
 _POLL_SECONDS = 0.5
@@ -45,7 +45,7 @@ def resolve_start_method(requested: str | None) -> str:
 
 
 def _process_worker(
-    name: str,
+    workload: Workload,
     share: int,
     param: str,
     permits: Any,
@@ -56,7 +56,6 @@ def _process_worker(
 ) -> None:
     """The target of every worker process: module level, so any start method can find it."""
     try:
-        workload = workloads.get(name)
         with workload.context():
             run = workload.prepare(share, param)
             results.put(("ready", index, clock()))
@@ -73,7 +72,9 @@ def _process_worker(
 
 
 class ProcessCrew(Crew):
-    def __init__(self, ctx: Any, workload: str, param: str, total: int, workers: int) -> None:
+    def __init__(
+        self, ctx: Any, workload: Workload, param: str, total: int, workers: int
+    ) -> None:
         self._workers = workers
         self._permits = ctx.Semaphore(0)
         self._stop = ctx.Event()
@@ -157,7 +158,7 @@ class ProcessCrew(Crew):
 
 
 class ProcessSession(Session):
-    def __init__(self, workload: str, param: str, start_method: str) -> None:
+    def __init__(self, workload: Workload, param: str, start_method: str) -> None:
         self._workload = workload
         self._param = param
         self.start_method = start_method
@@ -188,9 +189,21 @@ class Processes(Backend):
     summary = "k processes, each with its own interpreter and GIL (start method: --start-method)"
     options = ("start_method",)
 
-    def check(self, workload: str) -> None:
-        workloads.get(workload)  # only named workloads can be found again in a child
+    def accepts(self, work: Job) -> bool:
+        """A :class:`Workload` only: it pickles by reference into the child processes."""
+        return isinstance(work, Workload)
 
-    def open(self, job: Job, workload: str, param: str, options: Options) -> Session:
-        self.check(workload)
-        return ProcessSession(workload, param, resolve_start_method(options.start_method))
+    def refusal(self, work: Job) -> str:
+        return "--mode processes runs only gilx's workloads (a child process must import them)"
+
+    def check_options(self, options: Options) -> None:
+        super().check_options(options)
+        resolve_start_method(options.start_method)  # refused before anything is measured
+
+    def open(self, work: Job, param: str, options: Options) -> Session:
+        self.check(work)
+        assert isinstance(work, Workload)
+        return ProcessSession(work, param, resolve_start_method(options.start_method))
+
+    def notes(self, session_startup: float | None) -> list[str]:
+        return ["start-up: launching the processes and preparing their shares (not in seconds)"]

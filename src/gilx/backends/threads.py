@@ -126,5 +126,5 @@ class Threads(Backend):
     singular = "thread"
     summary = "k threads of this process: one interpreter, one GIL (where there is one)"
 
-    def open(self, job: Job, workload: str, param: str, options: Options) -> Session:
-        return ThreadSession(job, param)
+    def open(self, work: Job, param: str, options: Options) -> Session:
+        return ThreadSession(work, param)

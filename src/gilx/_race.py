@@ -1,8 +1,30 @@
-"""The lost-update race: several threads incrementing one shared counter."""
+"""The lost-update race: several threads incrementing one shared counter.
+
+A race judges its own run.  "lost 0" means something only if the threads
+really ran at the same time: on a busy machine one thread may do all its
+increments while another waits for a CPU, and nothing races.  So each run also
+measures
+
+* **overlap**: each thread notes when its ``increment`` call returned; one
+  thread's increments alone take about ``solo`` seconds on this machine
+  (measured just before, on a counter of the same kind).  Threads that ran
+  together end within that time of one another; ``overlap`` is
+  ``1 - spread / window`` (0 when they never ran at once).  A counter that
+  serialises its increments (``locked``) lets the threads take turns, so its
+  window is ``threads * solo``.  An unsafe counter that lost updates
+  overlapped, whatever the clocks say;
+* **others**: a :class:`gilx.machine.CpuMeter` over the race (and at least
+  :data:`METER_SECONDS`): the share of the CPU the threads needed that other
+  processes took; above :data:`gilx.runner.DISTURBED_SHARE` the run is
+  ``disturbed``.
+
+A run that is not judged is made once more (:data:`ATTEMPTS` in all).
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from typing import SupportsIndex
 
@@ -17,13 +39,28 @@ from gilx._core import (
     StartGate,
     UnsafeCounter,
 )
+from gilx.timing import DISTURBED_SHARE
 
-COUNTER_TYPES: dict[str, type[UnsafeCounter] | type[AtomicCounter] | type[LockedCounter]] = {
+COUNTER_TYPES: dict[str, type[UnsafeCounter | AtomicCounter | LockedCounter]] = {
     "unsafe": UnsafeCounter,
     "atomic": AtomicCounter,
     "locked": LockedCounter,
 }
 KINDS: tuple[str, ...] = tuple(COUNTER_TYPES)
+Counter = UnsafeCounter | AtomicCounter | LockedCounter
+
+#: Counters whose increments never run at the same time as another thread's
+#: (the GIL, or a critical section): their threads take turns.
+SERIALISED: frozenset[type[object]] = frozenset({LockedCounter})
+
+#: The CPU meter reads clock ticks (10 ms): it watches at least this long (seconds).
+METER_SECONDS = 0.1
+
+#: A race that is not judged (no overlap, or disturbed) is run at most this many times.
+ATTEMPTS = 2
+
+#: One thread's solo time is timed on at most this many increments, then scaled.
+_SOLO_SAMPLE = 1 << 18
 
 #: More threads than this is a mistake, not an experiment: refuse it rather
 #: than exhaust the process's thread limit.
@@ -36,20 +73,41 @@ _POLL_SECONDS = 0.005
 
 @dataclass(frozen=True)
 class RaceResult:
-    """What one race produced: ``lost == expected - observed``."""
+    """What one race produced: ``lost == expected - observed``, and whether it can be judged.
+
+    ``overlap`` (0..1): how much the threads' increments ran at the same time
+    (the module's docstring says how it is measured; 1.0 for one thread, or no
+    work).  ``other_cpu``: the share of the CPU the threads needed that other
+    processes took (None: unknown here); ``disturbed``: above
+    :data:`gilx.runner.DISTURBED_SHARE`.
+    """
 
     kind: str
     threads: int
     expected: int
     observed: int
     lost: int = field(init=False)
+    overlap: float = 1.0
+    other_cpu: float | None = None
+    disturbed: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lost", self.expected - self.observed)
 
-    def to_dict(self) -> dict[str, int | str]:
+    @property
+    def overlapped(self) -> bool:
+        """The threads ran at the same time (lost updates prove it)."""
+        return self.lost > 0 or self.overlap > 0.0
+
+    @property
+    def judged(self) -> bool:
+        """A verdict may be drawn: the threads overlapped, and the machine was quiet or a loss
+        was seen anyway (a loss needs no quiet machine to be real)."""
+        return self.overlapped and (self.lost > 0 or not self.disturbed)
+
+    def to_dict(self) -> dict[str, object]:
         """The JSON object of a ``race`` result (the README's reference, JSON shapes)."""
-        return asdict(self)
+        return {**asdict(self), "overlapped": self.overlapped}
 
 
 def race(
@@ -88,8 +146,54 @@ def race(
         raise OverflowError(
             f"threads * increments is too large: {expected} > {MAX_COUNT}"
         )
+    counter_type = COUNTER_TYPES[kind]
+    solo = _solo_seconds(counter_type, each)
+    window = solo * (nthreads if counter_type in SERIALISED else 1)
+    result = None
+    for _ in range(ATTEMPTS):
+        meter = machine.CpuMeter()
+        meter.start()
+        began = time.perf_counter()
+        observed, ends = _run_threads(counter_type(), nthreads, each, cancel)
+        time.sleep(max(0.0, METER_SECONDS - (time.perf_counter() - began)))
+        use = meter.stop()
+        other = use.share_of_needed(min(nthreads, machine.cores())) if use is not None else None
+        spread = max(ends) - min(ends)
+        overlap = 1.0 if nthreads == 1 or window <= 0 else max(0.0, 1.0 - spread / window)
+        result = RaceResult(
+            kind=kind,
+            threads=nthreads,
+            expected=expected,
+            observed=observed,
+            overlap=overlap,
+            other_cpu=other,
+            disturbed=other is not None and other > DISTURBED_SHARE,
+        )
+        if result.judged:
+            break
+    assert result is not None
+    return result
 
-    counter = COUNTER_TYPES[kind]()
+
+def _solo_seconds(counter_type: type[Counter], each: int) -> float:
+    """About how long one thread alone takes for ``each`` increments of this kind (best of 3)."""
+    sample = min(each, _SOLO_SAMPLE)
+    if sample == 0:
+        return 0.0
+    counter = counter_type()
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        counter.increment(sample)
+        best = min(best, time.perf_counter() - start)
+    return best * each / sample
+
+
+def _run_threads(
+    counter: Counter, nthreads: int, each: int, cancel: CancelToken | None
+) -> tuple[int, list[float]]:
+    """One race on ``counter``: its final value, and when each thread's increments ended."""
+    ends = [0.0] * nthreads
     gate = StartGate(nthreads)
     # Our own token, not the caller's: stopping our threads must not mark the
     # caller's token as cancelled, and a Ctrl-C must stop them even when the
@@ -109,6 +213,7 @@ def race(
         try:
             _pin_to(cpus, index)
             counter.increment(each, start=gate, cancel=stop)
+            ends[index] = time.perf_counter()
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
             stop.cancel()  # one failed: the rest stop too
@@ -142,7 +247,7 @@ def race(
         raise Cancelled("the race was cancelled through its CancelToken")
     if errors:
         raise errors[0]
-    return RaceResult(kind=kind, threads=nthreads, expected=expected, observed=counter.value)
+    return counter.value, ends
 
 
 def _pin_to(cpus: list[int], index: int) -> None:

@@ -11,6 +11,12 @@ which it was held estimates the share of the time the GIL was held.  This needs
 no second core, so it is the evidence the verdict rests on: ``releases_gil`` is
 ``hold_fraction <`` :data:`HOLD_LIMIT`.
 
+Both measurements go through the runner's one path (:func:`gilx.runner.measure`):
+every repeat is metered, a repeat during which the rest of the machine took
+more than :data:`gilx.runner.DISTURBED_SHARE` of the CPU the threads needed
+is run again, and a disturbance that lasts marks the result ``disturbed``:
+then no verdict is drawn from it.
+
 Library thread pools (BLAS, OpenMP) are pinned to one thread while probing
 (threadpoolctl), so the speedup shows the GIL, not a library's own threads.
 """
@@ -41,7 +47,11 @@ class ProbeResult:
     time for the same calls.  ``hold_fraction``: share of the single-thread
     run during which the heartbeat could not get the GIL.  ``calls``: calls per
     worker.  On a build without a GIL, ``releases_gil`` is True (there is
-    nothing to hold) and ``gil_enabled`` is False.
+    nothing to hold) and ``gil_enabled`` is False.  ``other_cpu``: the most
+    of the CPU time the threads needed that the rest of the machine took
+    during a repeat (None: unknown here); ``disturbed``: it stayed above
+    :data:`gilx.runner.DISTURBED_SHARE` after re-measuring, so ``releases_gil``
+    is not a verdict to act on.
     """
 
     callable: str
@@ -53,6 +63,8 @@ class ProbeResult:
     calls: int
     one_thread: runner.Timing
     many_threads: runner.Timing
+    other_cpu: float | None = None
+    disturbed: bool = False
 
     def to_dict(self) -> dict[str, object]:
         """The JSON object of ``probe`` (the README's reference, JSON shapes)."""
@@ -63,6 +75,8 @@ class ProbeResult:
             "speedup": self.speedup,
             "hold_fraction": self.hold_fraction,
             "gil_enabled": self.gil_enabled,
+            "other_cpu": self.other_cpu,
+            "disturbed": self.disturbed,
         }
 
 
@@ -128,19 +142,22 @@ def probe(
         total = calls * workers
         with Heartbeat(HEARTBEAT_INTERVAL) as heart:
             before = heart.snapshot()
-            one = runner.run_threads(job, total, 1, repeats)
+            one = runner.measure(job, total, 1, repeats).timing
             reading = heart.snapshot().since(before)
-        many = runner.run_threads(job, total, workers, repeats)
+        many = runner.measure(job, total, workers, repeats).timing
     hold = reading.hold_fraction
     has_gil = gil_enabled()
+    known = [s for s in (one.busy_elsewhere, many.busy_elsewhere) if s is not None]
     return ProbeResult(
         callable=name or describe(func, args),
         releases_gil=(hold < HOLD_LIMIT) if has_gil else True,
         workers=workers,
-        speedup=runner.speedup(one.timing.median, many.timing.median),
+        speedup=runner.speedup(one.median, many.median),
         hold_fraction=hold,
         gil_enabled=has_gil,
         calls=calls,
-        one_thread=one.timing,
-        many_threads=many.timing,
+        one_thread=one,
+        many_threads=many,
+        other_cpu=max(known) if known else None,
+        disturbed=one.disturbed or many.disturbed,
     )

@@ -389,7 +389,7 @@ def convoy(
         else:
             total = size
         interval = stack.enter_context(_switch_interval(switch_interval))
-        session = stack.enter_context(backends.get("threads").open(job, workload, param, Options()))
+        session = stack.enter_context(backends.get("threads").open(job, param, Options()))
         crew = stack.enter_context(session.crew(total, 1))
         stack.enter_context(busy_work.context())
         cores = machine.cores()
