@@ -601,6 +601,31 @@ spin_until(int64_t until_ns)
 #define GILX_DUTY_HELD_CHECK_NS ((int64_t)1000000)
 #define GILX_DUTY_RELEASED_CHECK_NS ((int64_t)10000000)
 
+/* The arguments duty_cycle() and duty_block() share: ValueError naming
+ * `funcname` unless seconds, hold and period are in range.  `!(x > 0)` is
+ * also true for NaN. */
+static int
+check_duty_args(const char *funcname, double seconds, double hold,
+                double period)
+{
+    if (!(seconds > 0) || seconds > 3600.0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: seconds must be > 0 and <= 3600", funcname);
+        return -1;
+    }
+    if (!(hold >= 0) || hold > 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: hold must be between 0 and 1", funcname);
+        return -1;
+    }
+    if (!(period >= 1e-6) || period > 60.0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: period must be >= 1e-6 and <= 60 seconds", funcname);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 duty_cycle(PyObject *module, PyObject *args)
 {
@@ -608,20 +633,7 @@ duty_cycle(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "ddd:duty_cycle", &seconds, &hold, &period)) {
         return NULL;
     }
-    /* `!(x > 0)` is also true for NaN. */
-    if (!(seconds > 0) || seconds > 3600.0) {
-        PyErr_SetString(PyExc_ValueError,
-                        "duty_cycle: seconds must be > 0 and <= 3600");
-        return NULL;
-    }
-    if (!(hold >= 0) || hold > 1) {
-        PyErr_SetString(PyExc_ValueError,
-                        "duty_cycle: hold must be between 0 and 1");
-        return NULL;
-    }
-    if (!(period >= 1e-6) || period > 60.0) {
-        PyErr_SetString(PyExc_ValueError,
-                        "duty_cycle: period must be >= 1e-6 and <= 60 seconds");
+    if (check_duty_args("duty_cycle", seconds, hold, period) < 0) {
         return NULL;
     }
     gilx_state *state = gilx_get_state(module);
@@ -772,20 +784,7 @@ duty_block(PyObject *module, PyObject *args, PyObject *kwargs)
                                      &cancel_obj)) {
         return NULL;
     }
-    /* `!(x > 0)` is also true for NaN. */
-    if (!(seconds > 0) || seconds > 3600.0) {
-        PyErr_SetString(PyExc_ValueError,
-                        "duty_block: seconds must be > 0 and <= 3600");
-        return NULL;
-    }
-    if (!(hold >= 0) || hold > 1) {
-        PyErr_SetString(PyExc_ValueError,
-                        "duty_block: hold must be between 0 and 1");
-        return NULL;
-    }
-    if (!(period >= 1e-6) || period > 60.0) {
-        PyErr_SetString(PyExc_ValueError,
-                        "duty_block: period must be >= 1e-6 and <= 60 seconds");
+    if (check_duty_args("duty_block", seconds, hold, period) < 0) {
         return NULL;
     }
     int how;
