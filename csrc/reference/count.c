@@ -104,7 +104,7 @@ PyDoc_STRVAR(count_nogil_doc,
 "Count to n in C with the GIL released; return n.\n"
 "\n"
 "Same kernel as count_gil.  The GIL stays released until the call ends,\n"
-"except on the main thread, where it is re-taken every 20 ms to run\n"
+"except on the main thread, where it is re-taken every 30 ms to run\n"
 "signal handlers (Ctrl-C).  A cancel=CancelToken() is honoured about every\n"
 "millisecond (gilx.Cancelled).");
 

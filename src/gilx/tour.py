@@ -237,9 +237,10 @@ def _convoy(out: Out, session: report.Session) -> None:
     else:
         out("No GIL in this process: nothing to wait for, so no convoy and no knob to turn.")
     out("")
-    out("Released C work pays it at every return to Python, and a loop that takes the GIL")
-    out("back between chunks returns many times a call. gilx's chunked count_nogil (its")
-    out("policy: csrc/gilx.h) against NumPy, which releases the GIL once per np.dot call:")
+    out("Released C work pays it at every return to Python, and a loop that took the GIL")
+    out("back between chunks would return many times a call. gilx's count_nogil (its policy:")
+    out("csrc/reference/policy.h) keeps it released for the whole call on a worker thread,")
+    out("as NumPy does once per np.dot call:")
     nogil, numpy = session.convoy("nogil"), session.convoy("numpy")
     for label, r in (("count_nogil", nogil), ("np.dot", numpy)):
         out(
