@@ -40,11 +40,13 @@ from gilx import workloads
 from gilx._convoy import Busy
 from gilx._core import count_nogil, stream_sum
 
-#: About 0.13 s of count_nogil here (about 30 chunks of COUNT_CHUNK).
-N_COUNT = 1 << 28
-#: stream_sum over a 4 MiB buffer (cache-resident: its chunks are short), about 0.09 s.
+#: About 0.26 s of count_nogil here (about 250 chunks of COUNT_CHUNK): long enough that the
+#: one return to Python every released call makes (a switch interval beside a busy thread)
+#: is a few per cent of it, as it is of any call worth releasing the GIL for.
+N_COUNT = 1 << 30
+#: stream_sum over a 4 MiB buffer (cache-resident: its chunks are short), about 0.1 s.
 STREAM_BYTES = 4 << 20
-STREAM_PASSES = 200
+STREAM_PASSES = 800
 ROUNDS = 7
 
 #: The slowdown target beside one busy thread, by the thread the call runs on.
