@@ -615,13 +615,13 @@ def crossover_section(xo: Crossover | None, threshold: int | None) -> list[str]:
     if xo.n_contended is None:
         lines += [
             f"**Threshold.** Not derived from this file: crossover (b) is missing. "
-            f"`GILX_NOGIL_THRESHOLD` in `csrc/reference/gilx.h` (used by `count_auto`) is "
+            f"`GILX_NOGIL_THRESHOLD` in `csrc/reference/policy.h` (used by `count_auto`) is "
             f"**{threshold if threshold is not None else '?'}** in this run.", "",
         ]
         return lines
     lines += [
         f"**Threshold.** In this run the larger crossover, rounded up to a power of two, is "
-        f"**{xo.recommended:,}**; `GILX_NOGIL_THRESHOLD` in `csrc/reference/gilx.h` (used by "
+        f"**{xo.recommended:,}**; `GILX_NOGIL_THRESHOLD` in `csrc/reference/policy.h` (used by "
         f"`count_auto`) is **{threshold if threshold is not None else '?'}**"
         + (", the same." if threshold == xo.recommended else ".")
         + " One run's crossover (b) moves from run to run, so "
