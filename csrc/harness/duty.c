@@ -601,6 +601,23 @@ spin_until(int64_t until_ns)
 #define GILX_DUTY_HELD_CHECK_NS ((int64_t)1000000)
 #define GILX_DUTY_RELEASED_CHECK_NS ((int64_t)10000000)
 
+/* One period of a duty cycle on its fixed grid: the GIL is held from
+ * `phase` to *release_at and released from there to *next, both clipped to
+ * `end` (the last period may be cut short). */
+static void
+phase_bounds(int64_t phase, int64_t period_ns, int64_t hold_ns, int64_t end,
+             int64_t *release_at, int64_t *next)
+{
+    *next = phase + period_ns;
+    if (*next > end) {
+        *next = end;
+    }
+    *release_at = phase + hold_ns;
+    if (*release_at > *next) {
+        *release_at = *next;
+    }
+}
+
 /* The arguments duty_cycle() and duty_block() share: ValueError naming
  * `funcname` unless seconds, hold and period are in range.  `!(x > 0)` is
  * also true for NaN. */
@@ -646,14 +663,8 @@ duty_cycle(PyObject *module, PyObject *args)
     /* Phases on a fixed grid from `start`: a late re-take shortens the hold
      * phase that follows instead of shifting every later period. */
     for (int64_t phase = start; phase < end; phase += period_ns) {
-        int64_t release_at = phase + hold_ns;
-        int64_t next = phase + period_ns;
-        if (next > end) {
-            next = end;
-        }
-        if (release_at > next) {
-            release_at = next;
-        }
+        int64_t release_at, next;
+        phase_bounds(phase, period_ns, hold_ns, end, &release_at, &next);
         /* The hold phase, in slices; between two, Ctrl-C is looked for with
          * the GIL still held. */
         int64_t now = gilx_monotonic_ns();
@@ -829,14 +840,8 @@ duty_block(PyObject *module, PyObject *args, PyObject *kwargs)
     /* The same fixed grid as duty_cycle: a hold phase that starts late (the
      * wake-up, or another thread has the GIL) is shorter. */
     for (int64_t phase = start; phase < end; phase += period_ns) {
-        int64_t release_at = phase + hold_ns;
-        int64_t next = phase + period_ns;
-        if (next > end) {
-            next = end;
-        }
-        if (release_at > next) {
-            release_at = next;
-        }
+        int64_t release_at, next;
+        phase_bounds(phase, period_ns, hold_ns, end, &release_at, &next);
         spin_until(release_at);
         while (release_at < next) {
             held_ns += gilx_monotonic_ns() - held_since;
