@@ -25,6 +25,7 @@ except KeyboardInterrupt:
 """
 
 
+@pytest.mark.thread_unsafe(reason="waits a fixed 2 s for a race to start: 4 at once outlast it")
 @pytest.mark.parametrize("kind", ["unsafe", "atomic", "locked"])
 def test_ctrl_c_during_race_stops_its_threads(kind):
     proc = subprocess.Popen(
