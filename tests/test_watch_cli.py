@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import asan_loaded
 
 from gilx import gil_enabled
 
@@ -133,9 +134,11 @@ def test_the_example_script_runs_under_watch():
     assert done.stdout.startswith("2 threads done")
     hold = json.loads(done.stderr.splitlines()[-1])["hold_fraction"]
     # The threads alternate a pure-Python loop (GIL held) with hashing and sleeping
-    # (released): neither never nor always held, where there is a GIL.
+    # (released): neither never nor always held, where there is a GIL.  Under ASan the
+    # Python loop runs several times slower than the rest, and the mix really moves
+    # towards held (0.974 read in CI): there only "not always" is the claim.
     if gil_enabled():
-        assert 0.05 < hold < 0.95
+        assert 0.05 < hold < (0.995 if asan_loaded() else 0.95)
 
 
 @pytest.mark.parametrize(
