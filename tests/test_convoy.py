@@ -30,6 +30,13 @@ RESULT_KEYS = {
 convoy_module = importlib.import_module("gilx._convoy")
 TOP_KEYS = {"beside", "threads", "switch_interval_s", "gil_enabled", "disturbed", "results"}
 
+# Process-wide state: the switch interval (set and restored by convoy(switch_interval=...),
+# read back by the tests) and the busy threads, which the tests find by name among all of
+# the process's threads.  pytest-run-parallel runs these once, not in 4 threads at once.
+pytestmark = pytest.mark.thread_unsafe(
+    reason="sets the process's switch interval, counts its threads"
+)
+
 
 def test_exported_from_gilx():
     assert gilx.convoy is convoy
