@@ -27,12 +27,17 @@ def _defined_backends() -> set[str]:
     import importlib
     import inspect
     import pkgutil
+    import types
 
     found = set()
     for info in pkgutil.iter_modules(backends.__path__):
         module = importlib.import_module(f"gilx.backends.{info.name}")
         for obj in vars(module).values():
-            if inspect.isclass(obj) and issubclass(obj, Backend) and obj.name:
+            # Not inspect.isclass alone: on 3.10 it is true of a generic alias such as
+            # list[int], which issubclass() refuses.
+            if isinstance(obj, types.GenericAlias) or not inspect.isclass(obj):
+                continue
+            if issubclass(obj, Backend) and obj.name:
                 found.add(obj.name)
     return found
 
