@@ -68,6 +68,7 @@ def test_the_meter_counts_this_processes_cpu_as_its_own():
 
 
 @linux_only
+@pytest.mark.thread_unsafe(reason="the registry of helper processes is the process's")
 def test_a_registered_helper_process_is_own_cpu_an_unregistered_one_is_not():
     def helper_counted(register: bool) -> float:
         hog = subprocess.Popen([sys.executable, "-c", HOG.format(seconds=2)])
