@@ -376,6 +376,7 @@ def test_duty_block_stops_soon_when_cancelled_in_a_long_blocking_phase(how):
     assert time.perf_counter() - start < 1.0
 
 
+@pytest.mark.thread_unsafe(reason="sends SIGINT to the process: only the main thread may get it")
 @pytest.mark.skipif(sys.platform == "win32", reason="signals to the main thread: POSIX")
 def test_duty_block_stops_with_keyboard_interrupt_in_a_long_blocking_phase():
     import signal
