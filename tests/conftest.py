@@ -10,7 +10,15 @@ import pytest
 
 from gilx.machine import cores
 
-needs_two_cores = pytest.mark.skipif(cores() < 2, reason="needs at least 2 CPU cores")
+_two_cores = pytest.mark.skipif(cores() < 2, reason="needs at least 2 CPU cores")
+# A test that judges what two threads do on two cores at once cannot share those
+# cores with copies of itself: under pytest-run-parallel it runs in one thread.
+_alone = pytest.mark.thread_unsafe(reason="judges two threads on two free cores")
+
+
+def needs_two_cores(test: Callable[..., object]) -> Callable[..., object]:
+    """Skip ``test`` below 2 cores; under pytest-run-parallel, run it in one thread."""
+    return _two_cores(_alone(test))
 
 
 def longest_stall(call: Callable[[], object]) -> tuple[float, float]:

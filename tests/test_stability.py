@@ -107,7 +107,12 @@ _CANCELLED = gilx.CancelToken()
 _CANCELLED.cancel()
 _TOKEN = gilx.CancelToken()
 _GATE = _core.StartGate(1)
-_BUF = bytearray(64)
+# bytes, not a bytearray: under pytest-run-parallel the threads share this buffer,
+# and CPython 3.13t counts a bytearray's exports without atomics, so a shared one
+# can be left "exported" and complain when freed at exit (CPython gh-129107; four
+# threads taking memoryview()s of one bytearray do it without gilx).
+# That stream_sum releases its export is test_stream_sum_buffer_released's job.
+_BUF = bytes(64)
 _COUNTERS = (gilx.UnsafeCounter(), gilx.AtomicCounter(), gilx.LockedCounter())
 
 # Every C entry point, on its success path and on each of its error paths.
