@@ -50,7 +50,7 @@ def cores() -> int:
 
 def load_average() -> list[float] | None:
     """The 1/5/15-minute load averages, where the OS has them: how busy the machine was."""
-    load = machine.load_average()
+    load = machine.load_averages()
     return [round(x, 2) for x in load] if load is not None else None
 
 

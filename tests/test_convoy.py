@@ -18,7 +18,7 @@ import pytest
 from conftest import fake_cpu_meter
 
 import gilx
-from gilx import machine, report, runner, workloads
+from gilx import _present, machine, runner, workloads
 from gilx._convoy import CallTimes, ConvoyReport, ConvoyResult, Latency, convoy
 from gilx.cli import main
 from gilx.timing import Timing
@@ -154,7 +154,7 @@ def test_a_lasting_disturbance_is_re_measured_then_not_judged(monkeypatch):
     text = ConvoyReport("py", 1, r.switch_interval_s, r.gil_enabled, (r,)).render()
     line = next(line for line in text.splitlines() if line.startswith("sleep "))
     assert line.endswith("  ?")
-    assert report.NOT_JUDGED in text
+    assert _present.NOT_JUDGED in text
     for word in ("  convoy", "unaffected", "slowed"):
         assert not line.endswith(word)
 
@@ -244,11 +244,11 @@ def test_cli_text(capsys, monkeypatch):
 
 
 def test_the_tour_section_and_the_decision_branch(monkeypatch):
-    from gilx import report, tour
+    from gilx import _measured, tour
 
     monkeypatch.setattr(runner, "QUICK_SECONDS", 0.01)  # tiny measurements: what is said
     monkeypatch.setattr(runner, "QUICK_REPEATS", 1)
-    session = report.Session(quick=True, workers=2)
+    session = _measured.Measurements(quick=True, workers=2)
     before = sys.getswitchinterval()
     lines: list[str] = []
     tour._convoy(lines.append, session)

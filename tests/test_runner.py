@@ -51,7 +51,7 @@ def test_threads_split_the_total_and_repeat():
     assert sorted(job.shares) == [3, 3, 4]
     assert len(run.timing.samples) == 4  # disturbed repeats are replaced, not added
     assert all(seconds >= 0 for seconds in run.timing.samples)
-    assert len(run.timing.other_cpu) == len(run.timing.samples)  # every repeat was metered
+    assert len(run.timing.other_cpu_samples) == len(run.timing.samples)  # every repeat was metered
     assert run.startup is None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gilx import report, runner
+from gilx import _measured, runner
 from gilx._table import GAIN_THRESHOLD, Table, TableRow, mark
 
 
@@ -75,7 +75,7 @@ def test_session_measures_each_workload_and_mode_once(monkeypatch):
         return runner.ScaleResult(workload, mode, size or 123, "units", None, timing, points)
 
     monkeypatch.setattr(runner, "scale", fake_scale)
-    session = report.Session(quick=True, workers=2)
+    session = _measured.Measurements(quick=True, workers=2)
     session.speedup("py", "threads")
     session.speedup("py", "threads")
     session.speedup("py", "processes")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from gilx import _extras, report, runner, tour
+from gilx import _extras, _measured, runner, tour
 
 
 @pytest.fixture
-def session(monkeypatch) -> report.Session:
+def session(monkeypatch) -> _measured.Measurements:
     """A session whose calibrated measurements are tiny: these tests check what is said."""
     monkeypatch.setattr(runner, "QUICK_SECONDS", 0.01)
     monkeypatch.setattr(runner, "QUICK_REPEATS", 1)
-    return report.Session(quick=True, workers=2)
+    return _measured.Measurements(quick=True, workers=2)
 
 
 def said(section, session) -> str:

@@ -64,7 +64,7 @@ def test_json_report_is_the_last_line_of_stderr(tmp_path):
 
 def test_json_report_has_the_schema_and_machine_block_of_the_other_commands(tmp_path):
     from gilx import machine
-    from gilx.cli import JSON_SCHEMA
+    from gilx._present import JSON_SCHEMA
 
     done = gilx_watch("--json", script(tmp_path, "import time\ntime.sleep(0.02)\n"))
     report = json.loads(done.stderr.strip().splitlines()[-1])

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from gilx import backends, machine, report, runner, workloads
+from gilx import _present, backends, machine, runner, workloads
 from gilx.backends import Options
 from gilx.timing import Span, Timing, clock
 
@@ -158,7 +158,7 @@ class ConvoyResult:
     @property
     def other_cpu(self) -> float | None:
         """The most the rest of the machine took during either measurement (None: unknown)."""
-        known = [t.busy_elsewhere for t in (self.alone, self.beside_timing)]
+        known = [t.other_cpu for t in (self.alone, self.beside_timing)]
         shares = [share for share in known if share is not None]
         return max(shares) if shares else None
 
@@ -455,7 +455,7 @@ def measure_all(
     """:func:`convoy` for each workload in ``names``: what ``gilx convoy`` prints."""
     for name in names:
         _check(name, beside, threads)
-    load = report.load_average()
+    load = machine.load_1min()
     results = tuple(
         convoy(name, beside, threads, quick=quick, progress=progress) for name in names
     )
@@ -497,7 +497,7 @@ def render(run: ConvoyReport) -> str:
     busy = get(run.beside)
     plural = "" if run.threads == 1 else "s"
     lines = [
-        f"machine: {report.machine_line(None, run.load_before)}",
+        f"machine: {_present.machine_line(None, run.load_before)}",
         f"each workload on one worker thread, alone, then beside {run.threads} thread{plural}"
         f" running {run.beside}: {busy.summary}",
         f"switch interval {run.switch_interval_s * 1e3:g} ms (sys.getswitchinterval())",
@@ -531,7 +531,7 @@ def render(run: ConvoyReport) -> str:
         )
     if any(r.disturbed for r in run.results):
         lines.append(
-            f"? = {report.NOT_JUDGED}: other processes took more than"
+            f"? = {_present.NOT_JUDGED}: other processes took more than"
             f" {runner.DISTURBED_SHARE:.0%} of the CPU time the threads needed even after"
             " re-measuring; close other programs and run again"
         )

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from gilx import runner
+from gilx import _present, runner
 from gilx._gilstate import gil_enabled
 from gilx.instrument import DEFAULT_INTERVAL, Heartbeat
 
@@ -78,6 +78,10 @@ class ProbeResult:
             "other_cpu": self.other_cpu,
             "disturbed": self.disturbed,
         }
+
+    def render(self) -> str:
+        """The text of ``gilx probe``: the evidence, then the verdict unless disturbed."""
+        return _present.probe_text(self, HOLD_LIMIT)
 
 
 def describe(func: Callable[..., object], args: tuple[object, ...] = ()) -> str:
@@ -147,7 +151,7 @@ def probe(
         many = runner.measure(job, total, workers, repeats).timing
     hold = reading.hold_fraction
     has_gil = gil_enabled()
-    known = [s for s in (one.busy_elsewhere, many.busy_elsewhere) if s is not None]
+    known = [s for s in (one.other_cpu, many.other_cpu) if s is not None]
     return ProbeResult(
         callable=name or describe(func, args),
         releases_gil=(hold < HOLD_LIMIT) if has_gil else True,

@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import SupportsIndex
 
-from gilx import machine
+from gilx import _present, machine
 from gilx._args import as_count
 from gilx._core import (
     MAX_COUNT,
@@ -108,6 +108,10 @@ class RaceResult:
     def to_dict(self) -> dict[str, object]:
         """The JSON object of a ``race`` result (the README's reference, JSON shapes)."""
         return {**asdict(self), "overlapped": self.overlapped}
+
+    def render(self) -> str:
+        """This race as ``gilx race`` prints it (:func:`gilx._present.race_table`)."""
+        return _present.race_table([self])
 
 
 def race(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gilx import machine, report, vectorise
+from gilx import _measured, _present, machine, vectorise
 from gilx.machine import gil_enabled
 
 #: A speedup at least this large is a gain (✓); below it, ✗.
@@ -154,7 +154,7 @@ class Table:
             f"asyncio: {self.workers} tasks on one event loop over 1 task, the same downloads"
             " (I/O only)",
             f"✓ = at least {GAIN_THRESHOLD:.1f}x, ✗ = less; ~ = repeats spread more than 10 %",
-            f"? = {report.NOT_JUDGED}: other processes kept using the cores the workers needed,"
+            f"? = {_present.NOT_JUDGED}: other processes kept using the cores the workers needed,"
             " even after re-measuring",
             "",
         ]
@@ -177,8 +177,8 @@ class Table:
                     continue
                 if r.disturbed[i]:
                     not_judged.append(
-                        f"  {r.label}, {name}: {value:.2f}x, {report.NOT_JUDGED}"
-                        f" ({report.busy_note(r.other_cpu[i])})"
+                        f"  {r.label}, {name}: {value:.2f}x, {_present.NOT_JUDGED}"
+                        f" ({_present.busy_note(r.other_cpu[i])})"
                     )
                     continue
                 if r.seed is not None:
@@ -190,8 +190,8 @@ class Table:
                     )
             if r.asyncio is not None and r.asyncio_disturbed:
                 not_judged.append(
-                    f"  {r.label}, asyncio: {r.asyncio:.2f}x, {report.NOT_JUDGED}"
-                    f" ({report.busy_note(r.asyncio_other_cpu)})"
+                    f"  {r.label}, asyncio: {r.asyncio:.2f}x, {_present.NOT_JUDGED}"
+                    f" ({_present.busy_note(r.asyncio_other_cpu)})"
                 )
         lines.append("")
         if disagreements:
@@ -210,7 +210,7 @@ class Table:
         return "\n".join(lines)
 
 
-def measure(session: report.Session) -> Table:
+def measure(session: _measured.Measurements) -> Table:
     """Fill the table from ``session``'s measurements (measuring what it lacks)."""
     rows = []
     for spec in _ROWS:
@@ -275,7 +275,7 @@ def table(
     progress: Callable[[str], None] | None = None,
 ) -> Table:
     """Measure the seed's table on this machine (``quick``: shorter, noisier runs)."""
-    session = report.Session(
+    session = _measured.Measurements(
         quick=quick, workers=workers, start_method=start_method, progress=progress
     )
     return measure(session)

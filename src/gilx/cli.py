@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gilx import backends, report, runner, timeline_text, workloads
+from gilx import _measured, _present, backends, machine, runner, timeline_text, workloads
 from gilx._core import MAX_COUNT
 from gilx._extras import MissingExtra
 from gilx._race import KINDS, MAX_THREADS, race
@@ -318,17 +317,6 @@ def _build_parser() -> _Parser:
     return parser
 
 
-#: The version of the ``--json`` objects' shape: raised when a key changes meaning or goes.
-JSON_SCHEMA = 1
-
-
-def _json(result: dict[str, object]) -> str:
-    """One ``--json`` object: its schema version and the machine it was measured on, then it."""
-    from gilx import machine
-
-    return json.dumps({"schema": JSON_SCHEMA, "machine": machine.describe(), **result})
-
-
 def _progress(args: argparse.Namespace) -> Callable[[str], None] | None:
     if getattr(args, "progress", False) or sys.stderr.isatty():
         return lambda message: print(f"gilx: {message} ...", file=sys.stderr, flush=True)
@@ -340,44 +328,22 @@ def _run_race(args: argparse.Namespace) -> int:
     say = _progress(args) or (lambda _message: None)
     results = []
     for kind in kinds:
-        say(f"race: {kind} counter, {_plural(args.workers, 'thread')}")
+        say(f"race: {kind} counter, {_present.plural(args.workers, 'thread')}")
         try:
             results.append(race(kind, args.workers, args.increments))
         except OverflowError as exc:  # threads * increments beyond the counter's range
             raise UsageError(str(exc)) from None
     if args.json:
-        print(_json({"results": [r.to_dict() for r in results]}))
-        return 0
-    print(f"{args.workers} threads x {args.increments:,} increments on one shared counter")
-    print(f"{'kind':<8}{'expected':>16}{'observed':>16}{'lost':>14}{'overlap':>9}{'others':>8}")
-    for r in results:
-        others = "?" if r.other_cpu is None else f"{r.other_cpu:.0%}"
-        line = f"{r.kind:<8}{r.expected:>16,}{r.observed:>16,}"
-        line += f"{r.lost:>14,}" if r.judged else f"{'-':>14}"
-        line += f"{r.overlap:>9.0%}{others:>8}"
-        if not r.overlapped:
-            line += "  threads did not overlap — not judged"
-        elif not r.judged:
-            line += f"  {report.NOT_JUDGED}"
-        print(line)
-    print(
-        "overlap = how much the threads' increments ran at the same time, from when each"
-        " ended (lost updates prove they overlapped, whatever it says);"
-        " others = the share of the CPU the threads needed that other processes took"
-    )
-    if not all(r.judged for r in results):
-        print(
-            "not judged: a race whose threads never ran together, or that other processes"
-            f" disturbed (more than {runner.DISTURBED_SHARE:.0%}), says nothing about lost"
-            " updates; close other programs and run again"
-        )
+        print(_present.json_text({"results": [r.to_dict() for r in results]}))
+    else:
+        print(_present.race_table(results))
     return 0
 
 
 def _run_tour(args: argparse.Namespace) -> int:
     from gilx.tour import run, sections
 
-    session = report.Session(
+    session = _measured.Measurements(
         quick=args.quick,
         workers=args.workers,
         start_method=args.start_method,
@@ -388,7 +354,7 @@ def _run_tour(args: argparse.Namespace) -> int:
         return 0
     lines: list[str] = []
     measured = run(session, lines.append)
-    print(_json({"sections": sections(lines), "table": measured.to_dict()}))
+    print(_present.json_text({"sections": sections(lines), "table": measured.to_dict()}))
     return 0
 
 
@@ -401,59 +367,8 @@ def _run_table(args: argparse.Namespace) -> int:
         start_method=args.start_method,
         progress=_progress(args),
     )
-    print(_json(result.to_dict()) if args.json else result.render())
+    print(_present.json_text(result.to_dict()) if args.json else result.render())
     return 0
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def _format_scale(result: runner.ScaleResult, load: float | None) -> str:
-    how = result.how or result.mode
-    lines = [
-        f"machine: {report.machine_line(None, load)}",
-        f"{result.workload}: {workloads.get(result.workload).summary}",
-        f"on {how}; {result.size:,} {result.unit} in total, split among the workers;"
-        f" {_plural(len(result.baseline.samples), 'repeat')}",
-        "",
-        f"{'workers':>7}  {'seconds: median (min..max)':<30}{'speedup':>8}{'efficiency':>12}"
-        f"{'others':>8}"
-        + ("   start-up" if any(p.startup is not None for p in result.points) else ""),
-    ]
-    for p in result.points:
-        t = p.timing
-        timing = f"{t.median:.4f} ({t.minimum:.4f}..{t.maximum:.4f}){' ~' if t.unstable else ''}"
-        others = "?" if p.other_cpu is None else f"{p.other_cpu:.0%}"
-        line = f"{p.workers:>7}  {timing:<30}{p.speedup:>7.2f}x{p.efficiency:>11.0%}"
-        line += f"{others:>7}{'!' if p.disturbed else ' '}"
-        if p.startup is not None:
-            line += f"  {p.startup:.3f} s"
-        lines.append(line)
-    lines += [
-        "",
-        "speedup = time of 1 worker doing all the work / time of k workers splitting it;"
-        " efficiency = speedup / k",
-    ]
-    if any(p.timing.unstable for p in result.points) or result.baseline.unstable:
-        lines.append(
-            f"~ = repeats spread more than {runner.SPREAD_LIMIT:.0%} of the median: a busy machine?"
-        )
-    lines.append(
-        "others = the most of the CPU time the workers needed that other processes took during"
-        " a repeat" + ("" if result.points[0].other_cpu is not None else " (? = unknown here)")
-    )
-    if result.disturbed:
-        base = result.baseline
-        lines.append(
-            f"! = {report.NOT_JUDGED}: other processes took more than"
-            f" {runner.DISTURBED_SHARE:.0%} of it even after re-measuring"
-            + (" (in the 1-worker baseline too)" if base.disturbed else "")
-            + "; close other programs and run again"
-        )
-    lines += backends.get(result.mode).notes(result.session_startup)
-    lines += workloads.get(result.workload).notes()
-    return "\n".join(lines)
 
 
 def _check_scale_mode(args: argparse.Namespace) -> None:
@@ -473,7 +388,7 @@ def _run_scale(args: argparse.Namespace) -> int:
     _check_scale_mode(args)
     if args.png is not None:
         _check_png_target(args.png)
-    load = report.load_average()
+    load = machine.load_1min()
 
     def measure(mode: str) -> runner.ScaleResult:
         return runner.scale(
@@ -492,7 +407,7 @@ def _run_scale(args: argparse.Namespace) -> int:
         result = measure(args.mode)
     except SchedulerUnreachable as exc:
         raise UsageError(str(exc)) from None
-    print(_json(result.to_dict()) if args.json else _format_scale(result, load))
+    print(_present.json_text(result.to_dict()) if args.json else result.render(load))
     if args.png is not None:
         from gilx.plot import PlotUnavailable, scale_png
 
@@ -532,7 +447,7 @@ def _resolve(target: str) -> Callable[..., Any]:
 
 
 def _run_probe(args: argparse.Namespace) -> int:
-    from gilx._probe import HOLD_LIMIT, probe
+    from gilx._probe import probe
 
     func = _resolve(args.target)
     call_args = tuple(_literal(a) for a in args.args)
@@ -545,33 +460,7 @@ def _run_probe(args: argparse.Namespace) -> int:
     if say:
         say(f"probing {shown}")
     result = probe(func, *call_args, workers=args.workers, seconds=args.seconds, name=shown)
-    if args.json:
-        print(_json(result.to_dict()))
-        return 0
-    print(f"probe {shown}")
-    if not result.gil_enabled:
-        print(
-            "  no GIL in this process (free-threaded build, GIL off): nothing to hold or release"
-        )
-    print(f"  GIL held {result.hold_fraction:.0%} of the time one thread spent making the calls")
-    print("    (a heartbeat thread asked for the GIL at random instants, one per ms: held or not)")
-    print(
-        f"  {result.workers} threads: {result.speedup:.2f}x the speed of 1 thread making the same"
-        f" {result.calls * result.workers:,} calls"
-    )
-    others = "?" if result.other_cpu is None else f"{result.other_cpu:.0%}"
-    print(f"  others: other processes took at most {others} of the CPU the threads needed")
-    if result.disturbed:
-        print(
-            f"  {report.NOT_JUDGED}: other processes took more than"
-            f" {runner.DISTURBED_SHARE:.0%} of it even after re-measuring;"
-            " close other programs and run again"
-        )
-    elif result.gil_enabled:
-        if result.releases_gil:
-            print(f"  verdict: releases the GIL (held less than {HOLD_LIMIT:.0%} of the time)")
-        else:
-            print(f"  verdict: holds the GIL (held at least {HOLD_LIMIT:.0%} of the time)")
+    print(_present.json_text(result.to_dict()) if args.json else result.render())
     return 0
 
 
@@ -587,7 +476,7 @@ def _run_timeline(args: argparse.Namespace) -> int:
         _check_png_target(args.png)
     progress = _progress(args)
     if progress:
-        progress(f"recording {args.workload} on {_plural(args.workers, 'thread')}")
+        progress(f"recording {args.workload} on {_present.plural(args.workers, 'thread')}")
     recorded = timeline.record(
         args.workload, args.workers, args.seconds or timeline.DEFAULT_SECONDS
     )
@@ -599,7 +488,7 @@ def _run_timeline(args: argparse.Namespace) -> int:
         except PlotUnavailable as exc:
             raise UsageError(str(exc)) from None
     if args.json:
-        print(_json(recorded.to_dict()))
+        print(_present.json_text(recorded.to_dict()))
     else:
         print(timeline_text.draw(recorded, width))
         if args.png is not None:
@@ -625,7 +514,7 @@ def _run_convoy(args: argparse.Namespace) -> int:
     result = measure_all(
         names, args.beside, args.workers, quick=args.quick, progress=_progress(args)
     )
-    print(_json(result.to_dict()) if args.json else result.render())
+    print(_present.json_text(result.to_dict()) if args.json else result.render())
     return 0
 
 

@@ -73,12 +73,18 @@ def pin_thread(cpu: int) -> bool:
     return True
 
 
-def load_average() -> tuple[float, float, float] | None:
+def load_averages() -> tuple[float, float, float] | None:
     """The 1-, 5- and 15-minute load averages (Unix); None where the OS has none."""
     try:
         return os.getloadavg()
     except (AttributeError, OSError):
         return None
+
+
+def load_1min() -> float | None:
+    """The 1-minute load average (Unix); None where the OS has none."""
+    load = load_averages()
+    return load[0] if load is not None else None
 
 
 def last_level_cache_bytes() -> int | None:
@@ -117,7 +123,7 @@ def describe() -> dict[str, object]:
     """The ``machine`` block of every ``--json`` object: what the numbers were measured on."""
     import platform
 
-    load = load_average()
+    load = load_averages()
     return {
         "cores": cores(),
         "cpu_count": os.cpu_count(),

@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from gilx import backends, machine, workloads
+from gilx import _present, backends, machine, workloads
 from gilx.backends import MAX_WORKERS, Job, Options
 from gilx.backends.base import BARRIER_TIMEOUT
 from gilx.backends.processes import default_start_method, start_methods
@@ -225,7 +225,7 @@ class ScalePoint:
     @property
     def other_cpu(self) -> float | None:
         """The most the rest of the machine took during this point's repeats (None: unknown)."""
-        return self.timing.busy_elsewhere
+        return self.timing.other_cpu
 
     @property
     def seconds(self) -> float:
@@ -275,6 +275,12 @@ class ScaleResult:
                 return p
         raise KeyError(workers)
 
+    def render(self, load: float | None = None) -> str:
+        """The text of ``gilx scale``; ``load``: the 1-minute load average before measuring."""
+        work = workloads.get(self.workload)
+        notes = backends.get(self.mode).notes(self.session_startup) + work.notes()
+        return _present.scale_text(self, work.summary, notes, load)
+
     def to_dict(self) -> dict[str, object]:
         """The JSON object of ``gilx scale --json`` (less the CLI's schema and machine block)."""
         base = self.baseline
@@ -292,7 +298,7 @@ class ScaleResult:
                 "seconds": base.median,
                 "min": base.minimum,
                 "max": base.maximum,
-                "other_cpu": base.busy_elsewhere,
+                "other_cpu": base.other_cpu,
                 "disturbed": base.disturbed,
             },
         }

@@ -65,20 +65,21 @@ def span_of(stamps: Sequence[Span]) -> Span:
 class Timing:
     """Repeated measurements of one thing, in seconds.
 
-    ``other_cpu`` holds, per sample, the share of the CPU time the workers
-    needed that the rest of the machine used meanwhile (None where the OS
-    cannot say); ``disturbed`` is True when some samples stayed disturbed
-    after re-measuring (the runner decides, :mod:`gilx.runner`).
+    ``other_cpu_samples`` holds, per sample, the share of the CPU time the
+    workers needed that the rest of the machine used meanwhile (None where the
+    OS cannot say), and ``other_cpu`` the largest of them; ``disturbed`` is
+    True when some samples stayed disturbed after re-measuring (the runner
+    decides, :mod:`gilx.runner`).
     """
 
     samples: tuple[float, ...]
-    other_cpu: tuple[float | None, ...] = ()
+    other_cpu_samples: tuple[float | None, ...] = ()
     disturbed: bool = False
 
     @property
-    def busy_elsewhere(self) -> float | None:
-        """The largest ``other_cpu`` of the samples; None when none could be read."""
-        known = [share for share in self.other_cpu if share is not None]
+    def other_cpu(self) -> float | None:
+        """The largest of ``other_cpu_samples``; None when none could be read."""
+        known = [share for share in self.other_cpu_samples if share is not None]
         return max(known) if known else None
 
     @property

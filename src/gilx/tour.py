@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gilx import _extras, backends, machine, report, runner, vectorise
+from gilx import _extras, _present, backends, machine, runner, vectorise
 from gilx._convoy import CONVOY_AT, SLEEP_SECONDS, ConvoyResult, verdict
-from gilx._race import KINDS, RaceResult, race
+from gilx._measured import Measurements
+from gilx._race import KINDS, race
 from gilx._table import GAIN_THRESHOLD, Table, measure
 from gilx.machine import gil_enabled
 
@@ -75,28 +76,28 @@ def _seconds(point: runner.ScalePoint | runner.Timing) -> str:
     timing = point if isinstance(point, runner.Timing) else point.timing
     median = timing.median
     shown = f"{median:.3f} s" if median >= 0.01 else f"{median * 1000:.3f} ms"
-    return f"{shown}{report.flag(timing)}"
+    return f"{shown}{_present.flag(timing)}"
 
 
-def _scaling_lines(out: Out, session: report.Session, workload: str, mode: str) -> float:
+def _scaling_lines(out: Out, session: Measurements, workload: str, mode: str) -> float:
     result = session.scale(workload, mode)
     point = result.point(session.workers)
     backend = backends.get(mode)
     one, many = f"{backend.plural(1)}:", f"{backend.plural(session.workers)}:"
     out(f"  {one:<14}{_seconds(result.baseline):<10}  ({result.size:,} {result.unit} in total)")
-    busy = f"  [{report.NOT_JUDGED}]" if point.disturbed else ""
+    busy = f"  [{_present.NOT_JUDGED}]" if point.disturbed else ""
     out(f"  {many:<14}{_seconds(point):<10}  speedup {_x(point.speedup)}{busy}")
     return point.speedup
 
 
-def _race(out: Out, session: report.Session) -> None:
+def _race(out: Out, session: Measurements) -> None:
     _heading(out, "1. What is the GIL? The refcount race")
     increments = 200_000 if session.quick else 1_000_000
     out(f"{session.workers} threads each add 1 to one shared counter {increments:,} times,")
     out("with the GIL released, as a refcount++ without a GIL would:")
     results = {kind: race(kind, session.workers, increments) for kind in KINDS}
     for r in results.values():
-        lost = f"lost {r.lost:>9,}" if r.judged else f"[{_race_not_judged(r)}]"
+        lost = f"lost {r.lost:>9,}" if r.judged else f"[{_present.race_not_judged(r)}]"
         out(f"  {r.kind:<7} expected {r.expected:>10,}  observed {r.observed:>10,}  {lost}")
     out("UnsafeCounter's plain load/add/store loses updates whenever two cores interleave;")
     out("LockedCounter takes the GIL for every step: safe, and serialised, as the seed says.")
@@ -105,16 +106,9 @@ def _race(out: Out, session: report.Session) -> None:
         out("core, or a busy machine); run `gilx race` again.")
 
 
-def _race_not_judged(result: RaceResult) -> str:
-    """Why a race says nothing about lost updates (it is judged otherwise)."""
-    if not result.overlapped:
-        return "threads did not overlap — not judged"
-    return report.NOT_JUDGED
-
-
 def _claim(
     out: Out,
-    session: report.Session,
+    session: Measurements,
     claim: str,
     shown: bool,
     judged_on: Sequence[Judged | Metered],
@@ -130,8 +124,8 @@ def _claim(
     ]
     if any(p.disturbed for p in points):
         known = [p.other_cpu for p in points if p.other_cpu is not None]
-        out(f"{report.NOT_JUDGED[0].upper()}{report.NOT_JUDGED[1:]}: {claim}?")
-        out(f"({report.busy_note(max(known) if known else None)}, even after re-measuring;")
+        out(f"{_present.NOT_JUDGED[0].upper()}{_present.NOT_JUDGED[1:]}: {claim}?")
+        out(f"({_present.busy_note(max(known) if known else None)}, even after re-measuring;")
         out(" close other programs and run again.)")
         return
     if shown:
@@ -139,7 +133,7 @@ def _claim(
         return
     out(f"Not shown by these numbers: {claim}.")
     load = session.load_before
-    if load is not None and load >= report.BUSY_LOAD:
+    if load is not None and load >= _present.BUSY_LOAD:
         out(
             f"(The machine was busy, load average {load:.2f} before measuring: other work held"
             " cores the workers needed.)"
@@ -150,7 +144,7 @@ def _gain(speed: float) -> bool:
     return speed >= GAIN_THRESHOLD
 
 
-def _two_threads(out: Out, session: report.Session) -> float:
+def _two_threads(out: Out, session: Measurements) -> float:
     k = session.workers
     _heading(out, f"2. Demonstrating the GIL: {k} threads vs one (pure-Python count)")
     speed = _scaling_lines(out, session, "py", "threads")
@@ -168,7 +162,7 @@ def _two_threads(out: Out, session: report.Session) -> float:
     return speed
 
 
-def _io(out: Out, session: report.Session) -> float:
+def _io(out: Out, session: Measurements) -> float:
     _heading(out, "3. The GIL is released during I/O (downloads from a local delayed server)")
     speed = _scaling_lines(out, session, "io", "threads")
     _claim(out, session, "threading speeds up I/O-bound work", _gain(speed), [("io", "threads")])
@@ -189,7 +183,7 @@ def _per_call(out: Out, label: str, r: ConvoyResult) -> None:
     a, b = r.latency.alone, r.latency.beside
     out(
         f"  {label:<8}per call p50 {_ms(a.p50)} alone, {_ms(b.p50)} beside"
-        f" (p99 {_ms(a.p99)} -> {_ms(b.p99)}){report.flag(r.beside_timing)}"
+        f" (p99 {_ms(a.p99)} -> {_ms(b.p99)}){_present.flag(r.beside_timing)}"
     )
 
 
@@ -199,7 +193,7 @@ def _waits(r: ConvoyResult) -> bool:
     return r.latency.beside.p50 >= CONVOY_AT * r.latency.alone.p50
 
 
-def _convoy(out: Out, session: report.Session) -> None:
+def _convoy(out: Out, session: Measurements) -> None:
     _heading(out, "4. The convoy effect: released work beside a busy Python thread")
     interval = sys.getswitchinterval()
     out("A thread that released the GIL (a socket read, a sleep, a C loop) must take it back")
@@ -263,7 +257,7 @@ def _convoy(out: Out, session: report.Session) -> None:
         out("(One core here: the worker and the busy thread also share it, GIL or not.)")
 
 
-def _numpy(out: Out, session: report.Session) -> float:
+def _numpy(out: Out, session: Measurements) -> float:
     _heading(out, "5. NumPy releases the GIL (np.dot of 1000x1000, BLAS pinned to one thread)")
     speed = _scaling_lines(out, session, "numpy", "threads")
     _claim(
@@ -277,7 +271,7 @@ def _numpy(out: Out, session: report.Session) -> float:
     return speed
 
 
-def _c_extensions(out: Out, session: report.Session) -> tuple[float, float]:
+def _c_extensions(out: Out, session: Measurements) -> tuple[float, float]:
     _heading(out, "6. C extensions that release the GIL (one C loop, run two ways)")
     out("count_gil: the GIL held for the whole call")
     held = _scaling_lines(out, session, "gil", "threads")
@@ -297,7 +291,7 @@ def _c_extensions(out: Out, session: report.Session) -> tuple[float, float]:
     return held, released
 
 
-def _side_by_side_timelines(out: Out, session: report.Session) -> None:
+def _side_by_side_timelines(out: Out, session: Measurements) -> None:
     """The seed's core diagrams, recorded: count_gil takes turns, count_nogil runs together."""
     import shutil
 
@@ -316,7 +310,7 @@ def _side_by_side_timelines(out: Out, session: report.Session) -> None:
         out(f"{left:<{half}} | {right}")
 
 
-def _multiprocessing(out: Out, session: report.Session) -> float:
+def _multiprocessing(out: Out, session: Measurements) -> float:
     _heading(out, "7. Solution 1: multiprocessing (the pure-Python count again)")
     result = session.scale("py", "processes")
     speed = _scaling_lines(out, session, "py", "processes")
@@ -333,7 +327,7 @@ def _multiprocessing(out: Out, session: report.Session) -> float:
     return speed
 
 
-def _vectorisation(out: Out, session: report.Session) -> float:
+def _vectorisation(out: Out, session: Measurements) -> float:
     _heading(out, "8. Solution 2: NumPy vectorisation (the seed's sum of squares)")
     c = session.compare(vectorise.SUM_SQUARES)
     out(f"  n = {c.size:,}")
@@ -343,7 +337,7 @@ def _vectorisation(out: Out, session: report.Session) -> float:
     return c.numpy_speedup
 
 
-def _numba(out: Out, session: report.Session) -> None:
+def _numba(out: Out, session: Measurements) -> None:
     _heading(out, "9. Solution 3: Numba with nogil / prange")
     if not _extras.installed("numba"):
         out('Numba is not installed here; pip install "gilx[numba]" to measure this section.')
@@ -433,9 +427,10 @@ def _measure_prange(*, quick: bool) -> PrangeResult:
     )
 
 
-def _free_threading(out: Out, session: report.Session, py_threads: float, py_procs: float) -> None:
+def _free_threading(out: Out, session: Measurements, py_threads: float, py_procs: float) -> None:
     _heading(out, "10. The future: free-threaded Python")
-    out(f"This interpreter: {report.python_description()}; GIL {'on' if gil_enabled() else 'off'}.")
+    gil = "on" if gil_enabled() else "off"
+    out(f"This interpreter: {machine.python_description()}; GIL {gil}.")
     from gilx import timeline  # only this section draws on it
 
     seconds = 0.05 if session.quick else 0.2
@@ -452,9 +447,9 @@ def _free_threading(out: Out, session: report.Session, py_threads: float, py_pro
     )
     out(
         f"2 threads x {increments:,} increments: UnsafeCounter "
-        + (f"lost {unsafe.lost:,}" if unsafe.judged else f"[{_race_not_judged(unsafe)}]")
+        + (f"lost {unsafe.lost:,}" if unsafe.judged else f"[{_present.race_not_judged(unsafe)}]")
         + ", LockedCounter "
-        + (f"lost {locked.lost:,}." if locked.judged else f"[{_race_not_judged(locked)}].")
+        + (f"lost {locked.lost:,}." if locked.judged else f"[{_present.race_not_judged(locked)}].")
     )
     if gil_enabled():
         out("With the GIL on, count_gil threads take turns (no overlap) and pure-Python threads")
@@ -472,7 +467,7 @@ def _free_threading(out: Out, session: report.Session, py_threads: float, py_pro
 
 def _decision_tree(
     out: Out,
-    session: report.Session,
+    session: Measurements,
     t: Table,
 ) -> None:
     _heading(out, "12. Decision tree, filled in with this machine's numbers")
@@ -483,7 +478,7 @@ def _decision_tree(
 
     def agree(ok: bool, *disturbed: bool) -> str:
         if any(disturbed):
-            return report.NOT_JUDGED
+            return _present.NOT_JUDGED
         return "agrees" if ok else "disagrees here"
 
     processes_win = py.multiprocessing >= max(GAIN_THRESHOLD, py.threading)
@@ -512,7 +507,7 @@ def _decision_tree(
     )
 
 
-def _convoy_line(session: report.Session) -> str:
+def _convoy_line(session: Measurements) -> str:
     """The tree's branch for released work beside CPU-bound Python threads: the convoy."""
     sleep, nogil, numpy = (session.convoy(w) for w in ("sleep", "nogil", "numpy"))
     assert sleep.latency is not None
@@ -521,7 +516,7 @@ def _convoy_line(session: report.Session) -> str:
         f" count_nogil {_x(nogil.slowdown)}, np.dot {_x(numpy.slowdown)} the time alone"
     )
     if any(r.disturbed for r in (sleep, nogil, numpy)):
-        verdict_ = report.NOT_JUDGED
+        verdict_ = _present.NOT_JUDGED
     elif gil_enabled():
         verdict_ = "agrees" if _waits(sleep) else "no convoy here"
     else:
@@ -534,7 +529,7 @@ def _convoy_line(session: report.Session) -> str:
     )
 
 
-def _dask_line(session: report.Session) -> str:
+def _dask_line(session: Measurements) -> str:
     """The tree's last line: past one machine, Dask; measured on a local cluster here."""
     k = session.workers
     line = "More than one machine → Dask (gilx scale --mode dask --scheduler ADDRESS)"
@@ -542,17 +537,17 @@ def _dask_line(session: report.Session) -> str:
         return f'{line}\n    [not measured here: pip install "gilx[dask]"]'
     procs = session.speedup("py", "dask")
     threads = session.speedup("py", "dask-threads")
-    busy = f"; {report.NOT_JUDGED}" if procs.disturbed or threads.disturbed else ""
+    busy = f"; {_present.NOT_JUDGED}" if procs.disturbed or threads.disturbed else ""
     return (
         f"{line}\n    [pure Python on a local Dask cluster here: {k} worker processes"
         f" {_x(procs.speedup)}, 1 worker with {k} threads {_x(threads.speedup)}{busy}]"
     )
 
 
-def run(session: report.Session, out: Out) -> Table:
+def run(session: Measurements, out: Out) -> Table:
     """Walk the seed's sections in order; return the measured table."""
     out("gilx tour: the seed's claims about the GIL, each measured now on this machine")
-    out(f"machine: {report.machine_line(session.workers, session.load_before)}")
+    out(f"machine: {_present.machine_line(session.workers, session.load_before)}")
     out("(~ after a number: its repeats spread more than 10 %, treat it as rough)")
     _race(out, session)
     py_threads = _two_threads(out, session)

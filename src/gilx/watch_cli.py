@@ -14,7 +14,6 @@ options.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import runpy
 import sys
@@ -211,10 +210,9 @@ def report_text(w: Watch) -> str:
 def json_report(w: Watch) -> str:
     """The ``--json`` object: the same ``schema`` and ``machine`` block as every other
     command's, then the reading (``disturbed`` included)."""
-    from gilx import machine
-    from gilx.cli import JSON_SCHEMA
+    from gilx._present import json_text
 
-    return json.dumps({"schema": JSON_SCHEMA, "machine": machine.describe(), **w.to_dict()})
+    return json_text(w.to_dict())
 
 
 def _watched(opts: _Options, origin: str, w: Watch) -> int:

@@ -1,9 +1,9 @@
 """Decide what to measure for the tour and the table, and measure each thing once.
 
-A :class:`Session` remembers what it measured: the tour's sections and the
+:class:`Measurements` remembers what it measured: the tour's sections and the
 table share one scaling run per (workload, mode), and the threads and
 processes runs of a workload share one calibrated size, so the two columns
-compare the same total work.
+compare the same total work.  (What they print is :mod:`gilx._present`'s.)
 """
 
 from __future__ import annotations
@@ -14,40 +14,13 @@ from typing import TYPE_CHECKING
 
 from gilx import machine, runner, vectorise, workloads
 
-# cores and python_description are read through report by the tour's sections
-from gilx.machine import cores as cores
-from gilx.machine import gil_enabled
-from gilx.machine import python_description as python_description
-
 if TYPE_CHECKING:
     from gilx._convoy import ConvoyResult
-
-#: A load average at least this high means other work was running: numbers may show it.
-BUSY_LOAD = 0.5
 
 
 def default_workers() -> int:
     """The worker count of the table and tour: every core, at least 2, at most 8."""
-    return max(2, min(cores(), 8))
-
-
-def load_average() -> float | None:
-    """The 1-minute load average (Unix), None where the OS has none."""
-    load = machine.load_average()
-    return load[0] if load is not None else None
-
-
-def machine_line(workers: int | None, load: float | None) -> str:
-    """Cores, interpreter, GIL state, workers, and how busy the machine already was."""
-    gil = "on" if gil_enabled() else "off"
-    line = f"{cores()} cores, {python_description()}, GIL {gil}"
-    if workers is not None:
-        line += f", {workers} workers per measurement"
-    if load is not None:
-        line += f"\n1-minute load average {load:.2f} before measuring"
-        if load >= BUSY_LOAD:
-            line += ": other work may hold cores the workers need"
-    return line
+    return max(2, min(machine.cores(), 8))
 
 
 @dataclass(frozen=True)
@@ -66,7 +39,7 @@ class Comparison:
 
     @property
     def other_cpu(self) -> float | None:
-        shares = (self.python.busy_elsewhere, self.numpy.busy_elsewhere)
+        shares = (self.python.other_cpu, self.numpy.other_cpu)
         known = [x for x in shares if x is not None]
         return max(known) if known else None
 
@@ -76,8 +49,8 @@ class Comparison:
         return self.python.median / self.numpy.median if self.numpy.median > 0 else float("inf")
 
 
-class Session:
-    """Measurements for one tour or table, each taken at most once."""
+class Measurements:
+    """The measurements of one tour or table, each taken at most once."""
 
     def __init__(
         self,
@@ -88,7 +61,7 @@ class Session:
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.quick = quick
-        self.load_before = load_average()  # before this session adds its own work
+        self.load_before = machine.load_1min()  # before these measurements add their own work
         self.workers = workers or default_workers()
         self.start_method = start_method
         self.progress = progress or (lambda _message: None)
@@ -124,7 +97,7 @@ class Session:
         """
         key = (workload, switch_interval)
         if key not in self._convoys:
-            from gilx._convoy import convoy  # convoy reads report: imported on first use
+            from gilx._convoy import convoy  # imported on first use: the tour's convoy section
 
             self._convoys[key] = convoy(
                 workload, quick=self.quick, switch_interval=switch_interval,
@@ -154,17 +127,3 @@ class Session:
                 )
         return self._comparisons[pair.name]
 
-
-NOT_JUDGED = "disturbed — not judged"
-
-
-def busy_note(other_cpu: float | None) -> str:
-    """How much of the workers' CPU time the rest of the machine took, in words."""
-    if other_cpu is None:
-        return "other processes' CPU use unknown here"
-    return f"other processes took {other_cpu:.0%} of the CPU time the workers needed"
-
-
-def flag(timing: runner.Timing) -> str:
-    """``~`` after a number whose repeats spread more than runner.SPREAD_LIMIT."""
-    return "~" if timing.unstable else ""

@@ -1,0 +1,201 @@
+"""Presentation: the words and tables every command prints, in one place.
+
+The shared words (``NOT_JUDGED``, :func:`busy_note`, :func:`flag`,
+:func:`machine_line`), the ``--json`` envelope (:func:`json_text`), and the
+text of ``gilx race``, ``gilx scale`` and ``gilx probe``: the results'
+``render()`` methods call the functions here, and the CLI only prints what
+they return.  (The table and the convoy render themselves with the same words.)
+
+This module imports nothing that measures, only the words it needs from
+:mod:`gilx.machine` and :mod:`gilx.timing`, so any result's ``render()`` may
+import it without an import circle; the results it renders are types here only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from gilx import machine
+from gilx.timing import DISTURBED_SHARE, SPREAD_LIMIT, Timing
+
+if TYPE_CHECKING:
+    from gilx._probe import ProbeResult
+    from gilx._race import RaceResult
+    from gilx.runner import ScaleResult
+
+#: What a measurement that stayed disturbed after re-measuring says instead of a verdict.
+NOT_JUDGED = "disturbed — not judged"
+
+#: What a race whose threads never ran at the same time says instead of a lost count.
+NOT_OVERLAPPED = "threads did not overlap — not judged"
+
+#: A load average at least this high means other work was running: numbers may show it.
+BUSY_LOAD = 0.5
+
+#: The version of the ``--json`` objects' shape: raised when a key changes meaning or goes.
+JSON_SCHEMA = 1
+
+
+def json_text(result: dict[str, object]) -> str:
+    """One ``--json`` object: its schema version and the machine it was measured on, then it."""
+    return json.dumps({"schema": JSON_SCHEMA, "machine": machine.describe(), **result})
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 thread`` / ``2 threads``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def percent(share: float | None) -> str:
+    """``12%``, or ``?`` where the share could not be read."""
+    return "?" if share is None else f"{share:.0%}"
+
+
+def machine_line(workers: int | None, load: float | None) -> str:
+    """Cores, interpreter, GIL state, workers, and how busy the machine already was."""
+    gil = "on" if machine.gil_enabled() else "off"
+    line = f"{machine.cores()} cores, {machine.python_description()}, GIL {gil}"
+    if workers is not None:
+        line += f", {workers} workers per measurement"
+    if load is not None:
+        line += f"\n1-minute load average {load:.2f} before measuring"
+        if load >= BUSY_LOAD:
+            line += ": other work may hold cores the workers need"
+    return line
+
+
+def busy_note(other_cpu: float | None) -> str:
+    """How much of the workers' CPU time the rest of the machine took, in words."""
+    if other_cpu is None:
+        return "other processes' CPU use unknown here"
+    return f"other processes took {other_cpu:.0%} of the CPU time the workers needed"
+
+
+def flag(timing: Timing) -> str:
+    """``~`` after a number whose repeats spread more than :data:`gilx.timing.SPREAD_LIMIT`."""
+    return "~" if timing.unstable else ""
+
+
+# ---------------------------------------------------------------------------
+# gilx race
+# ---------------------------------------------------------------------------
+def race_not_judged(result: RaceResult) -> str:
+    """Why a race that is not judged says nothing about lost updates."""
+    return NOT_OVERLAPPED if not result.overlapped else NOT_JUDGED
+
+
+def race_table(results: Sequence[RaceResult]) -> str:
+    """The text of ``gilx race``: one line per counter, then the legend."""
+    first = results[0]
+    increments = first.expected // first.threads if first.threads else 0
+    lines = [
+        f"{first.threads} threads x {increments:,} increments on one shared counter",
+        f"{'kind':<8}{'expected':>16}{'observed':>16}{'lost':>14}{'overlap':>9}{'others':>8}",
+    ]
+    for r in results:
+        line = f"{r.kind:<8}{r.expected:>16,}{r.observed:>16,}"
+        line += f"{r.lost:>14,}" if r.judged else f"{'-':>14}"
+        line += f"{r.overlap:>9.0%}{percent(r.other_cpu):>8}"
+        if not r.judged:
+            line += f"  {race_not_judged(r)}"
+        lines.append(line)
+    lines.append(
+        "overlap = how much the threads' increments ran at the same time, from when each"
+        " ended (lost updates prove they overlapped, whatever it says);"
+        " others = the share of the CPU the threads needed that other processes took"
+    )
+    if not all(r.judged for r in results):
+        lines.append(
+            "not judged: a race whose threads never ran together, or that other processes"
+            f" disturbed (more than {DISTURBED_SHARE:.0%}), says nothing about lost"
+            " updates; close other programs and run again"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# gilx scale
+# ---------------------------------------------------------------------------
+def scale_text(
+    result: ScaleResult, summary: str, notes: Sequence[str], load: float | None
+) -> str:
+    """The text of ``gilx scale``: the curve, its legend, and the backend's and workload's
+    ``notes``; ``summary``: the workload in words; ``load``: the load average before."""
+    how = result.how or result.mode
+    startup = any(p.startup is not None for p in result.points)
+    lines = [
+        f"machine: {machine_line(None, load)}",
+        f"{result.workload}: {summary}",
+        f"on {how}; {result.size:,} {result.unit} in total, split among the workers;"
+        f" {plural(len(result.baseline.samples), 'repeat')}",
+        "",
+        f"{'workers':>7}  {'seconds: median (min..max)':<30}{'speedup':>8}{'efficiency':>12}"
+        f"{'others':>8}" + ("   start-up" if startup else ""),
+    ]
+    for p in result.points:
+        t = p.timing
+        timing = f"{t.median:.4f} ({t.minimum:.4f}..{t.maximum:.4f}){' ~' if t.unstable else ''}"
+        line = f"{p.workers:>7}  {timing:<30}{p.speedup:>7.2f}x{p.efficiency:>11.0%}"
+        line += f"{percent(p.other_cpu):>7}{'!' if p.disturbed else ' '}"
+        if p.startup is not None:
+            line += f"  {p.startup:.3f} s"
+        lines.append(line)
+    lines += [
+        "",
+        "speedup = time of 1 worker doing all the work / time of k workers splitting it;"
+        " efficiency = speedup / k",
+    ]
+    if any(p.timing.unstable for p in result.points) or result.baseline.unstable:
+        lines.append(
+            f"~ = repeats spread more than {SPREAD_LIMIT:.0%} of the median: a busy machine?"
+        )
+    lines.append(
+        "others = the most of the CPU time the workers needed that other processes took during"
+        " a repeat" + ("" if result.points[0].other_cpu is not None else " (? = unknown here)")
+    )
+    if result.disturbed:
+        lines.append(
+            f"! = {NOT_JUDGED}: other processes took more than"
+            f" {DISTURBED_SHARE:.0%} of it even after re-measuring"
+            + (" (in the 1-worker baseline too)" if result.baseline.disturbed else "")
+            + "; close other programs and run again"
+        )
+    lines += notes
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# gilx probe
+# ---------------------------------------------------------------------------
+def probe_text(result: ProbeResult, hold_limit: float) -> str:
+    """The text of ``gilx probe``: the evidence, then the verdict (held at least
+    ``hold_limit`` of the time: holds) unless the probe was disturbed."""
+    lines = [f"probe {result.callable}"]
+    if not result.gil_enabled:
+        lines.append(
+            "  no GIL in this process (free-threaded build, GIL off): nothing to hold or release"
+        )
+    lines += [
+        f"  GIL held {result.hold_fraction:.0%} of the time one thread spent making the calls",
+        "    (a heartbeat thread asked for the GIL at random instants, one per ms: held or not)",
+        f"  {result.workers} threads: {result.speedup:.2f}x the speed of 1 thread making the same"
+        f" {result.calls * result.workers:,} calls",
+        f"  others: other processes took at most {percent(result.other_cpu)} of the CPU the"
+        " threads needed",
+    ]
+    if result.disturbed:
+        lines.append(
+            f"  {NOT_JUDGED}: other processes took more than"
+            f" {DISTURBED_SHARE:.0%} of it even after re-measuring;"
+            " close other programs and run again"
+        )
+    elif result.gil_enabled:
+        if result.releases_gil:
+            lines.append(
+                f"  verdict: releases the GIL (held less than {hold_limit:.0%} of the time)"
+            )
+        else:
+            lines.append(f"  verdict: holds the GIL (held at least {hold_limit:.0%} of the time)")
+    return "\n".join(lines)
