@@ -23,8 +23,6 @@ from gilx._version import __version__
 
 #: ``--seconds`` (probe, timeline) above this is a mistake, not an experiment.
 MAX_SECONDS = 60.0
-#: ``scale --png`` draws the asked-for mode beside the first of these (the second, if it is it).
-PNG_MODES = ("threads", "processes")
 #: ``timeline --width`` above this is unreadable, and drawing it takes seconds per thousand.
 MAX_WIDTH = 1000
 
@@ -409,12 +407,11 @@ def _run_scale(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(_present.json_text(result.to_dict()) if args.json else result.render(load))
     if args.png is not None:
-        from gilx.plot import PlotUnavailable, scale_png
+        from gilx.plot import PlotUnavailable, companion_mode, scale_png
 
-        other = measure(PNG_MODES[1] if args.mode == PNG_MODES[0] else PNG_MODES[0])
-        curves = sorted([result, other], key=lambda r: r.mode != PNG_MODES[0])
+        other = measure(companion_mode(args.mode))
         try:
-            scale_png(curves, args.png)
+            scale_png([result, other], args.png)
         except PlotUnavailable as exc:
             raise UsageError(str(exc)) from None
         print(f"picture: {args.png}", file=sys.stderr if args.json else sys.stdout)

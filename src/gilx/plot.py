@@ -34,6 +34,17 @@ def _pyplot() -> Any:
     return plt
 
 
+#: What ``gilx scale --png`` compares: the asked-for mode's curve beside the
+#: other of these (beside the first, for any other mode); drawn in this order.
+COMPARED_MODES = ("threads", "processes")
+
+
+def companion_mode(mode: str) -> str:
+    """The mode whose curve ``gilx scale --png`` draws beside ``mode``'s."""
+    first, second = COMPARED_MODES
+    return second if mode == first else first
+
+
 _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 
@@ -75,8 +86,10 @@ def timeline_png(timeline: Timeline, path: str | Path) -> Path:
 
 
 def scale_png(results: Sequence[ScaleResult], path: str | Path) -> Path:
-    """Speedup against workers for each result (threads, processes), with the ideal line."""
+    """Speedup against workers for each result, with the ideal line (the modes of
+    :data:`COMPARED_MODES` first, in its order)."""
     plt = _pyplot()
+    results = sorted(results, key=lambda r: r.mode != COMPARED_MODES[0])
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     most = max((p.workers for r in results for p in r.points), default=1)
     ideal = "ideal (speedup = workers)"
