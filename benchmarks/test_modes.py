@@ -41,12 +41,12 @@ needs_dask = pytest.mark.skipif(
 
 
 @contextmanager
-def crew(mode: str, workload: str, total: int, workers: int, param: str = "") -> Iterator[Crew]:
+def crew(mode: str, workload: str, total: int, workers: int, endpoint: str = "") -> Iterator[Crew]:
     """``workers`` prepared workers of the package's ``mode`` backend: each go() is one round."""
     job = workloads.get(workload)
     backend = backends.get(mode)
     with (
-        backend.open(job, param, backends.Options()) as session,
+        backend.open(job, endpoint, backends.Options()) as session,
         session.crew(total, workers) as workers_crew,
     ):
         yield workers_crew

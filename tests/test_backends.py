@@ -65,7 +65,7 @@ def test_a_crew_repeats_its_work_as_often_as_asked(mode):
         pytest.skip('Dask is not installed here (pip install "gilx[dask]")')
     # the first workload this backend accepts (asyncio: only I/O-bound work)
     job = next(w for w in workloads.WORKLOADS.values() if backend.accepts(w))
-    with job.session() as param, backend.open(job, param, backends.Options()) as session:
+    with job.server() as endpoint, backend.open(job, endpoint, backends.Options()) as session:
         assert isinstance(session, Session)
         with session.crew(4 if job.io_bound else 20_000, 2) as crew:
             assert isinstance(crew, Crew)
@@ -129,7 +129,7 @@ def test_threads_have_no_startup_of_their_own():
 class _Closure:
     """A job that is no Workload: a closure, like the probe's calls, that no child can import."""
 
-    def prepare(self, share: int, param: str, /) -> Callable[[], object]:
+    def prepare(self, share: int, endpoint: str, /) -> Callable[[], object]:
         return lambda: None
 
 

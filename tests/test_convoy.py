@@ -7,6 +7,7 @@ measured, the errors, the disturbance rule, and the command's output.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import json
@@ -87,7 +88,7 @@ def test_io_latency_includes_the_servers_delay():
 def _recording(name: str, calls: list[tuple[str, float, float]]) -> workloads.Workload:
     """A workload whose every call notes (thread name, start, end)."""
 
-    def prepare(share: int, param: str):
+    def prepare(share: int, endpoint: str):
         def run() -> None:
             start = time.perf_counter()
             for _ in range(share):
@@ -118,6 +119,17 @@ def test_measured_on_a_worker_thread_while_the_busy_threads_run(monkeypatch):
         assert any(b_start < end and start < b_end for _, b_start, b_end in busy)
     assert r.busy_rate > 0
     assert not any(t.name.startswith("gilx-busy") for t in threading.enumerate())  # joined
+
+
+def test_per_call_latency_follows_the_workloads_capability_not_its_name(monkeypatch):
+    calls: list[tuple[str, float, float]] = []
+    timed = dataclasses.replace(_recording("nogil", calls), per_call=True)
+    monkeypatch.setitem(workloads.WORKLOADS, "nogil", timed)
+    r = convoy("nogil", size=1_000, repeats=2)
+    assert r.latency is not None and r.latency.alone.calls == 1_000 * 2
+    untimed = dataclasses.replace(workloads.get("io"), per_call=False)
+    monkeypatch.setitem(workloads.WORKLOADS, "io", untimed)
+    assert convoy("io", size=2, repeats=1).latency is None
 
 
 def test_switch_interval_is_set_for_the_call_and_restored():

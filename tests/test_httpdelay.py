@@ -62,6 +62,6 @@ def test_proxy_settings_do_not_reroute_loopback(monkeypatch):
 
 def test_io_workload_downloads_its_share_from_the_session_server():
     io = workloads.get("io")
-    with io.session() as url:
+    with io.server() as url:
         assert url.startswith("http://127.0.0.1:")
         io.prepare(3, url)()

@@ -40,7 +40,7 @@ class Recorder:
     def __init__(self) -> None:
         self.shares: list[int] = []
 
-    def prepare(self, share: int, param: str, /) -> Callable[[], object]:
+    def prepare(self, share: int, endpoint: str, /) -> Callable[[], object]:
         self.shares.append(share)
         return lambda: None
 
@@ -56,7 +56,7 @@ def test_threads_split_the_total_and_repeat():
 
 
 class Failing:
-    def prepare(self, share: int, param: str, /) -> Callable[[], object]:
+    def prepare(self, share: int, endpoint: str, /) -> Callable[[], object]:
         def boom() -> None:
             raise ZeroDivisionError("from a worker")
 
@@ -85,7 +85,7 @@ def test_a_failing_worker_process_raises_in_the_parent():
     with pytest.raises(RuntimeError, match=r"only talks to 127\.0\.0\.1"):
         runner.measure(
             workloads.get("io"), 2, 2, mode="processes",
-            param="http://example.com/",
+            endpoint="http://example.com/",
         )
 
 

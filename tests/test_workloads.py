@@ -26,8 +26,8 @@ def test_a_checked_workload_returns_the_units_of_its_share(name):
     w = workloads.get(name)
     if name.startswith("numba-"):
         pytest.importorskip("numba")
-    with w.session() as param, w.context():
-        assert w.prepare(12_345, param)() == 12_345
+    with w.server() as endpoint, w.context():
+        assert w.prepare(12_345, endpoint)() == 12_345
 
 
 def test_the_counting_workloads_are_the_checked_ones():
@@ -62,7 +62,7 @@ def test_the_io_workload_downloads_share_answers_from_its_own_server():
     from gilx import _httpdelay
 
     w = workloads.get("io")
-    with w.session() as url:
+    with w.server() as url:
         assert url.startswith("http://127.0.0.1:")
         start = time.perf_counter()
         w.prepare(3, url)()

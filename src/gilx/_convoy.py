@@ -37,7 +37,7 @@ from gilx.timing import Span, Timing, clock
 SLEEP_SECONDS = 0.001
 
 
-def _prepare_sleep(share: int, param: str) -> Callable[[], object]:
+def _prepare_sleep(share: int, endpoint: str) -> Callable[[], object]:
     def sleeps() -> None:
         for _ in range(share):
             time.sleep(SLEEP_SECONDS)
@@ -49,15 +49,14 @@ def _prepare_sleep(share: int, param: str) -> Callable[[], object]:
 #: timer, a poller or a GUI's event loop.  Its own here: the scaling commands
 #: have nothing to learn from it.
 SLEEP = workloads.Workload(
-    "sleep", f"{SLEEP_SECONDS * 1e3:g} ms time.sleep calls", "sleeps", 1, _prepare_sleep
+    "sleep", f"{SLEEP_SECONDS * 1e3:g} ms time.sleep calls", "sleeps", 1, _prepare_sleep,
+    per_call=True,
 )
 
 #: Every workload convoy can measure or run beside.
 NAMES: tuple[str, ...] = (*workloads.NAMES, SLEEP.name)
 #: What ``gilx convoy`` measures unless told otherwise: releasing work of every kind.
 DEFAULT_WORKLOADS: tuple[str, ...] = ("nogil", "memory", "numpy", "io", "sleep")
-#: The workloads whose every call is also timed: their per-call latency is the point.
-PER_CALL: frozenset[str] = frozenset({"io", "sleep"})
 #: What the busy threads run unless told otherwise.
 DEFAULT_BESIDE = "py"
 
@@ -227,8 +226,8 @@ class _TimedCalls:
     workload: workloads.Workload
     seconds: list[float] = field(default_factory=list)
 
-    def prepare(self, share: int, param: str) -> Callable[[], object]:
-        one = self.workload.prepare(1, param)
+    def prepare(self, share: int, endpoint: str) -> Callable[[], object]:
+        one = self.workload.prepare(1, endpoint)
         seconds = self.seconds
 
         def calls() -> None:
@@ -255,7 +254,7 @@ class Busy:
     benchmarks (benchmarks/test_convoy.py) use it too.
     """
 
-    def __init__(self, workload: workloads.Workload, param: str, threads: int) -> None:
+    def __init__(self, workload: workloads.Workload, endpoint: str, threads: int) -> None:
         # A hundredth of a calibration step (py: 1,000 loop steps, ~40 µs), so that
         # even a measurement of a millisecond sees the busy threads' progress.
         self._unit = max(1, workload.start_size // 100)
@@ -266,7 +265,7 @@ class Busy:
         self._go = threading.Event()
         self._threads = [
             threading.Thread(
-                target=self._run, args=(i, workload, param), name=f"gilx-busy-{i}", daemon=True
+                target=self._run, args=(i, workload, endpoint), name=f"gilx-busy-{i}", daemon=True
             )
             for i in range(threads)
         ]
@@ -282,9 +281,9 @@ class Busy:
         if self._errors:
             self.stop()
 
-    def _run(self, i: int, workload: workloads.Workload, param: str) -> None:
+    def _run(self, i: int, workload: workloads.Workload, endpoint: str) -> None:
         try:
-            work = workload.prepare(self._unit, param)
+            work = workload.prepare(self._unit, endpoint)
         except BaseException as exc:
             self._errors.append(exc)
             self._ready.release()
@@ -372,24 +371,24 @@ def convoy(
     say = progress or (lambda _message: None)
     measured = get(workload)
     busy_work = get(beside)
-    timed = _TimedCalls(measured) if workload in PER_CALL else None
+    timed = _TimedCalls(measured) if measured.per_call else None
     job = timed if timed is not None else measured
 
     with ExitStack() as stack:
-        param = stack.enter_context(measured.session())
-        busy_param = param if beside == workload else stack.enter_context(busy_work.session())
+        endpoint = stack.enter_context(measured.server())
+        busy_endpoint = endpoint if beside == workload else stack.enter_context(busy_work.server())
         if size is None:
             say(f"convoy: calibrating {workload}")
             with measured.context():
                 total = runner.calibrate(
-                    lambda s: measured.prepare(s, param),
+                    lambda s: measured.prepare(s, endpoint),
                     measured.start_size,
                     runner.QUICK_SECONDS if quick else runner.FULL_SECONDS,
                 )
         else:
             total = size
         interval = stack.enter_context(_switch_interval(switch_interval))
-        session = stack.enter_context(backends.get("threads").open(job, param, Options()))
+        session = stack.enter_context(backends.get("threads").open(job, endpoint, Options()))
         crew = stack.enter_context(session.crew(total, 1))
         stack.enter_context(busy_work.context())
         cores = machine.cores()
@@ -418,7 +417,7 @@ def convoy(
         say(f"convoy: {workload} alone on a worker thread")
         alone, alone_calls = measure(1)
         say(f"convoy: {workload} beside {threads} thread(s) running {beside}")
-        busy = Busy(busy_work, busy_param, threads)
+        busy = Busy(busy_work, busy_endpoint, threads)
         try:
             beside_timing, beside_calls = measure(1 + threads)
         finally:

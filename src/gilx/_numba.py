@@ -98,13 +98,13 @@ def count_numba(n: int, nogil: bool) -> int:
     return n
 
 
-def prepare_nogil(share: int, param: str) -> Callable[[], object]:
+def prepare_nogil(share: int, endpoint: str) -> Callable[[], object]:
     """The ``numba-nogil`` workload: compiled here, untimed; the callable runs ``share`` steps."""
     kernel(True)
     return functools.partial(count_numba, share, True)
 
 
-def prepare_gil(share: int, param: str) -> Callable[[], object]:
+def prepare_gil(share: int, endpoint: str) -> Callable[[], object]:
     """The ``numba-gil`` workload: the same loop compiled without ``nogil``."""
     kernel(False)
     return functools.partial(count_numba, share, False)

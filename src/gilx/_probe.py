@@ -99,7 +99,7 @@ class _Calls:
         self.func = func
         self.args = args
 
-    def prepare(self, share: int, param: str, /) -> Callable[[], object]:
+    def prepare(self, share: int, endpoint: str, /) -> Callable[[], object]:
         func, args = self.func, self.args
 
         def calls() -> None:

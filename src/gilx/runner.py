@@ -157,7 +157,7 @@ def measure(
     repeats: int = 1,
     *,
     mode: str = "threads",
-    param: str = "",
+    endpoint: str = "",
     options: Options | None = None,
 ) -> Measured:
     """One session, one crew of ``workers`` workers, ``repeats`` metered repeats.
@@ -171,7 +171,7 @@ def measure(
     options = options or Options()
     backend.check(job)
     backends.check_options(backend, options)
-    with backend.open(job, param, options) as session:
+    with backend.open(job, endpoint, options) as session:
         timing, startup = _measure_crew(session, total, workers, repeats)
     return Measured(workers, total, timing, startup)
 
@@ -344,12 +344,12 @@ def scale(
         raise ValueError(f"repeats must be >= 1, got {nrepeats}")
     say = progress or (lambda _message: None)
 
-    with job.session() as param:
+    with job.server() as endpoint:
         if size is None:
             say(f"calibrating {workload}")
             with job.context():
                 total = calibrate(
-                    lambda s: job.prepare(s, param),
+                    lambda s: job.prepare(s, endpoint),
                     job.start_size,
                     QUICK_SECONDS if quick else FULL_SECONDS,
                 )
@@ -360,7 +360,7 @@ def scale(
             total = size
         backends.check_counts(1, 1, total)
 
-        with backend.open(job, param, options) as session:
+        with backend.open(job, endpoint, options) as session:
             session_startup = session.startup
             timings: dict[int, tuple[Timing, float | None]] = {}
             for k in sorted({1, *counts}):

@@ -225,20 +225,20 @@ def _py_iterations(seconds: float) -> int:
 def _recorder_factory(
     work: workloads.Workload, seconds: float
 ) -> tuple[Callable[[str], Recorder], AbstractContextManager[str]]:
-    """(make a per-thread recorder given the session param, the session) for ``work``."""
+    """(make a per-thread recorder given the server's endpoint, the server) for ``work``."""
     if work.trace == "kernel":
         n = _seconds_to_iterations(seconds)
-        return (lambda _param: _c_recorder(work.releases_gil, n)), nullcontext("")
+        return (lambda _endpoint: _c_recorder(work.releases_gil, n)), nullcontext("")
     if work.trace == "python":
         n = _py_iterations(seconds)
-        return (lambda _param: _py_recorder(n)), nullcontext("")
+        return (lambda _endpoint: _py_recorder(n)), nullcontext("")
 
-    def make(param: str) -> Recorder:
-        one_call = work.prepare(work.call_unit, param)
+    def make(endpoint: str) -> Recorder:
+        one_call = work.prepare(work.call_unit, endpoint)
         calls = max(1, round(seconds / _time_one(one_call)))
         return _calls_recorder(calls, one_call, "wait" if work.io_bound else "run")
 
-    return make, work.session()
+    return make, work.server()
 
 
 def _time_one(call: Callable[[], object]) -> float:
@@ -256,9 +256,9 @@ def record(workload: str, threads: int = 2, seconds: float = DEFAULT_SECONDS) ->
         raise ValueError(f"threads must be <= {MAX_THREADS}, got {nthreads}")
     if not 0 < seconds <= 60:
         raise ValueError(f"seconds must be in (0, 60], got {seconds}")
-    make, session = _recorder_factory(work, seconds)
-    with session as param, work.context():
-        recorders = [make(param) for _ in range(nthreads)]
+    make, server = _recorder_factory(work, seconds)
+    with server as endpoint, work.context():
+        recorders = [make(endpoint) for _ in range(nthreads)]
         raw = _run_together(recorders)
     origin = min((r[0][0] for r in raw if r), default=0)
     events = tuple(

@@ -1,7 +1,7 @@
 """The workloads (the README's reference): what the work is and how a share of it is run.
 
 A workload is a size (in its own ``unit``) that can be split among workers:
-``prepare(share, param)`` builds, outside any timing, whatever a worker needs
+``prepare(share, endpoint)`` builds, outside any timing, whatever a worker needs
 (arrays, a buffer, an HTTP opener) and returns the callable that does ``share``
 units of work.  All functions here live at module level, so a workload can be
 named in a child process under any start method (fork, forkserver, spawn).
@@ -37,7 +37,7 @@ def buffer_bytes() -> int:
     return max(MIN_BUFFER_BYTES, CACHE_MULTIPLE * cache) // 8 * 8
 
 
-def _no_session() -> AbstractContextManager[str]:
+def _no_server() -> AbstractContextManager[str]:
     return nullcontext("")
 
 
@@ -49,8 +49,9 @@ def _no_notes() -> list[str]:
 class Workload:
     """One kind of work.
 
-    ``prepare(share, param)`` returns the callable doing ``share`` units;
-    ``param`` is what ``session()`` yielded in the parent (the io server's URL).
+    ``prepare(share, endpoint)`` returns the callable doing ``share`` units;
+    ``endpoint`` is what ``server()`` yielded in the parent: the URL of the
+    server the work talks to (the io workload's), ``""`` for work without one.
     ``context()`` is entered once per process that runs workers (NumPy: BLAS
     pinned to one thread).  ``start_size`` is where calibration starts.
 
@@ -58,8 +59,10 @@ class Workload:
 
     * ``checked``: the prepared callable returns the units it did, and a
       backend that gets results back (Dask) checks them;
-    * ``io_bound``: its work is waiting for the ``session()``'s server, so a
+    * ``io_bound``: its work is waiting for the ``server()``, so a
       backend that only overlaps waits (asyncio) can run it;
+    * ``per_call``: each call is something a user waits on (a download, a
+      sleep), so :mod:`gilx._convoy` also times every call (its latency);
     * ``trace``: how :mod:`gilx.timeline` records it: ``"kernel"`` (the C
       kernel stamps its own chunks; ``releases_gil`` says which way it runs),
       ``"python"`` (a pure-Python loop stamps itself) or ``"calls"`` (each
@@ -78,28 +81,29 @@ class Workload:
     start_size: int
     prepare: Callable[[int, str], Callable[[], object]]
     context: Callable[[], AbstractContextManager[object]] = nullcontext
-    session: Callable[[], AbstractContextManager[str]] = _no_session
+    server: Callable[[], AbstractContextManager[str]] = _no_server
     checked: bool = False
     io_bound: bool = False
+    per_call: bool = False
     trace: str = "calls"
     releases_gil: bool = False
     call_unit: int = 1
     notes: Callable[[], list[str]] = _no_notes
 
 
-def _prepare_py(share: int, param: str) -> Callable[[], object]:
+def _prepare_py(share: int, endpoint: str) -> Callable[[], object]:
     return functools.partial(count_py, share)
 
 
-def _prepare_gil(share: int, param: str) -> Callable[[], object]:
+def _prepare_gil(share: int, endpoint: str) -> Callable[[], object]:
     return functools.partial(count_gil, share)
 
 
-def _prepare_nogil(share: int, param: str) -> Callable[[], object]:
+def _prepare_nogil(share: int, endpoint: str) -> Callable[[], object]:
     return functools.partial(count_nogil, share)
 
 
-def _prepare_numpy(share: int, param: str) -> Callable[[], object]:
+def _prepare_numpy(share: int, endpoint: str) -> Callable[[], object]:
     import numpy as np
 
     matrix = np.random.default_rng(0).random((MATRIX_SIZE, MATRIX_SIZE))
@@ -121,25 +125,25 @@ def _one_blas_thread() -> Iterator[object]:
         yield limits
 
 
-def _prepare_io(share: int, param: str) -> Callable[[], object]:
+def _prepare_io(share: int, endpoint: str) -> Callable[[], object]:
     from gilx._httpdelay import download, loopback_opener
 
     opener = loopback_opener()
 
     def downloads() -> None:
         for _ in range(share):
-            download(opener, param)
+            download(opener, endpoint)
 
     return downloads
 
 
-def _io_session() -> AbstractContextManager[str]:
+def _io_server() -> AbstractContextManager[str]:
     from gilx._httpdelay import serve
 
     return serve()
 
 
-def _prepare_memory(share: int, param: str) -> Callable[[], object]:
+def _prepare_memory(share: int, endpoint: str) -> Callable[[], object]:
     # Built by repetition, not bytearray(n): every page is written, so the
     # timed passes read real memory, not the shared zero page.
     buffer = bytearray(b"\x01") * buffer_bytes()
@@ -192,8 +196,9 @@ WORKLOADS: dict[str, Workload] = {
             "downloads",
             1,
             _prepare_io,
-            session=_io_session,
+            server=_io_server,
             io_bound=True,
+            per_call=True,
         ),
         Workload(
             "memory",

@@ -24,7 +24,7 @@ lines.
    taken with ``gilx.timing.clock``; ``close()`` stops them, also after an
    error), a ``Session`` (what is started once; set its ``startup``; close it
    cleanly) and the ``Backend`` (``name``, ``singular``, ``summary``).
-2. ``open(work, param, options)`` receives the work itself: a picklable
+2. ``open(work, endpoint, options)`` receives the work itself: a picklable
    :class:`gilx.workloads.Workload` (send it to other processes as it is), or
    for backends in this process any object with ``prepare`` (the probe's).
    Branch on the work's capabilities (``io_bound``, ``checked``, ...), never

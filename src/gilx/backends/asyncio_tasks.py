@@ -158,9 +158,9 @@ class Asyncio(Backend):
             " one event loop overlaps waiting, and a CPU workload has none to overlap"
         )
 
-    def open(self, work: Job, param: str, options: Options) -> Session:
+    def open(self, work: Job, endpoint: str, options: Options) -> Session:
         self.check(work)
-        return AsyncioSession(param)
+        return AsyncioSession(endpoint)
 
     def notes(self, session_startup: float | None) -> list[str]:
         return ["one thread: every task waits on the same event loop; no thread pool"]

@@ -41,7 +41,7 @@ class Job(Protocol):
     which only backends that run work in this process accept.
     """
 
-    def prepare(self, share: int, param: str, /) -> Callable[[], object]: ...
+    def prepare(self, share: int, endpoint: str, /) -> Callable[[], object]: ...
 
 
 @dataclass(frozen=True)
@@ -167,11 +167,12 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def open(self, work: Job, param: str, options: Options) -> Session:
+    def open(self, work: Job, endpoint: str, options: Options) -> Session:
         """Start a session running ``work``.
 
-        ``param`` is what the workload's own session yielded (the io server's
-        URL); every worker's ``work.prepare(share, param)`` receives it.
+        ``endpoint`` is what the workload's ``server()`` yielded (the io server's
+        URL, ``""`` for work without a server); every worker's
+        ``work.prepare(share, endpoint)`` receives it.
         """
 
     def notes(self, session_startup: float | None) -> list[str]:

@@ -248,7 +248,7 @@ class DaskCrew(Crew):
     """One task per share on ``cluster``'s slots, prepared on their workers; go() runs them."""
 
     def __init__(
-        self, cluster: Cluster, workload: Workload, shares: Sequence[int], param: str
+        self, cluster: Cluster, workload: Workload, shares: Sequence[int], endpoint: str
     ) -> None:
         if len(shares) > len(cluster.slots):
             raise ValueError(f"{len(shares)} shares but room for {len(cluster.slots)} tasks")
@@ -264,7 +264,7 @@ class DaskCrew(Crew):
         begin = clock()
         try:
             prepared = [
-                self._submit(dask_tasks.prepare_share, i, workload, i, share, param)
+                self._submit(dask_tasks.prepare_share, i, workload, i, share, endpoint)
                 for i, share in enumerate(self._shares)
             ]
             if cluster.client.gather(prepared) != list(range(len(self._shares))):
@@ -307,10 +307,10 @@ class DaskCrew(Crew):
 class LocalCrew(DaskCrew):
     """A crew on a LocalCluster of its own: started with it, stopped with it."""
 
-    def __init__(self, mode: str, workload: Workload, shares: Sequence[int], param: str) -> None:
+    def __init__(self, mode: str, workload: Workload, shares: Sequence[int], endpoint: str) -> None:
         cluster = start(mode, len(shares))
         try:
-            super().__init__(cluster, workload, shares, param)
+            super().__init__(cluster, workload, shares, endpoint)
             self._pids = frozenset(_worker_pids_here(cluster.client))
         except BaseException:
             cluster.close()
@@ -334,9 +334,9 @@ class ExistingCrew(DaskCrew):
     """
 
     def __init__(
-        self, cluster: Cluster, workload: Workload, shares: Sequence[int], param: str
+        self, cluster: Cluster, workload: Workload, shares: Sequence[int], endpoint: str
     ) -> None:
-        super().__init__(cluster, workload, shares, param)
+        super().__init__(cluster, workload, shares, endpoint)
         self._pids = frozenset(_worker_pids_here(cluster.client))
         self.startup = self.prepare_seconds
 
@@ -359,11 +359,11 @@ def _worker_pids_here(client: Any) -> set[int]:
 class DaskSession(Session):
     """Local: nothing shared (each crew has its own cluster).  Existing: one client for all."""
 
-    def __init__(self, mode: str, workload: Workload, param: str, scheduler: str | None) -> None:
+    def __init__(self, mode: str, workload: Workload, endpoint: str, scheduler: str | None) -> None:
         check_mode(mode)
         self._mode = mode
         self._workload = workload
-        self._param = param
+        self._endpoint = endpoint
         self._client: Any = None
         self._address = parse_scheduler(scheduler) if scheduler is not None else None
         self._crews: list[DaskCrew] = []
@@ -376,10 +376,10 @@ class DaskSession(Session):
         shares = split(total, workers)
         crew: DaskCrew
         if self._client is None:
-            crew = LocalCrew(self._mode, self._workload, shares, self._param)
+            crew = LocalCrew(self._mode, self._workload, shares, self._endpoint)
         else:
             cluster = Cluster(self._client, slots(self._client, self._mode, workers), 0.0)
-            crew = ExistingCrew(cluster, self._workload, shares, self._param)
+            crew = ExistingCrew(cluster, self._workload, shares, self._endpoint)
         self._crews.append(crew)
         return crew
 
@@ -430,10 +430,10 @@ class _DaskBackend(Backend):
         if options.scheduler is not None:
             parse_scheduler(options.scheduler)
 
-    def open(self, work: Job, param: str, options: Options) -> Session:
+    def open(self, work: Job, endpoint: str, options: Options) -> Session:
         self.check(work)
         assert isinstance(work, Workload)
-        return DaskSession(self.name, work, param, options.scheduler)
+        return DaskSession(self.name, work, endpoint, options.scheduler)
 
     def notes(self, session_startup: float | None) -> list[str]:
         if session_startup is not None:

@@ -25,14 +25,14 @@ _contexts: dict[str, contextlib.ExitStack] = {}
 _lock = threading.Lock()  # a dask-threads worker prepares its shares on several threads at once
 
 
-def prepare_share(run_id: str, workload: Workload, index: int, share: int, param: str) -> int:
+def prepare_share(run_id: str, workload: Workload, index: int, share: int, endpoint: str) -> int:
     """In a worker: build one share's callable (untimed); enter the workload's context once."""
     with _lock:
         if run_id not in _contexts:
             stack = contextlib.ExitStack()
             stack.enter_context(workload.context())
             _contexts[run_id] = stack
-    _prepared[(run_id, index)] = workload.prepare(share, param)
+    _prepared[(run_id, index)] = workload.prepare(share, endpoint)
     return index
 
 

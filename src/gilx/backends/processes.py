@@ -47,7 +47,7 @@ def resolve_start_method(requested: str | None) -> str:
 def _process_worker(
     workload: Workload,
     share: int,
-    param: str,
+    endpoint: str,
     permits: Any,
     stop: Any,
     barrier: Any,
@@ -57,7 +57,7 @@ def _process_worker(
     """The target of every worker process: module level, so any start method can find it."""
     try:
         with workload.context():
-            run = workload.prepare(share, param)
+            run = workload.prepare(share, endpoint)
             results.put(("ready", index, clock()))
             while permits.acquire(timeout=BARRIER_TIMEOUT) and not stop.is_set():
                 barrier.wait()
@@ -73,7 +73,7 @@ def _process_worker(
 
 class ProcessCrew(Crew):
     def __init__(
-        self, ctx: Any, workload: Workload, param: str, total: int, workers: int
+        self, ctx: Any, workload: Workload, endpoint: str, total: int, workers: int
     ) -> None:
         self._workers = workers
         self._permits = ctx.Semaphore(0)
@@ -88,7 +88,7 @@ class ProcessCrew(Crew):
                 args=(
                     workload,
                     share,
-                    param,
+                    endpoint,
                     self._permits,
                     self._stop,
                     self._barrier,
@@ -158,16 +158,16 @@ class ProcessCrew(Crew):
 
 
 class ProcessSession(Session):
-    def __init__(self, workload: Workload, param: str, start_method: str) -> None:
+    def __init__(self, workload: Workload, endpoint: str, start_method: str) -> None:
         self._workload = workload
-        self._param = param
+        self._endpoint = endpoint
         self.start_method = start_method
         # typeshed types a context chosen by a runtime string as BaseContext, without .Process
         self._ctx: Any = multiprocessing.get_context(start_method)
         self._crews: list[ProcessCrew] = []
 
     def crew(self, total: int, workers: int) -> Crew:
-        crew = ProcessCrew(self._ctx, self._workload, self._param, total, workers)
+        crew = ProcessCrew(self._ctx, self._workload, self._endpoint, total, workers)
         self._crews.append(crew)
         return crew
 
@@ -200,10 +200,10 @@ class Processes(Backend):
         super().check_options(options)
         resolve_start_method(options.start_method)  # refused before anything is measured
 
-    def open(self, work: Job, param: str, options: Options) -> Session:
+    def open(self, work: Job, endpoint: str, options: Options) -> Session:
         self.check(work)
         assert isinstance(work, Workload)
-        return ProcessSession(work, param, resolve_start_method(options.start_method))
+        return ProcessSession(work, endpoint, resolve_start_method(options.start_method))
 
     def notes(self, session_startup: float | None) -> list[str]:
         return ["start-up: launching the processes and preparing their shares (not in seconds)"]

@@ -96,9 +96,9 @@ class ThreadCrew(Crew):
 
 
 class ThreadSession(Session):
-    def __init__(self, job: Job, param: str) -> None:
+    def __init__(self, job: Job, endpoint: str) -> None:
         self._job = job
-        self._param = param
+        self._endpoint = endpoint
         context = getattr(job, "context", None)
         # A workload's per-process setting (NumPy: BLAS on one thread) holds
         # for this whole process while the session is open.
@@ -107,9 +107,9 @@ class ThreadSession(Session):
         self._closed = False
 
     def crew(self, total: int, workers: int) -> Crew:
-        prepare, param = self._job.prepare, self._param
+        prepare, endpoint = self._job.prepare, self._endpoint
         return ThreadCrew(
-            [functools.partial(prepare, share, param) for share in split(total, workers)]
+            [functools.partial(prepare, share, endpoint) for share in split(total, workers)]
         )
 
     def describe(self) -> str:
@@ -126,5 +126,5 @@ class Threads(Backend):
     singular = "thread"
     summary = "k threads of this process: one interpreter, one GIL (where there is one)"
 
-    def open(self, work: Job, param: str, options: Options) -> Session:
-        return ThreadSession(work, param)
+    def open(self, work: Job, endpoint: str, options: Options) -> Session:
+        return ThreadSession(work, endpoint)
