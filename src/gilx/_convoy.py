@@ -505,11 +505,11 @@ def render(run: ConvoyReport) -> str:
         f"{'per call: alone':>18}{'beside':>18}{'busy/s':>8}{'others':>8}  verdict",
     ]
     for r in run.results:
-        alone = f"{r.alone_s:.3f}{'~' if r.alone.unstable else ''}"
-        beside = f"{r.beside_s:.3f}{'~' if r.beside_timing.unstable else ''}"
+        alone = f"{r.alone_s:.3f}{_present.flag(r.alone)}"
+        beside = f"{r.beside_s:.3f}{_present.flag(r.beside_timing)}"
         per_call = _calls(r.latency.alone) if r.latency is not None else "-"
         per_call_beside = _calls(r.latency.beside) if r.latency is not None else "-"
-        others = "?" if r.other_cpu is None else f"{r.other_cpu:.0%}"
+        others = _present.percent(r.other_cpu)
         lines.append(
             f"{r.workload:<10}{alone:>9}{beside:>10}{r.slowdown:>9.2f}x"
             f"{per_call:>18}{per_call_beside:>18}{_compact(r.busy_rate):>8}{others:>8}"

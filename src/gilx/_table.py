@@ -210,14 +210,14 @@ class Table:
         return "\n".join(lines)
 
 
-def measure(session: _measured.Measurements) -> Table:
-    """Fill the table from ``session``'s measurements (measuring what it lacks)."""
+def measure(measurements: _measured.Measurements) -> Table:
+    """Fill the table from ``measurements`` (measuring what it lacks)."""
     rows = []
     for spec in _ROWS:
-        threads = session.speedup(spec.workload, "threads")
-        procs = session.speedup(spec.workload, "processes")
-        comparison = session.compare(spec.pair) if spec.pair is not None else None
-        tasks = session.speedup(spec.workload, "asyncio") if spec.asyncio else None
+        threads = measurements.speedup(spec.workload, "threads")
+        procs = measurements.speedup(spec.workload, "processes")
+        comparison = measurements.compare(spec.pair) if spec.pair is not None else None
+        tasks = measurements.speedup(spec.workload, "asyncio") if spec.asyncio else None
         rows.append(
             TableRow(
                 task=spec.task,
@@ -227,9 +227,9 @@ def measure(session: _measured.Measurements) -> Table:
                 numpy=comparison.numpy_speedup if comparison else None,
                 unstable=(
                     threads.timing.unstable
-                    or session.scale(spec.workload, "threads").baseline.unstable,
+                    or measurements.scale(spec.workload, "threads").baseline.unstable,
                     procs.timing.unstable
-                    or session.scale(spec.workload, "processes").baseline.unstable,
+                    or measurements.scale(spec.workload, "processes").baseline.unstable,
                     bool(comparison and (comparison.python.unstable or comparison.numpy.unstable)),
                 ),
                 seed=spec.seed,
@@ -248,22 +248,22 @@ def measure(session: _measured.Measurements) -> Table:
                     tasks
                     and (
                         tasks.timing.unstable
-                        or session.scale(spec.workload, "asyncio").baseline.unstable
+                        or measurements.scale(spec.workload, "asyncio").baseline.unstable
                     )
                 ),
                 asyncio_disturbed=bool(tasks and tasks.disturbed),
                 asyncio_other_cpu=tasks.other_cpu if tasks else None,
             )
         )
-    method = session.scale("py", "processes").start_method
+    method = measurements.scale("py", "processes").start_method
     return Table(
         cpu_count=machine.cores(),
         gil_enabled=gil_enabled(),
         python=machine.python_description(),
-        workers=session.workers,
+        workers=measurements.workers,
         start_method=method,
         rows=tuple(rows),
-        load_average=session.load_before,
+        load_average=measurements.load_before,
     )
 
 
@@ -275,7 +275,7 @@ def table(
     progress: Callable[[str], None] | None = None,
 ) -> Table:
     """Measure the seed's table on this machine (``quick``: shorter, noisier runs)."""
-    session = _measured.Measurements(
+    measurements = _measured.Measurements(
         quick=quick, workers=workers, start_method=start_method, progress=progress
     )
-    return measure(session)
+    return measure(measurements)

@@ -341,17 +341,17 @@ def _run_race(args: argparse.Namespace) -> int:
 def _run_tour(args: argparse.Namespace) -> int:
     from gilx.tour import run, sections
 
-    session = _measured.Measurements(
+    measurements = _measured.Measurements(
         quick=args.quick,
         workers=args.workers,
         start_method=args.start_method,
         progress=_progress(args),
     )
     if not args.json:
-        run(session, lambda line: print(line, flush=True))
+        run(measurements, lambda line: print(line, flush=True))
         return 0
     lines: list[str] = []
-    measured = run(session, lines.append)
+    measured = run(measurements, lines.append)
     print(_present.json_text({"sections": sections(lines), "table": measured.to_dict()}))
     return 0
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from gilx import _present
 from gilx._probe import ProbeResult, probe
 
 __all__ = ["Inconclusive", "assert_holds_gil", "assert_releases_gil"]
@@ -52,9 +53,9 @@ def _judgeable_probe(
         result = probe(func, *args, seconds=seconds, repeats=1)
         if not result.disturbed:
             return result
-    others = "?" if result.other_cpu is None else f"{result.other_cpu:.0%}"
     raise Inconclusive(
-        f"{result.callable}: not judged, the machine was busy (other processes took {others}"
+        f"{result.callable}: not judged, the machine was busy (other processes took"
+        f" {_present.percent(result.other_cpu)}"
         f" of the CPU the probe needed, in {ATTEMPTS} attempts)",
         result,
     )

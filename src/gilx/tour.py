@@ -1,7 +1,7 @@
 """The seed's tour, section by section, each claim shown with a number measured now.
 
-``run(session, out)`` prints through ``out`` as it goes, so a section appears
-as soon as it is measured.  Every number printed comes from ``session`` (or
+``run(measurements, out)`` prints through ``out`` as it goes, so a section appears
+as soon as it is measured.  Every number printed comes from ``measurements`` (or
 from ``gilx.race()``), measured in this process on this machine.
 """
 
@@ -79,23 +79,23 @@ def _seconds(point: runner.ScalePoint | runner.Timing) -> str:
     return f"{shown}{_present.flag(timing)}"
 
 
-def _scaling_lines(out: Out, session: Measurements, workload: str, mode: str) -> float:
-    result = session.scale(workload, mode)
-    point = result.point(session.workers)
+def _scaling_lines(out: Out, measurements: Measurements, workload: str, mode: str) -> float:
+    result = measurements.scale(workload, mode)
+    point = result.point(measurements.workers)
     backend = backends.get(mode)
-    one, many = f"{backend.plural(1)}:", f"{backend.plural(session.workers)}:"
+    one, many = f"{backend.plural(1)}:", f"{backend.plural(measurements.workers)}:"
     out(f"  {one:<14}{_seconds(result.baseline):<10}  ({result.size:,} {result.unit} in total)")
     busy = f"  [{_present.NOT_JUDGED}]" if point.disturbed else ""
     out(f"  {many:<14}{_seconds(point):<10}  speedup {_x(point.speedup)}{busy}")
     return point.speedup
 
 
-def _race(out: Out, session: Measurements) -> None:
+def _race(out: Out, measurements: Measurements) -> None:
     _heading(out, "1. What is the GIL? The refcount race")
-    increments = 200_000 if session.quick else 1_000_000
-    out(f"{session.workers} threads each add 1 to one shared counter {increments:,} times,")
+    increments = 200_000 if measurements.quick else 1_000_000
+    out(f"{measurements.workers} threads each add 1 to one shared counter {increments:,} times,")
     out("with the GIL released, as a refcount++ without a GIL would:")
-    results = {kind: race(kind, session.workers, increments) for kind in KINDS}
+    results = {kind: race(kind, measurements.workers, increments) for kind in KINDS}
     for r in results.values():
         lost = f"lost {r.lost:>9,}" if r.judged else f"[{_present.race_not_judged(r)}]"
         out(f"  {r.kind:<7} expected {r.expected:>10,}  observed {r.observed:>10,}  {lost}")
@@ -108,7 +108,7 @@ def _race(out: Out, session: Measurements) -> None:
 
 def _claim(
     out: Out,
-    session: Measurements,
+    measurements: Measurements,
     claim: str,
     shown: bool,
     judged_on: Sequence[Judged | Metered],
@@ -116,11 +116,11 @@ def _claim(
     """Say whether this machine's numbers show the seed's ``claim``, and why not if not.
 
     ``judged_on``: the measurements the verdict is built on, (workload, mode)
-    scaling runs of the session or other measurements; when one of them
+    scaling runs in ``measurements``, or other measurements; when one of them
     stayed disturbed, no verdict is given.
     """
     points: list[Metered] = [
-        session.speedup(*j) if isinstance(j, tuple) else j for j in judged_on
+        measurements.speedup(*j) if isinstance(j, tuple) else j for j in judged_on
     ]
     if any(p.disturbed for p in points):
         known = [p.other_cpu for p in points if p.other_cpu is not None]
@@ -132,7 +132,7 @@ def _claim(
         out(f"Measured here: {claim}.")
         return
     out(f"Not shown by these numbers: {claim}.")
-    load = session.load_before
+    load = measurements.load_before
     if load is not None and load >= _present.BUSY_LOAD:
         out(
             f"(The machine was busy, load average {load:.2f} before measuring: other work held"
@@ -144,14 +144,14 @@ def _gain(speed: float) -> bool:
     return speed >= GAIN_THRESHOLD
 
 
-def _two_threads(out: Out, session: Measurements) -> float:
-    k = session.workers
+def _two_threads(out: Out, measurements: Measurements) -> float:
+    k = measurements.workers
     _heading(out, f"2. Demonstrating the GIL: {k} threads vs one (pure-Python count)")
-    speed = _scaling_lines(out, session, "py", "threads")
+    speed = _scaling_lines(out, measurements, "py", "threads")
     if gil_enabled():
         _claim(
             out,
-            session,
+            measurements,
             f"{k} threads are no faster than one for pure Python",
             not _gain(speed),
             [("py", "threads")],
@@ -162,10 +162,12 @@ def _two_threads(out: Out, session: Measurements) -> float:
     return speed
 
 
-def _io(out: Out, session: Measurements) -> float:
+def _io(out: Out, measurements: Measurements) -> float:
     _heading(out, "3. The GIL is released during I/O (downloads from a local delayed server)")
-    speed = _scaling_lines(out, session, "io", "threads")
-    _claim(out, session, "threading speeds up I/O-bound work", _gain(speed), [("io", "threads")])
+    speed = _scaling_lines(out, measurements, "io", "threads")
+    _claim(
+        out, measurements, "threading speeds up I/O-bound work", _gain(speed), [("io", "threads")]
+    )
     out("A thread waiting in a socket read has released the GIL; the others download meanwhile.")
     return speed
 
@@ -193,29 +195,29 @@ def _waits(r: ConvoyResult) -> bool:
     return r.latency.beside.p50 >= CONVOY_AT * r.latency.alone.p50
 
 
-def _convoy(out: Out, session: Measurements) -> None:
+def _convoy(out: Out, measurements: Measurements) -> None:
     _heading(out, "4. The convoy effect: released work beside a busy Python thread")
     interval = sys.getswitchinterval()
     out("A thread that released the GIL (a socket read, a sleep, a C loop) must take it back")
     out("to return to Python. Beside a thread running Python nonstop, it may wait for that")
     out(f"thread's switch interval ({interval * 1e3:g} ms) at every return: CPython issue 7946.")
     out("One worker thread, alone, then beside one thread running count_py (gilx convoy):")
-    sleep, io = session.convoy("sleep"), session.convoy("io")
+    sleep, io = measurements.convoy("sleep"), measurements.convoy("io")
     _per_call(out, "sleep", sleep)
     out(f"          (each call: time.sleep({SLEEP_SECONDS:g}))")
     _per_call(out, "io", io)
     out("          (each call: one download from the local server that answers after 20 ms)")
     if gil_enabled():
         _claim(
-            out, session, "a thread returning from released work waits for the GIL",
+            out, measurements, "a thread returning from released work waits for the GIL",
             _waits(sleep), [sleep],
         )
         short = SHORT_INTERVAL
         out("")
         out(f"The knob: sys.setswitchinterval({short:g}) makes the busy thread hand the GIL over")
         out(f"{interval / short:g} times sooner. The same measurements with it:")
-        knob_sleep = session.convoy("sleep", short)
-        knob_io = session.convoy("io", short)
+        knob_sleep = measurements.convoy("sleep", short)
+        knob_io = measurements.convoy("io", short)
         _per_call(out, "sleep", knob_sleep)
         _per_call(out, "io", knob_io)
         out("Its price, in the busy thread's own work (count_py loop steps per second):")
@@ -235,7 +237,7 @@ def _convoy(out: Out, session: Measurements) -> None:
     out("back between chunks would return many times a call. gilx's count_nogil (its policy:")
     out("csrc/reference/policy.h) keeps it released for the whole call on a worker thread,")
     out("as NumPy does once per np.dot call:")
-    nogil, numpy = session.convoy("nogil"), session.convoy("numpy")
+    nogil, numpy = measurements.convoy("nogil"), measurements.convoy("numpy")
     for label, r in (("count_nogil", nogil), ("np.dot", numpy)):
         out(
             f"  {label:<12}{_seconds(r.alone):<10} alone, {_seconds(r.beside_timing):<10} beside:"
@@ -243,13 +245,13 @@ def _convoy(out: Out, session: Measurements) -> None:
         )
     if gil_enabled():
         _claim(
-            out, session, "one release per call keeps released C work at its own speed beside"
+            out, measurements, "one release per call keeps released C work at its own speed beside"
             " a busy Python thread", numpy.slowdown < CONVOY_AT, [numpy],
         )
     else:
         _claim(
-            out, session, "without a GIL, released work runs as fast beside a busy Python thread"
-            " as alone",
+            out, measurements,
+            "without a GIL, released work runs as fast beside a busy Python thread as alone",
             all(r.slowdown < CONVOY_AT for r in (sleep, io, nogil, numpy)),
             [sleep, io, nogil, numpy],
         )
@@ -257,12 +259,12 @@ def _convoy(out: Out, session: Measurements) -> None:
         out("(One core here: the worker and the busy thread also share it, GIL or not.)")
 
 
-def _numpy(out: Out, session: Measurements) -> float:
+def _numpy(out: Out, measurements: Measurements) -> float:
     _heading(out, "5. NumPy releases the GIL (np.dot of 1000x1000, BLAS pinned to one thread)")
-    speed = _scaling_lines(out, session, "numpy", "threads")
+    speed = _scaling_lines(out, measurements, "numpy", "threads")
     _claim(
         out,
-        session,
+        measurements,
         "NumPy calls on several threads run in parallel",
         _gain(speed),
         [("numpy", "threads")],
@@ -271,27 +273,27 @@ def _numpy(out: Out, session: Measurements) -> float:
     return speed
 
 
-def _c_extensions(out: Out, session: Measurements) -> tuple[float, float]:
+def _c_extensions(out: Out, measurements: Measurements) -> tuple[float, float]:
     _heading(out, "6. C extensions that release the GIL (one C loop, run two ways)")
     out("count_gil: the GIL held for the whole call")
-    held = _scaling_lines(out, session, "gil", "threads")
+    held = _scaling_lines(out, measurements, "gil", "threads")
     out("count_nogil: the same kernel inside Py_BEGIN_ALLOW_THREADS / Py_END_ALLOW_THREADS")
-    released = _scaling_lines(out, session, "nogil", "threads")
+    released = _scaling_lines(out, measurements, "nogil", "threads")
     if gil_enabled():
         _claim(
             out,
-            session,
+            measurements,
             "only the version that releases the GIL runs on several cores at once",
             _gain(released) and not _gain(held),
             [("gil", "threads"), ("nogil", "threads")],
         )
     else:
         out("Without a GIL both versions can run at once: count_gil has nothing to hold.")
-    _side_by_side_timelines(out, session)
+    _side_by_side_timelines(out, measurements)
     return held, released
 
 
-def _side_by_side_timelines(out: Out, session: Measurements) -> None:
+def _side_by_side_timelines(out: Out, measurements: Measurements) -> None:
     """The seed's core diagrams, recorded: count_gil takes turns, count_nogil runs together."""
     import shutil
 
@@ -299,7 +301,7 @@ def _side_by_side_timelines(out: Out, session: Measurements) -> None:
 
     out("")
     out("Who ran when, two threads each (gilx timeline --workload gil / nogil):")
-    seconds = 0.05 if session.quick else 0.2
+    seconds = 0.05 if measurements.quick else 0.2
     half = max(timeline_text.MIN_WIDTH, (shutil.get_terminal_size((100, 24)).columns - 3) // 2)
     drawings = [
         timeline_text.draw(timeline.record(name, 2, seconds), half).splitlines()
@@ -310,26 +312,27 @@ def _side_by_side_timelines(out: Out, session: Measurements) -> None:
         out(f"{left:<{half}} | {right}")
 
 
-def _multiprocessing(out: Out, session: Measurements) -> float:
+def _multiprocessing(out: Out, measurements: Measurements) -> float:
     _heading(out, "7. Solution 1: multiprocessing (the pure-Python count again)")
-    result = session.scale("py", "processes")
-    speed = _scaling_lines(out, session, "py", "processes")
-    point = result.point(session.workers)
+    result = measurements.scale("py", "processes")
+    speed = _scaling_lines(out, measurements, "py", "processes")
+    point = result.point(measurements.workers)
     if point.startup is not None:
         out(
-            f"Starting {session.workers} processes ({result.start_method}) and preparing their"
+            f"Starting {measurements.workers} processes ({result.start_method}) and preparing their"
             f" work took {point.startup:.3f} s more, not counted above."
         )
     _claim(
-        out, session, "processes run pure Python in parallel", _gain(speed), [("py", "processes")]
+        out, measurements, "processes run pure Python in parallel", _gain(speed),
+        [("py", "processes")],
     )
     out("Each process has its own interpreter and its own GIL.")
     return speed
 
 
-def _vectorisation(out: Out, session: Measurements) -> float:
+def _vectorisation(out: Out, measurements: Measurements) -> float:
     _heading(out, "8. Solution 2: NumPy vectorisation (the seed's sum of squares)")
-    c = session.compare(vectorise.SUM_SQUARES)
+    c = measurements.compare(vectorise.SUM_SQUARES)
     out(f"  n = {c.size:,}")
     out(f"  Python  sum(x**2 for x in data): {_seconds(c.python)}")
     out(f"  NumPy   np.sum(arr**2):          {_seconds(c.numpy)}")
@@ -337,7 +340,7 @@ def _vectorisation(out: Out, session: Measurements) -> float:
     return c.numpy_speedup
 
 
-def _numba(out: Out, session: Measurements) -> None:
+def _numba(out: Out, measurements: Measurements) -> None:
     _heading(out, "9. Solution 3: Numba with nogil / prange")
     if not _extras.installed("numba"):
         out('Numba is not installed here; pip install "gilx[numba]" to measure this section.')
@@ -346,9 +349,9 @@ def _numba(out: Out, session: Measurements) -> None:
 
     out("One loop compiled twice by Numba, run on threads like count_gil and count_nogil:")
     out("numba-gil: @njit, the GIL held while the compiled loop runs")
-    held = _scaling_lines(out, session, "numba-gil", "threads")
+    held = _scaling_lines(out, measurements, "numba-gil", "threads")
     out("numba-nogil: @njit(nogil=True), the same loop with the GIL released")
-    released = _scaling_lines(out, session, "numba-nogil", "threads")
+    released = _scaling_lines(out, measurements, "numba-nogil", "threads")
     compiled = [_numba.compile_seconds(nogil) for nogil in (False, True)]
     if all(c is not None for c in compiled):
         out(
@@ -358,7 +361,7 @@ def _numba(out: Out, session: Measurements) -> None:
     if gil_enabled():
         _claim(
             out,
-            session,
+            measurements,
             "only the nogil=True version runs on several threads at once",
             _gain(released) and not _gain(held),
             [("numba-gil", "threads"), ("numba-nogil", "threads")],
@@ -367,7 +370,7 @@ def _numba(out: Out, session: Measurements) -> None:
         out("Without a GIL both versions can run at once: the GIL numba-gil keeps is not there.")
     out("")
     out("The seed's parallel_sum_squares: prange runs the loop on Numba's own threads")
-    r = _measure_prange(quick=session.quick)
+    r = _measure_prange(quick=measurements.quick)
     out(f"  n = {r.size:,}; JIT compilation not counted")
     out(f"  NumPy  np.sum(arr**2):                      {_seconds(r.numpy)}")
     out(f"  Numba  the loop on one thread (range):      {_seconds(r.serial)}")
@@ -427,17 +430,19 @@ def _measure_prange(*, quick: bool) -> PrangeResult:
     )
 
 
-def _free_threading(out: Out, session: Measurements, py_threads: float, py_procs: float) -> None:
+def _free_threading(
+    out: Out, measurements: Measurements, py_threads: float, py_procs: float
+) -> None:
     _heading(out, "10. The future: free-threaded Python")
     gil = "on" if gil_enabled() else "off"
     out(f"This interpreter: {machine.python_description()}; GIL {gil}.")
     from gilx import timeline  # only this section draws on it
 
-    seconds = 0.05 if session.quick else 0.2
+    seconds = 0.05 if measurements.quick else 0.2
     both = timeline.record("gil", threads=2, seconds=seconds)
     overlap_ms = both.overlap_seconds() * 1000
     span_ms = max((e.end for e in both.events), default=0.0) * 1000
-    increments = 200_000 if session.quick else 1_000_000
+    increments = 200_000 if measurements.quick else 1_000_000
     unsafe = race("unsafe", 2, increments)
     locked = race("locked", 2, increments)
     out(f"Pure-Python threads reached {_x(py_threads)} here, processes {_x(py_procs)}.")
@@ -467,11 +472,11 @@ def _free_threading(out: Out, session: Measurements, py_threads: float, py_procs
 
 def _decision_tree(
     out: Out,
-    session: Measurements,
+    measurements: Measurements,
     t: Table,
 ) -> None:
     _heading(out, "12. Decision tree, filled in with this machine's numbers")
-    k = session.workers
+    k = measurements.workers
     py, np_row, io = t.row("cpu-bound-python"), t.row("cpu-bound-numpy"), t.row("io-bound")
     assert py.threading is not None and py.multiprocessing is not None
     assert np_row.threading is not None and io.threading is not None
@@ -499,17 +504,17 @@ def _decision_tree(
         f"└── No (I/O-bound) → Use threading or asyncio [{k} threads {_x(io.threading)}{tasks}:"
         f" {agree(io_helps, io.disturbed[0] or io.asyncio_disturbed)}]"
     )
-    out(_convoy_line(session))
-    out(_dask_line(session))
+    out(_convoy_line(measurements))
+    out(_dask_line(measurements))
     out(
         f'("helps" means at least {GAIN_THRESHOLD:.1f}x; every number is measured now, on'
         f" {machine.cores()} cores.)"
     )
 
 
-def _convoy_line(session: Measurements) -> str:
+def _convoy_line(measurements: Measurements) -> str:
     """The tree's branch for released work beside CPU-bound Python threads: the convoy."""
-    sleep, nogil, numpy = (session.convoy(w) for w in ("sleep", "nogil", "numpy"))
+    sleep, nogil, numpy = (measurements.convoy(w) for w in ("sleep", "nogil", "numpy"))
     assert sleep.latency is not None
     measured = (
         f"1 ms sleep p50 {_ms(sleep.latency.alone.p50)} -> {_ms(sleep.latency.beside.p50)},"
@@ -529,14 +534,14 @@ def _convoy_line(session: Measurements) -> str:
     )
 
 
-def _dask_line(session: Measurements) -> str:
+def _dask_line(measurements: Measurements) -> str:
     """The tree's last line: past one machine, Dask; measured on a local cluster here."""
-    k = session.workers
+    k = measurements.workers
     line = "More than one machine → Dask (gilx scale --mode dask --scheduler ADDRESS)"
     if not _extras.installed("distributed"):
         return f'{line}\n    [not measured here: pip install "gilx[dask]"]'
-    procs = session.speedup("py", "dask")
-    threads = session.speedup("py", "dask-threads")
+    procs = measurements.speedup("py", "dask")
+    threads = measurements.speedup("py", "dask-threads")
     busy = f"; {_present.NOT_JUDGED}" if procs.disturbed or threads.disturbed else ""
     return (
         f"{line}\n    [pure Python on a local Dask cluster here: {k} worker processes"
@@ -544,23 +549,23 @@ def _dask_line(session: Measurements) -> str:
     )
 
 
-def run(session: Measurements, out: Out) -> Table:
+def run(measurements: Measurements, out: Out) -> Table:
     """Walk the seed's sections in order; return the measured table."""
     out("gilx tour: the seed's claims about the GIL, each measured now on this machine")
-    out(f"machine: {_present.machine_line(session.workers, session.load_before)}")
+    out(f"machine: {_present.machine_line(measurements.workers, measurements.load_before)}")
     out("(~ after a number: its repeats spread more than 10 %, treat it as rough)")
-    _race(out, session)
-    py_threads = _two_threads(out, session)
-    _io(out, session)
-    _convoy(out, session)
-    _numpy(out, session)
-    _c_extensions(out, session)
-    py_procs = _multiprocessing(out, session)
-    _vectorisation(out, session)
-    _numba(out, session)
-    _free_threading(out, session, py_threads, py_procs)
+    _race(out, measurements)
+    py_threads = _two_threads(out, measurements)
+    _io(out, measurements)
+    _convoy(out, measurements)
+    _numpy(out, measurements)
+    _c_extensions(out, measurements)
+    py_procs = _multiprocessing(out, measurements)
+    _vectorisation(out, measurements)
+    _numba(out, measurements)
+    _free_threading(out, measurements, py_threads, py_procs)
     _heading(out, "11. GIL and Hardware Utilization")
-    measured = measure(session)
+    measured = measure(measurements)
     out(measured.render())
-    _decision_tree(out, session, measured)
+    _decision_tree(out, measurements, measured)
     return measured
