@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gilx import _extras, _measured, runner, tour
+from gilx import _extras, _measured, _present, runner, tour
+from gilx._race import RaceResult
 
 
 @pytest.fixture
@@ -53,3 +54,15 @@ def test_the_dask_line_shows_processes_and_threads_measured_on_a_local_cluster(s
     threads = session.speedup("py", "dask-threads").speedup
     assert f"2 worker processes {procs:.2f}x" in line
     assert f"1 worker with 2 threads {threads:.2f}x" in line
+
+
+def test_the_race_section_prints_the_table_of_gilx_race(session, monkeypatch):
+    made = {
+        "unsafe": RaceResult("unsafe", 2, 400_000, 300_000, 0.9, 0.0, False),
+        "atomic": RaceResult("atomic", 2, 400_000, 400_000, 0.0, 0.0, False),
+        "locked": RaceResult("locked", 2, 400_000, 400_000, 0.5, 0.3, True),
+    }
+    monkeypatch.setattr(tour, "race", lambda kind, threads, increments: made[kind])
+    text = said(tour._race, session)
+    assert _present.race_table(list(made.values())) in text
+    assert "lost" in text and "threads did not overlap — not judged" in text

@@ -93,17 +93,13 @@ def _scaling_lines(out: Out, measurements: Measurements, workload: str, mode: st
 def _race(out: Out, measurements: Measurements) -> None:
     _heading(out, "1. What is the GIL? The refcount race")
     increments = 200_000 if measurements.quick else 1_000_000
-    out(f"{measurements.workers} threads each add 1 to one shared counter {increments:,} times,")
-    out("with the GIL released, as a refcount++ without a GIL would:")
-    results = {kind: race(kind, measurements.workers, increments) for kind in KINDS}
-    for r in results.values():
-        lost = f"lost {r.lost:>9,}" if r.judged else f"[{_present.race_not_judged(r)}]"
-        out(f"  {r.kind:<7} expected {r.expected:>10,}  observed {r.observed:>10,}  {lost}")
+    out("Threads each add 1 to one shared counter, with the GIL released, as a refcount++")
+    out("without a GIL would (the table of `gilx race`):")
+    results = [race(kind, measurements.workers, increments) for kind in KINDS]
+    for line in _present.race_table(results).splitlines():
+        out(line)
     out("UnsafeCounter's plain load/add/store loses updates whenever two cores interleave;")
     out("LockedCounter takes the GIL for every step: safe, and serialised, as the seed says.")
-    if not results["unsafe"].judged:
-        out("The unsafe line is not judged: its threads did not run together this time (one")
-        out("core, or a busy machine); run `gilx race` again.")
 
 
 def _claim(
