@@ -2,7 +2,7 @@
 
 Cores (the affinity mask), load, the last-level cache, BLAS, the interpreter
 and whether its GIL is on, and :class:`CpuMeter`: how much CPU the rest of the
-machine used while something was measured.  report, race, workloads, the
+machine used while something was measured.  The tour and table, race, workloads, the
 runner, the benchmarks and the tests all read these; nothing else asks the OS.
 
 ``import gilx`` does not import this module (it needs only
