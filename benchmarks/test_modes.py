@@ -83,7 +83,7 @@ def dask_client() -> Iterator[Any]:
     """A LocalCluster of one single-threaded worker process, started (untimed) once."""
     from gilx.backends import dask_cluster
 
-    cluster = dask_cluster.start("dask", 1)
+    cluster = dask_cluster.start(dask_cluster.PROCESSES, 1)
     try:
         yield cluster.client
     finally:

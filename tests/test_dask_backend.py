@@ -60,15 +60,10 @@ def test_a_scheduler_address_must_be_a_string():
         _dask.parse_scheduler(8786)  # type: ignore[arg-type]
 
 
-def test_an_unknown_mode_is_a_value_error():
-    with pytest.raises(ValueError, match="dask, dask-threads"):
-        _dask.check_mode("threads")
-
-
 def test_without_dask_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(_extras, "installed", lambda module: False)
     with pytest.raises(_extras.MissingExtra, match=r'pip install "gilx\[dask\]"'):
-        _dask.start("dask", 1)
+        _dask.start(_dask.PROCESSES, 1)
 
 
 def test_every_task_result_is_checked():
@@ -122,7 +117,7 @@ def no_new_processes_soon(before: set[int], seconds: float = 10.0) -> list[str]:
 @needs_dask
 def test_dask_mode_runs_each_share_in_its_own_process_and_leaves_none_behind():
     before = descendants()
-    cluster = _dask.start("dask", 2)
+    cluster = _dask.start(_dask.PROCESSES, 2)
     try:
         assert cluster.startup > 0
         assert len(set(cluster.slots)) == 2
@@ -144,7 +139,7 @@ def test_dask_mode_runs_each_share_in_its_own_process_and_leaves_none_behind():
 @needs_dask
 def test_dask_threads_mode_runs_every_share_on_one_worker_with_k_threads():
     before = descendants()
-    cluster = _dask.start("dask-threads", 3)
+    cluster = _dask.start(_dask.THREADS, 3)
     try:
         workers = cluster.client.scheduler_info(n_workers=-1)["workers"]
         assert [w["nthreads"] for w in workers.values()] == [3]
@@ -172,7 +167,7 @@ def their_cluster() -> Iterator[tuple[Any, Any]]:
 @needs_dask
 def test_an_existing_cluster_is_used_and_never_stopped():
     with their_cluster() as (theirs, their_client):
-        ours = _dask.start("dask", 2, scheduler=theirs.scheduler_address)
+        ours = _dask.start(_dask.PROCESSES, 2, scheduler=theirs.scheduler_address)
         try:
             assert ours.local is None
             assert set(ours.slots) == set(theirs.scheduler_info["workers"])
@@ -190,7 +185,8 @@ def test_the_workers_of_an_existing_cluster_on_this_machine_count_as_the_measure
 
     with their_cluster() as (theirs, their_client):
         workers = {int(p) for p in their_client.run(os.getpid).values()}
-        with DaskSession("dask", workloads.get("nogil"), "", theirs.scheduler_address) as session:
+        address = theirs.scheduler_address
+        with DaskSession(_dask.PROCESSES, workloads.get("nogil"), "", address) as session:
             crew = session.crew(10_000, 2)
             assert workers <= crew.pids()
             assert workers <= session.pids()
@@ -208,7 +204,7 @@ def closed_port() -> int:
 def test_an_unreachable_scheduler_fails_within_a_bounded_wait():
     start = time.monotonic()
     with pytest.raises(_dask.SchedulerUnreachable, match="no Dask scheduler answered"):
-        _dask.start("dask", 1, scheduler=f"tcp://127.0.0.1:{closed_port()}")
+        _dask.start(_dask.PROCESSES, 1, scheduler=f"tcp://127.0.0.1:{closed_port()}")
     assert time.monotonic() - start < _dask.CONNECT_TIMEOUT + 10
 
 

@@ -47,7 +47,21 @@ from gilx.backends.base import Backend, Crew, Job, Options, Session
 from gilx.timing import Span, clock, split
 from gilx.workloads import Workload
 
-MODES: tuple[str, ...] = ("dask", "dask-threads")
+
+@dataclass(frozen=True)
+class Shape:
+    """How a cluster holds ``k`` tasks at once: the one thing the two Dask backends differ in."""
+
+    #: True: one worker process with ``k`` threads; False: ``k`` single-threaded processes.
+    threaded: bool
+    #: In words, for the result's "on ..." line.
+    description: str
+
+
+#: ``dask``: every task in its own single-threaded worker process (its own GIL).
+PROCESSES = Shape(False, "single-threaded worker processes, one task each")
+#: ``dask-threads``: every task on a thread of one worker process (one GIL for all).
+THREADS = Shape(True, "one worker process with k threads")
 
 #: How long connecting to a scheduler may take before it counts as unreachable (seconds).
 CONNECT_TIMEOUT = 10.0
@@ -64,11 +78,6 @@ _NOISY_LOGGERS = ("distributed", "tornado", "asyncio")
 _ADDRESS = re.compile(
     r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>[0-9]{1,5})/?$"
 )
-
-
-def check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"Dask mode must be one of {', '.join(MODES)}; got {mode!r}")
 
 
 def parse_scheduler(address: str) -> str:
@@ -183,9 +192,8 @@ def connect(address: str) -> Any:
         ) from None
 
 
-def slots(client: Any, mode: str, workers: int) -> tuple[str, ...]:
-    """Which worker each of ``workers`` tasks goes to, in ``mode``'s shape."""
-    check_mode(mode)
+def slots(client: Any, shape: Shape, workers: int) -> tuple[str, ...]:
+    """Which worker each of ``workers`` tasks goes to, in ``shape``."""
     info = client.scheduler_info(n_workers=-1)["workers"]
     if not info:
         raise SchedulerUnreachable(
@@ -193,7 +201,7 @@ def slots(client: Any, mode: str, workers: int) -> tuple[str, ...]:
         )
     # Sorted, so the same cluster gives the same placement every time.
     available = sorted((addr, int(w.get("nthreads", 1))) for addr, w in info.items())
-    if mode == "dask-threads":
+    if shape.threaded:
         busiest = max(available, key=lambda a: a[1])[0]
         return (busiest,) * workers
     # Round the workers first, then their second threads, and so on.
@@ -201,25 +209,24 @@ def slots(client: Any, mode: str, workers: int) -> tuple[str, ...]:
     return tuple(order[i % len(order)][1] for i in range(workers))
 
 
-def start(mode: str, workers: int, scheduler: str | None = None) -> Cluster:
-    """A cluster with room for ``workers`` tasks at once, in ``mode``'s shape.
+def start(shape: Shape, workers: int, scheduler: str | None = None) -> Cluster:
+    """A cluster with room for ``workers`` tasks at once, in ``shape``.
 
-    Without ``scheduler``: a new LocalCluster on 127.0.0.1 (``dask``:
-    ``workers`` single-threaded processes; ``dask-threads``: one process with
+    Without ``scheduler``: a new LocalCluster on 127.0.0.1 (:data:`PROCESSES`:
+    ``workers`` single-threaded processes; :data:`THREADS`: one process with
     ``workers`` threads).  With it: the existing cluster's workers.
     """
-    check_mode(mode)
     begin = clock()
     if scheduler is not None:
         client = connect(scheduler)
         try:
-            return Cluster(client, slots(client, mode, workers), clock() - begin)
+            return Cluster(client, slots(client, shape, workers), clock() - begin)
         except BaseException:
             with quiet():
                 client.close()
             raise
     distributed = _distributed()
-    processes, threads = (workers, 1) if mode == "dask" else (1, workers)
+    processes, threads = (1, workers) if shape.threaded else (workers, 1)
     with quiet(), _quiet_worker_processes():
         local = distributed.LocalCluster(
             n_workers=processes,
@@ -237,7 +244,7 @@ def start(mode: str, workers: int, scheduler: str | None = None) -> Cluster:
             raise
     cluster = Cluster(client, (), clock() - begin, local)
     try:
-        cluster.slots = slots(client, mode, workers)
+        cluster.slots = slots(client, shape, workers)
     except BaseException:
         cluster.close()
         raise
@@ -307,8 +314,10 @@ class DaskCrew(Crew):
 class LocalCrew(DaskCrew):
     """A crew on a LocalCluster of its own: started with it, stopped with it."""
 
-    def __init__(self, mode: str, workload: Workload, shares: Sequence[int], endpoint: str) -> None:
-        cluster = start(mode, len(shares))
+    def __init__(
+        self, shape: Shape, workload: Workload, shares: Sequence[int], endpoint: str
+    ) -> None:
+        cluster = start(shape, len(shares))
         try:
             super().__init__(cluster, workload, shares, endpoint)
             self._pids = frozenset(_worker_pids_here(cluster.client))
@@ -359,9 +368,10 @@ def _worker_pids_here(client: Any) -> set[int]:
 class DaskSession(Session):
     """Local: nothing shared (each crew has its own cluster).  Existing: one client for all."""
 
-    def __init__(self, mode: str, workload: Workload, endpoint: str, scheduler: str | None) -> None:
-        check_mode(mode)
-        self._mode = mode
+    def __init__(
+        self, shape: Shape, workload: Workload, endpoint: str, scheduler: str | None
+    ) -> None:
+        self._shape = shape
         self._workload = workload
         self._endpoint = endpoint
         self._client: Any = None
@@ -376,25 +386,20 @@ class DaskSession(Session):
         shares = split(total, workers)
         crew: DaskCrew
         if self._client is None:
-            crew = LocalCrew(self._mode, self._workload, shares, self._endpoint)
+            crew = LocalCrew(self._shape, self._workload, shares, self._endpoint)
         else:
-            cluster = Cluster(self._client, slots(self._client, self._mode, workers), 0.0)
+            cluster = Cluster(self._client, slots(self._client, self._shape, workers), 0.0)
             crew = ExistingCrew(cluster, self._workload, shares, self._endpoint)
         self._crews.append(crew)
         return crew
 
     def describe(self) -> str:
-        shape = (
-            "single-threaded worker processes, one task each"
-            if self._mode == "dask"
-            else "one worker process with k threads"
-        )
         where = (
             f"the Dask cluster at {self._address}"
             if self._address
             else f"a Dask LocalCluster on {LOOPBACK}"
         )
-        return f"{where}: {shape}"
+        return f"{where}: {self._shape.description}"
 
     def pids(self) -> frozenset[int]:
         return frozenset().union(*(c.pids() for c in self._crews))
@@ -413,6 +418,7 @@ class DaskSession(Session):
 
 class _DaskBackend(Backend):
     options = ("scheduler",)
+    shape: Shape
 
     def accepts(self, work: Job) -> bool:
         """A :class:`Workload` only: Dask's workers must unpickle it."""
@@ -433,7 +439,7 @@ class _DaskBackend(Backend):
     def open(self, work: Job, endpoint: str, options: Options) -> Session:
         self.check(work)
         assert isinstance(work, Workload)
-        return DaskSession(self.name, work, endpoint, options.scheduler)
+        return DaskSession(self.shape, work, endpoint, options.scheduler)
 
     def notes(self, session_startup: float | None) -> list[str]:
         if session_startup is not None:
@@ -454,6 +460,7 @@ class _DaskBackend(Backend):
 
 class Dask(_DaskBackend):
     name = "dask"
+    shape = PROCESSES
     singular = "Dask worker"
     summary = "k single-threaded Dask worker processes (a LocalCluster, or --scheduler ADDRESS)"
 
@@ -463,6 +470,7 @@ class Dask(_DaskBackend):
 
 class DaskThreads(_DaskBackend):
     name = "dask-threads"
+    shape = THREADS
     singular = "Dask thread"
     summary = "one Dask worker process with k threads: the GIL inside Dask"
 
