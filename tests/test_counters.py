@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from conftest import needs_two_cores, retry
@@ -103,3 +106,42 @@ def test_race_result_fields():
 def test_race_bad_input(kwargs, error, message):
     with pytest.raises(error, match=message):
         gilx.race(**kwargs)
+
+
+@pytest.mark.thread_unsafe(reason="counts the main thread's own GIL re-takes beside two threads")
+def test_locked_increments_leave_the_gil_to_other_threads():
+    # Two threads in long LockedCounter.increment calls.  When they used the
+    # GIL as their lock (held per chunk, handed round between chunks), the
+    # main thread waited 0.5-10 s for each re-take of the GIL, because the
+    # thread that lets it go takes it straight back.  With a lock of their
+    # own they never hold the GIL, so 50 re-takes here take milliseconds; 15 s
+    # leaves room for any busy machine while the old behaviour used it up.
+    counter = gilx.LockedCounter()
+    token = gilx.CancelToken()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            counter.increment(gilx._core.MAX_COUNT // 4, cancel=token)
+        except gilx.Cancelled:
+            pass
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        deadline = time.monotonic() + 15.0
+        retakes = 0
+        while retakes < 50 and time.monotonic() < deadline:
+            time.sleep(0.001)  # releases the GIL, then must take it back
+            retakes += 1
+        assert counter.value > 0, "the increments never started"
+    finally:
+        token.cancel()
+        for worker in workers:
+            worker.join(30)
+    assert not any(w.is_alive() for w in workers), "a cancelled increment kept running"
+    assert not errors, errors
+    assert retakes == 50, f"the main thread got the GIL back only {retakes} times in 15 s"

@@ -4,8 +4,9 @@
  *   UnsafeCounter   plain load / add one / store, GIL released: loses updates
  *   AtomicCounter   C11 atomic add, GIL released: never loses one
  *   LockedCounter   the same plain steps as UnsafeCounter, but serialised
- *                   (by the GIL, or by a critical section on free-threaded
- *                   builds): never loses one
+ *                   (by a lock of its own with the GIL released, or by a
+ *                   critical section on free-threaded builds): never loses
+ *                   one
  *
  * Each has increment(times), a `value` attribute and reset().  They are heap
  * types made from the specs below in the module's exec slot, so each
@@ -17,7 +18,14 @@ typedef struct {
     PyObject_HEAD
     /* volatile, not atomic: see gilx_plain_increments() (demo/race.c). */
     volatile uint64_t value;
-} PlainCounterObject;      /* UnsafeCounter and LockedCounter */
+} PlainCounterObject;      /* UnsafeCounter */
+
+typedef struct {
+    PlainCounterObject plain;   /* first: the plain kernel takes either */
+#ifndef Py_GIL_DISABLED
+    PyThread_type_lock lock;    /* see locked_kernel() */
+#endif
+} LockedCounterObject;
 
 typedef struct {
     PyObject_HEAD
@@ -46,21 +54,50 @@ atomic_kernel(PyObject *op, uint64_t times)
 
 /*
  * LockedCounter does the very same plain steps as UnsafeCounter; only the
- * protection differs.  On a GIL build it runs with the GIL held, which is the
- * lock.  On a free-threaded build there is no GIL, so the chunk runs inside a
- * critical section on the object (a per-object mutex that the runtime
- * releases if the thread would block, so it cannot deadlock with the GIL's
- * replacement mechanisms).
+ * protection differs.
+ *
+ * On a GIL build it takes a lock of its own for each chunk, with the GIL
+ * released.  It used to hold the GIL for each chunk and hand it round
+ * between chunks (Py_BEGIN_ALLOW_THREADS; Py_END_ALLOW_THREADS), the GIL
+ * being the lock.  That starves every other thread that wants the GIL:
+ * the releasing thread takes it straight back unless a waiter has asked
+ * for it, and the GIL does not choose fairly among waiters.  With two
+ * threads incrementing, the main thread waited 0.5-10 s for the GIL to run
+ * a Ctrl-C handler (CPython 3.11, 2 cores, 18 of 20 tries), and once for
+ * more than 15 s.  A lock of its own keeps the GIL free: only the
+ * incrementing threads wait for one another.  (PyMutex, 3.13+, would do
+ * too and needs no allocation; a PyThread lock covers 3.10-3.12 as well,
+ * with one code path.)
+ *
+ * On a free-threaded build the chunk runs inside a critical section on the
+ * object instead: a per-object mutex that the runtime releases if the
+ * thread would block, so it cannot deadlock with a stop-the-world pause.
+ * A critical section needs an attached thread state, so there the call
+ * stays attached (LOCKED_RELEASES below) and offers a pause point between
+ * chunks (gilx_loop_next()).
  */
+#ifdef Py_GIL_DISABLED
+#  define LOCKED_RELEASES 0
+#else
+#  define LOCKED_RELEASES 1
+#endif
+
 static void
 locked_kernel(PyObject *op, uint64_t times)
 {
-    /* No #ifdef: on a GIL build these two macros are an empty block
-     * (gilx.h supplies them before 3.13), and the compiler still checks
-     * the free-threaded code on every build. */
+#ifdef Py_GIL_DISABLED
     Py_BEGIN_CRITICAL_SECTION(op);
     gilx_plain_increments(&((PlainCounterObject *)op)->value, times);
     Py_END_CRITICAL_SECTION();
+#else
+    /* The GIL is released here: a PyThread lock is C, not a Python object,
+     * and the holder never needs the GIL before it lets go, so waiting
+     * for it blocks nobody else. */
+    PyThread_type_lock lock = ((LockedCounterObject *)op)->lock;
+    PyThread_acquire_lock(lock, WAIT_LOCK);
+    gilx_plain_increments(&((PlainCounterObject *)op)->value, times);
+    PyThread_release_lock(lock);
+#endif
 }
 
 /*
@@ -177,9 +214,10 @@ counter_run(PyObject *self, PyTypeObject *defining_class,
             return NULL;
         }
         if (!release) {
-            /* LockedCounter's lock is the GIL: take it now.  It waited
-             * with the GIL released all the same, because spinning while
-             * holding it would keep the other parties from arriving. */
+            /* A kernel that stays attached (LockedCounter's critical
+             * section): attach now.  It waited released all the same,
+             * because spinning while attached would keep a stop-the-world
+             * pause, and with a GIL the other parties, waiting. */
             PyEval_RestoreThread(released);
             released = NULL;
         }
@@ -196,19 +234,6 @@ counter_run(PyObject *self, PyTypeObject *defining_class,
             chunk = max_chunk;
         }
         kernel(self, chunk);
-        if (!release && times - done > chunk) {
-            /* LockedCounter holds the GIL (its lock) for each chunk but
-             * hands it round between chunks, as the eval loop does between
-             * bytecodes: each chunk stays serialised, but the other threads
-             * -- the main thread above all, which must take the GIL to run
-             * a Ctrl-C handler or to call CancelToken.cancel() -- are not
-             * shut out for the whole call.  (A waiter asks for the GIL
-             * after the switch interval, and this release then hands it
-             * over.)  Outside the critical section of locked_kernel():
-             * nothing here depends on it staying held. */
-            Py_BEGIN_ALLOW_THREADS
-            Py_END_ALLOW_THREADS
-        }
         done += chunk;
         if (gilx_loop_next(&loop) < 0) {
             return NULL;
@@ -238,7 +263,8 @@ atomic_increment(INCREMENT_PARAMS)
 static PyObject *
 locked_increment(INCREMENT_PARAMS)
 {
-    return counter_run(INCREMENT_ARGS, locked_kernel, GILX_COUNTER_CHUNK, 0);
+    return counter_run(INCREMENT_ARGS, locked_kernel, GILX_COUNTER_CHUNK,
+                       LOCKED_RELEASES);
 }
 
 /* ------------------------------------------------------------------------
@@ -274,22 +300,50 @@ atomic_reset(PyObject *op, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/*
+ * value and reset(), under the increments' protection.  Called with the GIL
+ * held.  On a GIL build an increment chunk holds the lock for about a
+ * millisecond: wait for it with the GIL released rather than stall every
+ * other thread meanwhile.
+ */
+static uint64_t
+locked_read(PyObject *op, int and_reset)
+{
+    volatile uint64_t *value = &((PlainCounterObject *)op)->value;
+    uint64_t seen;
+#ifdef Py_GIL_DISABLED
+    Py_BEGIN_CRITICAL_SECTION(op);
+    seen = *value;
+    if (and_reset) {
+        *value = 0;
+    }
+    Py_END_CRITICAL_SECTION();
+#else
+    PyThread_type_lock lock = ((LockedCounterObject *)op)->lock;
+    if (!PyThread_acquire_lock(lock, NOWAIT_LOCK)) {
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(lock, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+    seen = *value;
+    if (and_reset) {
+        *value = 0;
+    }
+    PyThread_release_lock(lock);
+#endif
+    return seen;
+}
+
 static PyObject *
 locked_get_value(PyObject *op, void *Py_UNUSED(closure))
 {
-    uint64_t value;
-    Py_BEGIN_CRITICAL_SECTION(op);
-    value = ((PlainCounterObject *)op)->value;
-    Py_END_CRITICAL_SECTION();
-    return PyLong_FromUnsignedLongLong(value);
+    return PyLong_FromUnsignedLongLong(locked_read(op, 0));
 }
 
 static PyObject *
 locked_reset(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
-    Py_BEGIN_CRITICAL_SECTION(op);
-    ((PlainCounterObject *)op)->value = 0;
-    Py_END_CRITICAL_SECTION();
+    (void)locked_read(op, 1);
     Py_RETURN_NONE;
 }
 
@@ -321,6 +375,37 @@ counter_repr(PyObject *self)
                                           Py_TYPE(self)->tp_name, value);
     Py_DECREF(value);
     return repr;
+}
+
+/* LockedCounter's lock (GIL builds), made and freed with the object. */
+static PyObject *
+locked_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *self = counter_new(type, args, kwds);
+#ifndef Py_GIL_DISABLED
+    if (self != NULL) {
+        PyThread_type_lock lock = PyThread_allocate_lock();
+        if (lock == NULL) {
+            Py_DECREF(self);        /* locked_dealloc: lock still NULL */
+            return PyErr_NoMemory();
+        }
+        ((LockedCounterObject *)self)->lock = lock;
+    }
+#endif
+    return self;
+}
+
+static void
+locked_dealloc(PyObject *self)
+{
+#ifndef Py_GIL_DISABLED
+    /* No increment() can hold it: each call holds a reference to self. */
+    PyThread_type_lock lock = ((LockedCounterObject *)self)->lock;
+    if (lock != NULL) {
+        PyThread_free_lock(lock);
+    }
+#endif
+    gilx_dealloc(self);
 }
 
 PyDoc_STRVAR(increment_doc,
@@ -437,15 +522,15 @@ PyDoc_STRVAR(locked_doc,
 "LockedCounter()\n"
 "--\n"
 "\n"
-"A counter doing the same plain steps as UnsafeCounter, serialised by the\n"
-"GIL (or by a critical section on free-threaded builds).  Never loses an\n"
-"update.");
+"A counter doing the same plain steps as UnsafeCounter, serialised by a\n"
+"lock of its own with the GIL released (a critical section on\n"
+"free-threaded builds).  Never loses an update.");
 
 static PyType_Slot locked_slots[] = {
     {Py_tp_doc, (void *)locked_doc},
-    {Py_tp_new, counter_new},
+    {Py_tp_new, locked_new},
     {Py_tp_repr, counter_repr},
-    {Py_tp_dealloc, gilx_dealloc},
+    {Py_tp_dealloc, locked_dealloc},
     {Py_tp_traverse, gilx_traverse_type},
     {Py_tp_methods, locked_methods},
     {Py_tp_getset, locked_getset},
@@ -453,7 +538,7 @@ static PyType_Slot locked_slots[] = {
 };
 static PyType_Spec locked_spec = {
     .name = "gilx.LockedCounter",
-    .basicsize = sizeof(PlainCounterObject),
+    .basicsize = sizeof(LockedCounterObject),
     .flags = COUNTER_FLAGS,
     .slots = locked_slots,
 };

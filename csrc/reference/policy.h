@@ -53,8 +53,8 @@
  *   LockedCounter) costs about as much as a counting step when the line
  *   stays in one core's cache, so 2**22 of them are ~1 ms alone; when
  *   another core writes the same line they slow to a few ns each, and a
- *   chunk to ~10 ms.  LockedCounter hands the GIL round between chunks; at
- *   2**16 (16 us) chunks its waiting thread lost every hand-off.
+ *   chunk to ~10 ms.  LockedCounter takes its lock once per chunk, so a
+ *   waiting thread waits about one chunk for its turn.
  * GILX_ATOMIC_CHUNK: a locked add costs ~5 ns alone and ~12 ns contended,
  *   so the atomic counter takes 2**18 per chunk: 1.3-3 ms.
  * GILX_STREAM_CHUNK_WORDS: the memory kernel reads 8-byte words at a few

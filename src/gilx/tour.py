@@ -99,7 +99,7 @@ def _race(out: Out, measurements: Measurements) -> None:
     for line in _present.race_table(results).splitlines():
         out(line)
     out("UnsafeCounter's plain load/add/store loses updates whenever two cores interleave;")
-    out("LockedCounter takes the GIL for every step: safe, and serialised, as the seed says.")
+    out("LockedCounter takes a lock for each chunk of steps: safe, serialised, as the seed says.")
 
 
 def _claim(
