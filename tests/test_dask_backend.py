@@ -136,6 +136,42 @@ def test_dask_mode_runs_each_share_in_its_own_process_and_leaves_none_behind():
     assert no_new_processes_soon(before) == []
 
 
+def _gil_monitor_setting() -> object:
+    import dask.config
+
+    return dask.config.get(_dask._GIL_MONITOR)
+
+
+def _scheduler_gil_monitor(dask_scheduler: Any) -> object:
+    return dask_scheduler.monitor.monitor_gil_contention
+
+
+@needs_dask
+@pytest.mark.parametrize("shape", [_dask.PROCESSES, _dask.THREADS], ids=["processes", "threads"])
+def test_clusters_gilx_starts_run_no_gil_monitor_of_dasks(shape):
+    # Dask's SystemMonitor would knock on the GIL every millisecond in the
+    # scheduler and every worker (with gilknocker installed): a second program
+    # competing for the GIL being measured.  Off, where it is read: the
+    # worker processes' config and the scheduler's (in this process).
+    import dask.config
+
+    pytest.importorskip("distributed")  # its defaults are part of Dask's config from then on
+    before = dask.config.get(_dask._GIL_MONITOR)
+    cluster = _dask.start(shape, 2)
+    try:
+        settings = cluster.client.run(_gil_monitor_setting)
+        assert settings and set(settings.values()) == {False}, settings
+        assert cluster.client.run_on_scheduler(_scheduler_gil_monitor) is False
+        monitors = cluster.client.run(
+            lambda dask_worker: dask_worker.monitor.monitor_gil_contention
+        )
+        assert set(monitors.values()) == {False}, monitors
+    finally:
+        cluster.close()
+    assert dask.config.get(_dask._GIL_MONITOR) == before  # this process's config is restored
+    assert "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__GIL__ENABLED" not in os.environ
+
+
 @needs_dask
 def test_dask_threads_mode_runs_every_share_on_one_worker_with_k_threads():
     before = descendants()

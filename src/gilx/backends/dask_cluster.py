@@ -128,18 +128,40 @@ def quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
-@contextlib.contextmanager
-def _quiet_worker_processes() -> Iterator[None]:
-    """Worker processes are new interpreters: they read their log levels from DASK_* variables.
+#: Dask's own GIL monitor: when gilknocker is installed, distributed's
+#: SystemMonitor starts a gilknocker thread in the scheduler and in every
+#: worker that takes the GIL every millisecond (config
+#: ``distributed.admin.system-monitor.gil``).  In a cluster that exists to
+#: measure the GIL, that is a second program competing for it.  It also
+#: aborted processes at exit: a knocker thread still running when the
+#: interpreter finalises is unwound by ``pthread_exit`` through Rust's
+#: ``catch_unwind`` ("FATAL: exception not rethrown", SIGABRT; CPython
+#: gh-87135), seen in about 1 in 40 ``gilx scale --mode dask`` runs with the
+#: ``peers`` extra installed.  Off in every cluster gilx starts.
+_GIL_MONITOR = "distributed.admin.system-monitor.gil.enabled"
 
-    The parent's logger levels do not reach a spawned process; its environment
-    does.  Restored afterwards.
+
+@contextlib.contextmanager
+def _local_cluster_settings() -> Iterator[None]:
+    """What a local cluster gilx starts runs with: quiet logs, and no GIL monitor of Dask's.
+
+    The scheduler runs in this process and reads Dask's config when it
+    starts; the worker processes are new interpreters, which read theirs
+    from DASK_* variables in the environment they inherit.  Both are
+    restored afterwards.
     """
-    values = {"DASK_LOGGING__DISTRIBUTED": "critical", "DASK_LOGGING__TORNADO": "critical"}
+    import dask.config  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+    values = {
+        "DASK_LOGGING__DISTRIBUTED": "critical",
+        "DASK_LOGGING__TORNADO": "critical",
+        "DASK_" + _GIL_MONITOR.upper().replace(".", "__").replace("-", "_"): "False",
+    }
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
-        yield
+        with dask.config.set({_GIL_MONITOR: False}):
+            yield
     finally:
         for name, old in saved.items():
             if old is None:
@@ -227,7 +249,7 @@ def start(shape: Shape, workers: int, scheduler: str | None = None) -> Cluster:
             raise
     distributed = _distributed()
     processes, threads = (1, workers) if shape.threaded else (workers, 1)
-    with quiet(), _quiet_worker_processes():
+    with quiet(), _local_cluster_settings():
         local = distributed.LocalCluster(
             n_workers=processes,
             threads_per_worker=threads,
