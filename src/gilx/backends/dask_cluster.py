@@ -136,8 +136,9 @@ def quiet() -> Iterator[None]:
 #: aborted processes at exit: a knocker thread still running when the
 #: interpreter finalises is unwound by ``pthread_exit`` through Rust's
 #: ``catch_unwind`` ("FATAL: exception not rethrown", SIGABRT; CPython
-#: gh-87135), seen in about 1 in 40 ``gilx scale --mode dask`` runs with the
-#: ``peers`` extra installed.  Off in every cluster gilx starts.
+#: gh-87135): 2 of 46 ``gilx scale --mode dask`` runs here, with the
+#: ``peers`` extra installed (0 of 120 with it off).  Off in every cluster
+#: gilx starts.
 _GIL_MONITOR = "distributed.admin.system-monitor.gil.enabled"
 
 
