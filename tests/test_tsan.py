@@ -43,7 +43,12 @@ SAFE = ["atomic", "locked", "count_nogil", "count_gil", "count_auto", "stream_su
 def run(name: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     # Report every race (not only the first per pair of stacks) and keep going.
-    env["TSAN_OPTIONS"] = env.get("TSAN_OPTIONS", "") + " halt_on_error=0 exitcode=66"
+    # history_size=7: the most access history TSan keeps per thread (4M
+    # accesses; default 128K), so that the stack of a race's *previous* access
+    # can usually be restored even though the racing loop makes millions.
+    env["TSAN_OPTIONS"] = (
+        env.get("TSAN_OPTIONS", "") + " halt_on_error=0 exitcode=66 history_size=7"
+    )
     return subprocess.run(
         [sys.executable, str(WORKLOADS), name],
         capture_output=True, text=True, timeout=600, env=env,
@@ -80,7 +85,13 @@ def test_unsafe_counter_race_is_reported_in_gilx_plain_increments():
         accesses = re.findall(r"(?:Read|Write|Previous write|Previous read) of size.*?\n\n",
                               report, flags=re.S)
         assert len(accesses) >= 2, report
-        for access in accesses:
+        # TSan cannot always restore the stack of the previous access (its
+        # history was overwritten; it says "[failed to restore the stack]"):
+        # that access is unknown, not elsewhere.  Every access it could
+        # restore must be in the kernel, and each report has at least one.
+        restored = [a for a in accesses if "[failed to restore the stack]" not in a]
+        assert restored, report
+        for access in restored:
             first_frame = re.search(r"#0 (\S+)", access)
             assert first_frame and first_frame.group(1) == "gilx_plain_increments", report
     sys.stderr.write(found[0])  # shown with pytest -s (tools/tsan.sh saves it)
