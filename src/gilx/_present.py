@@ -13,6 +13,7 @@ import it without an import circle; the results it renders are types here only.
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -38,6 +39,43 @@ BUSY_LOAD = 0.5
 
 #: The version of the ``--json`` objects' shape: raised when a key changes meaning or goes.
 JSON_SCHEMA = 1
+
+
+#: ASCII stand-ins for the symbols gilx prints, where the output's encoding lacks them
+#: (a cp1252 or ASCII console, a redirected file on Windows): a ✓ must not become the ``?``
+#: that means "not judged".
+_ASCII = {
+    "\u2713": "yes", "\u2717": "no",  # check mark, ballot x
+    "\u2014": "-", "\u2013": "-", "\u2500": "-", "\u2502": "|", "\u251c": "+", "\u2514": "+",
+    "\u2026": "...", "\u2264": "<=", "\u2265": ">=", "\u00d7": "x", "\u00b5": "u",
+    "\u2588": "#", "\u2592": "+", "\u2591": ".", "\u00b7": ".", "\u2192": "->",
+}
+
+#: The codec error handler every output stream of the CLI uses (:func:`safe_streams`).
+ENCODE_ERRORS = "gilx-ascii"
+
+
+def _ascii_stand_in(exc: UnicodeError) -> tuple[str, int]:
+    """Replace what the stream cannot encode: a known symbol by its stand-in, the rest by ?."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = exc.object[exc.start : exc.end]
+    return "".join(_ASCII.get(ch, "?") for ch in text), exc.end
+
+
+codecs.register_error(ENCODE_ERRORS, _ascii_stand_in)
+
+
+def safe_streams(*streams: object) -> None:
+    """Make ``streams`` (text streams) replace what their encoding cannot hold, never raise."""
+    for stream in streams:
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:
+            continue  # not a TextIOWrapper (a test's capture): it takes any text
+        try:
+            reconfigure(errors=ENCODE_ERRORS)
+        except (ValueError, OSError):  # closed, or a wrapper that refuses
+            continue
 
 
 def json_text(result: dict[str, object]) -> str:
@@ -82,10 +120,7 @@ def why_not(judgement: Judgement) -> str:
 
 def not_judged_line(judgement: Judgement, indent: str = "  ") -> str:
     """``not judged: <why>; ...``: what a result that gives no verdict prints instead."""
-    return (
-        f"{indent}{NOT_JUDGED}: {why_not(judgement)}; no verdict"
-        " (run again on a quieter machine)"
-    )
+    return f"{indent}{NOT_JUDGED}: {why_not(judgement)}; run again on a quieter machine"
 
 
 def flag(timing: Timing) -> str:

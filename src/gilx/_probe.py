@@ -81,12 +81,15 @@ class ProbeResult:
     def __post_init__(self) -> None:
         judgement = self.judgement
         if judgement is None:
-            judgement = _judgement.combine(
+            timings = _judgement.combine(
                 _judgement.of_timing(self.one_thread), _judgement.of_timing(self.many_threads)
             )
+            other = self.other_cpu if self.other_cpu is not None else timings.other_cpu
+            metered = timings.metered or self.other_cpu is not None
+            judgement = Judgement(timings.judged, timings.reasons, other, metered)
             if self.disturbed and judgement.judged:
-                reason = _judgement.busy_reason(self.other_cpu)
-                judgement = Judgement(False, (reason,), self.other_cpu, judgement.metered)
+                reason = _judgement.busy_reason(other)
+                judgement = Judgement(False, (reason,), other, metered)
             object.__setattr__(self, "judgement", judgement)
         object.__setattr__(self, "disturbed", judgement.disturbed)
 

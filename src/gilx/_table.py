@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gilx import _measured, _present, machine, runner, vectorise
+from gilx._judgement import CANNOT_METER
 from gilx.machine import gil_enabled
 
 #: A speedup at least this large is a gain (✓); below it, ✗.
@@ -120,6 +121,12 @@ class Table:
         """Some cell stayed disturbed after re-measuring (it is shown, not judged)."""
         return any(any(r.disturbed) or r.asyncio_disturbed for r in self.rows)
 
+    @property
+    def note(self) -> str | None:
+        """:data:`gilx._judgement.CANNOT_METER` where no cell's disturbance could be read."""
+        shares = [x for r in self.rows for x in (*r.other_cpu, r.asyncio_other_cpu)]
+        return None if any(x is not None for x in shares) else CANNOT_METER
+
     def row(self, task: str) -> TableRow:
         for r in self.rows:
             if r.task == task:
@@ -134,6 +141,7 @@ class Table:
             "python": self.python,
             "rows": [r.to_dict() for r in self.rows],
             "disturbed": self.disturbed,
+            "note": self.note,
             "workers": self.workers,
             "start_method": self.start_method,
             "gain_threshold": GAIN_THRESHOLD,
@@ -161,6 +169,7 @@ class Table:
             f"? = {_present.NOT_JUDGED}, even after re-measuring: other processes used the cores"
             " the workers needed, the speedup was unstable, or the machine did not give the"
             " cores (reasons below)",
+            *([f"note: {self.note}"] if self.note else []),
             "",
         ]
         header = (
