@@ -93,7 +93,7 @@ def _probe(releases: bool, gil: bool, other: float | None, disturbed: bool) -> P
         (_probe(True, True, 0.1, False), f"  verdict: releases the GIL (held less than {LIMIT}"),
         (_probe(False, True, None, False), f"  verdict: holds the GIL (held at least {LIMIT}"),
         (_probe(True, False, 0.2, False), "  others: other processes took at most 20%"),
-        (_probe(True, True, 0.6, True), f"  {_present.NOT_JUDGED}: other processes took 60%"),
+        (_probe(True, True, 0.6, True), f"  {_present.NOT_JUDGED}: other processes took up to 60%"),
     ],
 )
 def test_the_probe_text_gives_a_verdict_only_when_judged(result, last):

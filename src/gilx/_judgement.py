@@ -63,18 +63,26 @@ CAPACITY_SHARE = 0.8
 class Judgement:
     """Whether a measurement may give a verdict, and why not.
 
-    ``judged``: a verdict may be drawn.  ``reasons``: why not, in words (empty
-    when judged).  ``other_cpu``: the most of the CPU time the measurement
-    needed that the rest of the machine took (None: unknown).  ``metered``:
-    whether that could be read at all.  ``capacity``: how many cores' worth
-    the reference got, where it was measured.
+    ``judged``: a verdict may be drawn.  ``busy``: other processes (or the
+    host) took too much of the CPU time the measurement needed; ``causes``: the
+    other reasons it is not judged, in words.  ``other_cpu``: the most of the
+    CPU time the measurement needed that the rest of the machine took (None:
+    unknown).  ``metered``: whether that could be read at all.  ``capacity``:
+    how many cores' worth the reference got, where it was measured.
     """
 
     judged: bool = True
-    reasons: tuple[str, ...] = ()
+    causes: tuple[str, ...] = ()
     other_cpu: float | None = None
     metered: bool = True
     capacity: float | None = None
+    busy: bool = False
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Why it is not judged, in words (empty when judged): one line per cause."""
+        busy = (busy_reason(self.other_cpu),) if self.busy else ()
+        return busy + self.causes
 
     @property
     def disturbed(self) -> bool:
@@ -108,25 +116,31 @@ def _max_known(values: Iterable[float | None]) -> float | None:
 
 def combine(*judgements: Judgement) -> Judgement:
     """One judgement of several measurements a verdict rests on: judged if all are."""
-    reasons: list[str] = []
+    causes: list[str] = []
     for j in judgements:
-        reasons += [r for r in j.reasons if r not in reasons]
+        causes += [c for c in j.causes if c not in causes]
     return Judgement(
         judged=all(j.judged for j in judgements),
-        reasons=tuple(reasons),
+        causes=tuple(causes),
         other_cpu=_max_known(j.other_cpu for j in judgements),
         metered=all(j.metered for j in judgements),
         capacity=_max_known(j.capacity for j in judgements),
+        busy=any(j.busy for j in judgements),
     )
 
 
 def busy_reason(other_cpu: float | None) -> str:
     """Other processes took too much, in words."""
     return (
-        f"other processes took {other_cpu:.0%} of the CPU time it needed"
+        f"other processes took up to {other_cpu:.0%} of the CPU time it needed"
         if other_cpu is not None
         else "other processes took the CPU time it needed"
     )
+
+
+def busy(other_cpu: float | None, metered: bool = True) -> Judgement:
+    """Not judged: other processes (or the host) took the CPU time it needed."""
+    return Judgement(False, (), other_cpu, metered, busy=True)
 
 
 def of_timing(timing: Timing) -> Judgement:
@@ -134,17 +148,22 @@ def of_timing(timing: Timing) -> Judgement:
     other = timing.other_cpu
     metered = bool(timing.other_cpu_samples) and other is not None
     if timing.disturbed:
-        return Judgement(False, (busy_reason(other),), other, metered)
+        return busy(other, metered)
     return Judgement(True, (), other, metered)
 
 
 def of_reading(reading: Reading) -> Judgement:
     """The GIL instrument's judgement of its own reading (:attr:`Reading.disturbed`)."""
     metered = reading.other_cores is not None
-    reasons = tuple(reading.disturbances())
-    if reading.disturbed and not reasons:
-        reasons = ("the instrument's reading was disturbed",)
-    return Judgement(not reading.disturbed, reasons, reading.others_share, metered)
+    if not reading.disturbed:
+        return Judgement(True, (), reading.others_share, metered)
+    # The reading's own words, but "other processes took ..." once, as every judgement says it.
+    words = reading.disturbances()
+    causes = tuple(w for w in words if not w.startswith("other processes"))
+    others = len(causes) < len(words)
+    if not words:
+        causes = ("the instrument's reading was disturbed",)
+    return Judgement(False, causes, reading.others_share, metered, busy=others)
 
 
 def spread(values: Sequence[float]) -> float:
@@ -179,7 +198,7 @@ def of_speedup(
     other = _max_known((baseline.other_cpu, timing.other_cpu))
     metered = of_timing(baseline).metered and of_timing(timing).metered
     if baseline.disturbed or timing.disturbed:
-        meter = Judgement(False, (busy_reason(other),), other, metered)
+        meter = busy(other, metered)
     else:
         meter = Judgement(True, (), other, metered)
     if workers == 1:
@@ -208,7 +227,7 @@ def of_race(*, overlapped: bool, lost: int, disturbed: bool, other_cpu: float | 
     if not overlapped:
         return Judgement(False, ("its threads never ran at the same time",), other_cpu, metered)
     if disturbed and lost == 0:
-        return Judgement(False, (busy_reason(other_cpu),), other_cpu, metered)
+        return busy(other_cpu, metered)
     return Judgement(True, (), other_cpu, metered)
 
 
@@ -217,6 +236,7 @@ __all__ = [
     "CAPACITY_SHARE",
     "DISTURBED_SHARE",
     "Judgement",
+    "busy",
     "busy_reason",
     "combine",
     "of_race",

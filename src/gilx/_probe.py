@@ -86,10 +86,11 @@ class ProbeResult:
             )
             other = self.other_cpu if self.other_cpu is not None else timings.other_cpu
             metered = timings.metered or self.other_cpu is not None
-            judgement = Judgement(timings.judged, timings.reasons, other, metered)
+            judgement = Judgement(
+                timings.judged, timings.causes, other, metered, busy=timings.busy
+            )
             if self.disturbed and judgement.judged:
-                reason = _judgement.busy_reason(other)
-                judgement = Judgement(False, (reason,), other, metered)
+                judgement = _judgement.busy(other, metered)
             object.__setattr__(self, "judgement", judgement)
         object.__setattr__(self, "disturbed", judgement.disturbed)
 

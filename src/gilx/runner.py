@@ -241,10 +241,7 @@ class ScalePoint:
         if judgement is None:
             judgement = _judgement.of_timing(self.timing)
             if self.disturbed and judgement.judged:
-                judgement = Judgement(
-                    False, (_judgement.busy_reason(judgement.other_cpu),),
-                    judgement.other_cpu, judgement.metered,
-                )
+                judgement = _judgement.busy(judgement.other_cpu, judgement.metered)
             object.__setattr__(self, "judgement", judgement)
         object.__setattr__(self, "disturbed", judgement.disturbed)
 
