@@ -70,7 +70,8 @@ def test_the_scale_text_marks_disturbed_points_and_adds_the_notes(monkeypatch):
     assert lines[5].endswith("start-up")
     row = ["2", "0.5250", "(0.5000..0.5500)", "1.80x", "90%", "50%!", "0.123", "s"]
     assert lines[7].split() == row
-    assert f"! = {_present.NOT_JUDGED}" in text and "(the 1-worker baseline was disturbed too)" in text
+    assert f"! = {_present.NOT_JUDGED}" in text
+    assert "(the 1-worker baseline was disturbed too)" in text
     assert "~ = repeats spread more than" in text  # the baseline's spread is 30 %
 
 
