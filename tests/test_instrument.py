@@ -406,7 +406,7 @@ def test_a_reading_carries_what_the_meter_saw():
     assert 0.0 <= meter["late_share"] <= 1.0 and 0.0 <= meter["missed_share"] <= 1.0
     if sys.platform.startswith("linux"):
         assert meter["other_cores"] >= 0.0 and meter["steal_cores"] >= 0.0
-    assert meter["heartbeat_priority"] in ("fifo", "normal")
+    assert meter["heartbeat_priority"] in ("fifo", "short-slice", "normal")
 
 
 def test_a_reading_with_many_late_instants_is_disturbed():
@@ -481,8 +481,61 @@ def test_the_heartbeat_gives_its_thread_back_its_scheduling():
     assert (during == os.SCHED_FIFO) == raised
 
 
-def test_a_heartbeat_told_not_to_ask_for_priority_runs_normal():
-    heart = Heartbeat(realtime=False)
+def test_a_heartbeat_told_not_to_claim_a_cpu_runs_normal():
+    heart = Heartbeat(realtime=False, short_slice=False)
     with heart:
         time.sleep(0.01)
     assert heart.priority == "normal"
+
+
+def _slice_supported() -> bool:
+    """Whether this OS honours a thread's requested slice (Linux 6.12+), asked on a
+    throw-away thread so the test process's own threads keep theirs."""
+    out: list[object] = []
+    t = threading.Thread(target=lambda: out.append(_core.thread_slice(100_000)))
+    t.start()
+    t.join()
+    return out[0] is not None
+
+
+def test_without_real_time_the_heartbeat_asks_for_a_short_slice():
+    # What an ordinary user gets (root too, when told not to ask for real-time).
+    heart = Heartbeat(realtime=False)
+    with heart:
+        time.sleep(0.01)
+    assert heart.priority == ("short-slice" if _slice_supported() else "normal")
+
+
+def test_thread_slice_sets_reads_back_and_restores():
+    if not _slice_supported():
+        pytest.skip("this OS has no per-thread scheduler slice (Linux 6.12+ has)")
+    out: list[object] = []
+
+    def run() -> None:
+        first = _core.thread_slice(200_000)
+        out.append(_core.thread_slice(300_000))  # the 200 us just set
+        out.append(_core.thread_slice(0))  # back to the default: gives the 300 us
+        out.append(first)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert out[0] == 200_000 and out[1] == 300_000
+    assert isinstance(out[2], int) and out[2] > 0
+
+
+@pytest.mark.parametrize("bad", [0.5, "100000", None])
+def test_thread_slice_refuses_a_non_integer(bad):
+    with pytest.raises(TypeError):
+        _core.thread_slice(bad)
+
+
+@pytest.mark.parametrize("bad", [-1, 1, 99_999, 100_000_001])
+def test_thread_slice_refuses_a_slice_linux_would_not_take(bad):
+    with pytest.raises(ValueError, match="100000..100000000"):
+        _core.thread_slice(bad)
+
+
+def test_thread_slice_refuses_a_number_too_big_for_c():
+    with pytest.raises(OverflowError):
+        _core.thread_slice(2**70)
