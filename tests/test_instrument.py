@@ -20,7 +20,15 @@ from conftest import retry
 
 import gilx
 from gilx import _core
-from gilx.instrument import HEARTBEAT_SLOTS, Heartbeat, LatencyHistogram, check_interval
+from gilx.instrument import (
+    HEARTBEAT_SLOTS,
+    OTHERS_SHARE_DISTURBED,
+    Heartbeat,
+    LatencyHistogram,
+    Tally,
+    check_interval,
+)
+from gilx.machine import CpuMeter
 
 GIL = gilx.gil_enabled()
 ATTEMPTS = 4
@@ -66,6 +74,59 @@ def test_the_estimate_follows_the_true_share_of_a_duty_cycle(period):
         return abs(estimate - truth) < 0.15
 
     assert retry(ATTEMPTS, close)
+
+
+@needs_gil
+@pytest.mark.parametrize("hold_ms, rest_ms", [(1.0, 3.0), (2.0, 1.0)])
+def test_a_server_loop_reads_right_or_is_not_judged(hold_ms, rest_ms):
+    # Short holds between blocking calls: as an ordinary user (no real-time priority) the
+    # heartbeat used to queue behind the holder and read 1 ms holds between 3 ms sleeps as
+    # 0.03 for a true 0.25 (issue 25).  A judged reading must never be off by much; and on
+    # a machine where nothing else runs, one of a few readings is judged and close.
+    period = (hold_ms + rest_ms) / 1e3
+    share = hold_ms / (hold_ms + rest_ms)
+    wrong: list[tuple[float, float]] = []
+    quiet_but_disturbed: list[list[str]] = []
+    busy: list[list[str]] = []
+
+    def judged_and_close() -> bool:
+        meter = CpuMeter()
+        with Heartbeat() as heart:
+            meter.start()
+            before = heart.snapshot()
+            held, total = _core.duty_block(0.4, share, period, "sleep")
+            tally = Tally.between(before, heart.snapshot())
+            use = meter.stop()
+        reading = tally.reading(use, heart.priority)
+        error = abs(reading.hold_fraction - held / total)
+        if not reading.disturbed:
+            if error > 0.05:
+                wrong.append((reading.hold_fraction, held / total))
+            return error <= 0.05
+        others = reading.others_share
+        (busy if others is None or others > OTHERS_SHARE_DISTURBED else quiet_but_disturbed).append(
+            reading.disturbances()
+        )
+        return False
+
+    ok = retry(ATTEMPTS + 3, judged_and_close)
+    assert not wrong, f"judged readings off by more than 0.05 (read, truth): {wrong}"
+    if not ok and not quiet_but_disturbed:
+        pytest.skip(f"the machine was busy at every attempt: {busy[-1]}")
+    assert ok, f"disturbed with the machine quiet (the heartbeat starved): {quiet_but_disturbed}"
+
+
+def test_an_ordinary_user_gets_a_heartbeat_that_claims_its_cpu():
+    # CI's unprivileged step sets GILX_EXPECT_ORDINARY_USER=1 (tools/as_user.sh): there the
+    # suite must really run without privileges, and on Linux 6.12+ the heartbeat must have
+    # its short slice, the claim that makes the readings above right for such a user.
+    if os.environ.get("GILX_EXPECT_ORDINARY_USER") != "1":
+        pytest.skip("only in the unprivileged CI step (tools/as_user.sh)")
+    assert os.geteuid() != 0
+    heart = Heartbeat()
+    with heart:
+        time.sleep(0.01)
+    assert heart.priority == ("short-slice" if _slice_supported() else "normal")
 
 
 @needs_gil
@@ -311,6 +372,7 @@ def test_duty_cycle_with_a_long_period_stays_interruptible(hold):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
 
+
 # ---------------------------------------------------------------------------
 # Ground truth that blocks: duty_block
 # ---------------------------------------------------------------------------
@@ -532,7 +594,7 @@ def test_thread_slice_refuses_a_non_integer(bad):
 
 @pytest.mark.parametrize("bad", [-1, 1, 99_999, 100_000_001])
 def test_thread_slice_refuses_a_slice_linux_would_not_take(bad):
-    with pytest.raises(ValueError, match="100000..100000000"):
+    with pytest.raises(ValueError, match=r"100000\.\.100000000"):
         _core.thread_slice(bad)
 
 
