@@ -87,6 +87,11 @@ class TableRow:
             # measured while other processes kept the workers' cores busy: not judged
             "disturbed": dict(zip(names, self.disturbed, strict=True)),
             "other_cpu": dict(zip(names, self.other_cpu, strict=True)),
+            # why a cell is not judged, in words (null where it is judged)
+            "reasons": {
+                name: reason or None
+                for name, reason in zip((*names, "asyncio"), self.reasons, strict=True)
+            },
             "asyncio": self.asyncio,
         }
 

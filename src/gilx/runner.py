@@ -343,7 +343,7 @@ class ScaleResult:
 
 
 #: The capacity reference: one thread of ``count_nogil`` takes about this long per round (s).
-REFERENCE_SECONDS = 0.01
+REFERENCE_SECONDS = 0.005
 
 _reference_units: list[int] = []  # calibrated once per process
 
