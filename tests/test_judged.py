@@ -355,7 +355,7 @@ def test_output_to_a_narrow_encoding_is_replaced_never_an_error(encoding, tmp_pa
     )
     assert done.returncode == 0, done.stderr.decode(encoding, "replace")
     out = done.stdout.decode(encoding)
-    assert "Core 0" in out and "#" in out  # the block characters' stand-in
+    assert "Thread 0" in out and "#" in out  # the block characters' stand-in
     assert b"UnicodeEncodeError" not in done.stderr
 
 
