@@ -13,6 +13,7 @@ The bounds are generous and retried: they tell "one chunk" (~1-10 ms) from "star
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -171,6 +172,10 @@ def test_ctrl_c_reaches_the_main_thread_reading_beside_a_long_increment(env):
     )
     try:
         assert proc.stdin is not None and proc.stdout is not None
+        # Before the fix, with PYTHON_GIL=1 the worker's increment held the GIL for the
+        # whole call and the main thread never got as far as "ready".
+        readable, _, _ = select.select([proc.stdout], [], [], 30)
+        assert readable, "the main thread never ran beside the increment"
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(0.1)
         proc.stdin.write(f"{time.monotonic()}\n")
