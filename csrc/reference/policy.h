@@ -198,8 +198,7 @@ int gilx_loop_begin(gilx_loop *loop, int release, gilx_atomic_u64 *cancel,
 int gilx_loop_next(gilx_loop *loop);
 /* Take the GIL back if the loop released it. */
 void gilx_loop_stop(gilx_loop *loop);
-/* Whether the flag is set or the deadline has passed; no GIL needed.
- * Reaching the deadline sets the flag, so that later readers agree. */
+/* Whether the flag is set or the deadline has passed; no GIL needed. */
 int gilx_cancelled(gilx_atomic_u64 *cancel, int64_t deadline_ns);
 
 #endif /* GILX_POLICY_H */

@@ -123,13 +123,9 @@ gilx_cancelled(gilx_atomic_u64 *cancel, int64_t deadline_ns)
     if (cancel != NULL && gilx_atomic_load(cancel)) {
         return 1;
     }
-    if (deadline_ns != 0 && gilx_monotonic_ns() >= deadline_ns) {
-        if (cancel != NULL) {
-            gilx_atomic_store(cancel, 1);
-        }
-        return 1;
-    }
-    return 0;
+    /* The flag may be shared by many calls (a module's, in spin.c): a
+     * deadline is this call's own, so reaching it does not set the flag. */
+    return deadline_ns != 0 && gilx_monotonic_ns() >= deadline_ns;
 }
 
 int
