@@ -42,6 +42,25 @@ def test_atomics_h_defines_every_helper_for_msvc_and_c11():
     assert len(names.findall(c11)) >= 6
 
 
+def test_32_bit_msvc_uses_no_64_bit_intrinsic_it_lacks():
+    # 32-bit x86 MSVC has _InterlockedCompareExchange64 and none of the other 64-bit
+    # Interlocked intrinsics; CPython's pyatomic_msc.h takes them only on _M_X64 and
+    # _M_ARM64 and loops on a compare-and-swap elsewhere.  No MSVC can be installed here
+    # (Debian and PyPI have none; clang's MSVC-target intrin.h declares the 64-bit
+    # intrinsics for i686 too, so it cannot stand in), hence a check of the text.
+    text = (CSRC / "reference" / "atomics.h").read_text(encoding="utf-8")
+    msvc = text[text.index("#if defined(_MSC_VER)") : text.index("#else\n#  include <stdatomic.h>")]
+    wide, narrow = msvc.split("#  if defined(_M_X64) || defined(_M_ARM64)\n", 1)[1].split(
+        "#  else\n", 1
+    )
+    narrow = narrow.split("#  endif", 1)[0]
+    assert set(re.findall(r"_Interlocked\w+64", narrow)) == {"_InterlockedCompareExchange64"}
+    assert re.findall(r"_Interlocked\w+64", wide)
+    # Everything outside the two branches goes through the macros they define.
+    after = msvc.split("#  endif", 1)[1]
+    assert not re.findall(r"_Interlocked\w+", after)
+
+
 def _project_names_used(path: Path) -> set[str]:
     """gilx's own names that ``path`` uses but does not define (comments and strings out).
 

@@ -19,11 +19,11 @@
  * MSVC's Interlocked functions are full barriers, at least as strong as any
  * of these on every architecture it targets.
  *
- * 32-bit x86 MSVC has _InterlockedCompareExchange64 but none of the other
- * 64-bit intrinsics (_InterlockedIncrement64, _InterlockedExchangeAdd64,
- * _InterlockedOr64, _InterlockedExchange64 are x64 and ARM only), so there
- * every helper is a compare-and-swap loop, as in CPython's own
- * Include/cpython/pyatomic_msc.h.
+ * 32-bit x86 MSVC has _InterlockedCompareExchange64 but not the other 64-bit
+ * intrinsics used here (_InterlockedExchangeAdd64, _InterlockedOr64,
+ * _InterlockedExchange64), so every helper is a compare-and-swap loop there,
+ * and wherever the target is not x64 or ARM64: the very test and loop of
+ * CPython's own Include/cpython/pyatomic_msc.h (_Py_atomic_add_int64).
  */
 #ifndef GILX_ATOMICS_H
 #define GILX_ATOMICS_H
@@ -33,7 +33,11 @@
 #if defined(_MSC_VER) && !defined(__clang__)
 #  include <intrin.h>
 typedef volatile int64_t gilx_atomic_u64;
-#  if defined(_M_IX86)
+#  if defined(_M_X64) || defined(_M_ARM64)
+#    define GILX_MSC_ADD(p, v) _InterlockedExchangeAdd64((p), (v))
+#    define GILX_MSC_XCHG(p, v) _InterlockedExchange64((p), (v))
+#    define GILX_MSC_LOAD(p) _InterlockedOr64((p), 0)
+#  else
 /* Returns the value it replaced, as the x64 intrinsics do.  The first read
  * may be torn (two 32-bit loads); the compare-and-swap then fails and
  * returns the whole value, and the loop goes round once more. */
@@ -42,7 +46,8 @@ gilx_msc_cas_loop(gilx_atomic_u64 *p, int op, int64_t v)
 {
     int64_t old = *p;
     for (;;) {
-        int64_t want = op == 0 ? v : old + v;       /* 0: exchange, 1: add */
+        /* 0: exchange, 1: add (in unsigned arithmetic, which wraps) */
+        int64_t want = op == 0 ? v : (int64_t)((uint64_t)old + (uint64_t)v);
         int64_t seen = _InterlockedCompareExchange64(p, want, old);
         if (seen == old) {
             return old;
@@ -53,10 +58,6 @@ gilx_msc_cas_loop(gilx_atomic_u64 *p, int op, int64_t v)
 #    define GILX_MSC_ADD(p, v) gilx_msc_cas_loop((p), 1, (v))
 #    define GILX_MSC_XCHG(p, v) gilx_msc_cas_loop((p), 0, (v))
 #    define GILX_MSC_LOAD(p) _InterlockedCompareExchange64((p), 0, 0)
-#  else
-#    define GILX_MSC_ADD(p, v) _InterlockedExchangeAdd64((p), (v))
-#    define GILX_MSC_XCHG(p, v) _InterlockedExchange64((p), (v))
-#    define GILX_MSC_LOAD(p) _InterlockedOr64((p), 0)
 #  endif
 static inline void
 gilx_atomic_add_one(gilx_atomic_u64 *p)
