@@ -261,6 +261,10 @@ def test_a_speedup_measured_while_the_machine_gave_too_few_cores_is_not_judged()
                               capacity=1.3)
     assert not j.judged and "got only 1.30 cores' worth" in j.why()
     assert j.capacity == 1.3
+    # ... nor one whose reference read more cores than there are: its window is inconsistent.
+    j = _judgement.of_speedup(_timing((1.0, 1.0)), _timing((0.5, 0.5)), workers=2, needed=2,
+                              capacity=2.5)
+    assert not j.judged and "more than there are" in j.why()
 
 
 def test_scale_interleaves_the_worker_counts_and_re_measures_until_judged(monkeypatch):

@@ -216,6 +216,12 @@ def of_speedup(
             f"a reference that uses {needed} cores fully got only {capacity:.2f} cores' worth:"
             f" this machine did not give {needed} cores at the time"
         )
+    elif capacity is not None and needed > 1 and capacity > needed * (1 + SPREAD_LIMIT):
+        # More than the cores there are: its one-thread run was slowed, not its k-thread one.
+        reasons.append(
+            f"a reference that uses {needed} cores read {capacity:.2f} cores' worth, more than"
+            " there are: the machine's speed changed while measuring"
+        )
     own = Judgement(not reasons, tuple(reasons), None, True, capacity)
     return combine(meter, own)
 
