@@ -2,8 +2,7 @@
 
 The plugin is loaded into every pytest run of an environment gilx is installed in.  The slow
 test here installs gilx into a fresh virtual environment with the oldest pytest and pluggy its
-hooks must work with (pytest 7.4.4, which allows pluggy 1.0 and 0.13) and runs an unrelated
-test file there, and a watched one.  It downloads from PyPI and builds gilx, so it runs only
+hooks must work with (:data:`OLD`) and runs an unrelated test file there, and a watched one.  It downloads from PyPI and builds gilx, so it runs only
 where ``GILX_PLUGIN_COMPAT=1`` is set (CI sets it); the quick tests below check the plugin
 steps aside, with one warning, where it cannot load.
 """
@@ -42,8 +41,10 @@ def test_fixture_works(gil_watch):
     time.sleep(0.01)
 """
 
-#: (pytest, pluggy): the oldest pluggy each allows that the plugin's hooks must run with.
-OLD = [("7.4.4", "1.0.0"), ("7.4.4", "0.13.1")]
+#: (pytest, pluggy) the plugin's hooks must run with: pytest 7.4.4 with the oldest pluggy
+#: releases it allows that users still have (1.0, 0.13), and the oldest pytest gilx's test
+#: extra allows (7.0).
+OLD = [("7.4.4", "1.0.0"), ("7.4.4", "0.13.1"), ("7.0.1", "1.0.0")]
 
 
 def _run(cmd: list[str], cwd: Path | None = None, timeout: float = 600) -> str:
