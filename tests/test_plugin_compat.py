@@ -2,9 +2,10 @@
 
 The plugin is loaded into every pytest run of an environment gilx is installed in.  The slow
 test here installs gilx into a fresh virtual environment with the oldest pytest and pluggy its
-hooks must work with (:data:`OLD`) and runs an unrelated test file there, and a watched one.  It downloads from PyPI and builds gilx, so it runs only
-where ``GILX_PLUGIN_COMPAT=1`` is set (CI sets it); the quick tests below check the plugin
-steps aside, with one warning, where it cannot load.
+hooks must work with (:data:`OLD`) and runs an unrelated test file there, and a watched
+one.  It downloads from PyPI and builds gilx, so it runs only where ``GILX_PLUGIN_COMPAT=1``
+is set (CI sets it); the quick tests below check the plugin steps aside, with one warning,
+where it cannot load.
 """
 
 from __future__ import annotations
