@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gilx import _extras, _present, backends, machine, runner, vectorise
+from gilx import _extras, _judgement, _present, backends, machine, runner, vectorise
 from gilx._convoy import CONVOY_AT, SLEEP_SECONDS, ConvoyResult, verdict
 from gilx._measured import Measurements
 from gilx._race import KINDS, race
@@ -120,9 +120,12 @@ def _claim(
     ]
     if any(p.disturbed for p in points):
         known = [p.other_cpu for p in points if p.other_cpu is not None]
+        # The judgements' reasons where the measurements carry them (gilx._judgement).
+        judgements = [getattr(p, "judgement", None) for p in points if p.disturbed]
+        why = _judgement.combine(*(j for j in judgements if j is not None)).why()
         out(f"{_present.NOT_JUDGED[0].upper()}{_present.NOT_JUDGED[1:]}: {claim}?")
-        out(f"({_present.busy_note(max(known) if known else None)}, even after re-measuring;")
-        out(" close other programs and run again.)")
+        out(f"({why or _present.busy_note(max(known) if known else None)}, even after"
+            " re-measuring; run again on a quieter machine.)")
         return
     if shown:
         out(f"Measured here: {claim}.")
