@@ -49,8 +49,9 @@ def test_meter_cost_per_repeat(benchmark, two_worker_processes: Crew) -> None:
 
 
 #: The capacity reference may cost at most this share of a --quick round (1 worker + 2
-#: workers, about 1.5 x QUICK_SECONDS): the tour and table measure a dozen curves.
-REFERENCE_TARGET_SHARE = 0.05
+#: workers, about 1.5 x QUICK_SECONDS): the tour and table measure a dozen curves.  (It is
+#: 30 ms + 15 ms by design, runner.REFERENCE_SECONDS says why: about a fifth of a round.)
+REFERENCE_TARGET_SHARE = 0.25
 
 
 @pytest.mark.benchmark(group="monitoring")

@@ -343,7 +343,11 @@ class ScaleResult:
 
 
 #: The capacity reference: one thread of ``count_nogil`` takes about this long per round (s).
-REFERENCE_SECONDS = 0.005
+#: Why not shorter: threads that wake from a wait are favoured by the scheduler for a few
+#: milliseconds, so a short reference gets cores that long-running workers are not given.
+#: With two CPU hogs on 2 cores (as an ordinary user), windows of 3 rounds whose median read
+#: at least 1.6 cores (believed) were 3 of 10 at 5 ms, 2 of 10 at 15 ms, 0 of 10 at 30 ms.
+REFERENCE_SECONDS = 0.03
 
 _reference_units: list[int] = []  # calibrated once per process
 
