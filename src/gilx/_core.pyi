@@ -1,6 +1,6 @@
 """Type stubs for gilx._core, the C extension (csrc/)."""
 
-from typing import SupportsIndex, final
+from typing import Any, SupportsIndex, final
 
 from typing_extensions import Buffer
 
@@ -87,8 +87,22 @@ def count_traced(
 def monotonic_ns() -> int: ...
 def cpu_now() -> int: ...
 def heartbeat_run(
-    totals: Buffer, interval_ns: int, cancel: CancelToken, seed: int, schedstat_fd: int, /
+    totals: Buffer,
+    interval_ns: int,
+    cancel: CancelToken,
+    seed: int,
+    schedstat_fd: int,
+    blame: BlameRecorder | None = None,
+    /,
 ) -> None: ...
+
+class BlameRecorder:
+    """The capsule blame_new() returns (not a real class: a typing name only)."""
+
+def blame_new(interval_ns: int, seed: int, /) -> BlameRecorder: ...
+def blame_start(blame: BlameRecorder, /) -> None: ...
+def blame_stop(blame: BlameRecorder, /) -> None: ...
+def blame_take(blame: BlameRecorder, /) -> dict[str, Any]: ...
 def heartbeat_read(totals: Buffer, /) -> tuple[int, ...]: ...
 def duty_cycle(seconds: float, hold: float, period: float, /) -> tuple[float, float]: ...
 def duty_block(

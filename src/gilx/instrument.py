@@ -403,8 +403,16 @@ class Heartbeat:
     thread at any time.
     """
 
-    def __init__(self, interval: float = DEFAULT_INTERVAL, *, realtime: bool = True) -> None:
+    def __init__(
+        self,
+        interval: float = DEFAULT_INTERVAL,
+        *,
+        realtime: bool = True,
+        blame: _core.BlameRecorder | None = None,
+    ) -> None:
         self.interval = check_interval(interval)
+        #: A blame recorder (gilx._blame) the loop hands each beat's GIL moment to, or None.
+        self.blame = blame
         #: Ask for real-time scheduling for the heartbeat's thread where allowed
         #: (see _realtime_priority); ``priority`` says what it got.
         self.realtime = realtime
@@ -466,7 +474,9 @@ class Heartbeat:
         self.priority = "fifo" if restore is not None else "normal"
         try:
             seed = random.getrandbits(64)
-            _core.heartbeat_run(self._totals, round(self.interval * 1e9), cancel, seed, fd)
+            _core.heartbeat_run(
+                self._totals, round(self.interval * 1e9), cancel, seed, fd, self.blame
+            )
         finally:
             if restore is not None:
                 restore()
