@@ -17,16 +17,26 @@ kept from its CPU (``disturbed``).
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from gilx.instrument import DEFAULT_INTERVAL, Heartbeat, Latency, Reading, Snapshot, Tally
 from gilx.machine import CpuMeter, CpuUse
+
+if TYPE_CHECKING:
+    from gilx._blame import Blame, BlameRecorder
 
 
 class Watch:
     """A running (or finished) watch; see :func:`watch`."""
 
-    def __init__(self, interval: float = DEFAULT_INTERVAL) -> None:
+    def __init__(self, interval: float = DEFAULT_INTERVAL, *, top: bool = False) -> None:
         self._heart = Heartbeat(interval)
+        #: Whether this watch also says who held the GIL (``top=True``; see :attr:`blame`).
+        self.top = top
+        self._recorder: BlameRecorder | None = None
+        self._blame: Blame | None = None
+        #: Why there is no blame although ``top`` was asked for (a free-threaded build...).
+        self.blame_unavailable: str | None = None
         self._start: Snapshot | None = None
         self._final: Reading | None = None
         self._meter = CpuMeter()
@@ -38,10 +48,22 @@ class Watch:
 
     def __enter__(self) -> Watch:
         self._final = None
+        self._blame = None
+        if self.top:
+            self._start_blame()
         self._meter.start()
         self._start = self._heart.snapshot()
         self._heart.start()
         return self
+
+    def _start_blame(self) -> None:
+        from gilx._blame import BlameRecorder, unavailable_reason
+
+        self.blame_unavailable = unavailable_reason()
+        if self.blame_unavailable is None:
+            self._recorder = BlameRecorder(self.interval)
+            self._heart.blame = self._recorder.capsule
+            self._recorder.start()
 
     def __exit__(
         self,
@@ -54,6 +76,24 @@ class Watch:
         self._cpu = self._meter.stop()
         assert self._start is not None
         self._final = Tally.between(self._start, end).reading(self._cpu, self._heart.priority)
+        if self._recorder is not None:
+            self._recorder.stop()
+            self._blame = self._recorder.blame(
+                self._final.seconds, judged=not self._final.disturbed
+            )
+            self._recorder = None
+            self._heart.blame = None
+
+    @property
+    def blame(self) -> Blame | None:
+        """Who held the GIL while other threads waited (:class:`gilx._blame.Blame`): with
+        ``top=True``, live inside the block and fixed after it; None without ``top``, or
+        where there is no GIL to blame (then :attr:`blame_unavailable` says why).  Its
+        ``judged`` is false when the reading is :attr:`disturbed`."""
+        if self._blame is not None or self._recorder is None:
+            return self._blame
+        r = self.reading()
+        return self._recorder.blame(r.seconds, judged=not r.disturbed)
 
     def reading(self) -> Reading:
         """The reading so far (inside the block) or of the whole block (after it)."""
@@ -103,15 +143,24 @@ class Watch:
         """``seconds``, ``hold_fraction``, ``latency`` (p50/p90/p99/max), ``gil_enabled``, the
         instrument's own counts (``samples``, ``missed``, ``beats``, ``cost_per_beat``), what
         the meter saw (``meter``: missed and late shares, other processes' and steal cores,
-        the heartbeat's priority) and ``disturbed``."""
-        return self.reading().to_dict()
+        the heartbeat's priority) and ``disturbed``; with ``top=True`` also ``blame`` (None
+        where there is no GIL to blame)."""
+        result = self.reading().to_dict()
+        if self.top:
+            blame = self.blame
+            result["blame"] = blame.to_dict() if blame is not None else None
+        return result
 
 
-def watch(interval: float = DEFAULT_INTERVAL) -> Watch:
+def watch(interval: float = DEFAULT_INTERVAL, *, top: bool = False) -> Watch:
     """Measure the GIL while a ``with`` block runs: hold fraction and how late threads get it.
 
     ``interval``: seconds between the heartbeat's sampled instants (a
     positive number; TypeError / ValueError otherwise).  On a build without a
-    GIL, ``gil_enabled`` is False and ``hold_fraction`` 0.0.
+    GIL, ``gil_enabled`` is False and ``hold_fraction`` 0.0.  ``top=True``:
+    also who held the GIL while other threads waited, per thread and per
+    Python location (``.blame``, ``to_dict()["blame"]``).
     """
-    return Watch(interval)
+    if not isinstance(top, bool):
+        raise TypeError(f"top must be True or False, not {type(top).__name__}")
+    return Watch(interval, top=top)
