@@ -462,7 +462,21 @@ blame_walk(gilx_blame *b)
         b->live[b->nlive].address = (uintptr_t)ts;
         b->live[b->nlive].index = index;
         b->nlive++;
-        blame_name(&b->threads[index]);
+        blame_thread *t = &b->threads[index];
+        /* A thread state is made by the thread that starts the new one and
+         * carries that thread's ident until the new thread binds it: a
+         * name looked up before then is its parent's.  So the ident is read
+         * at every walk, and a change means: look the name up again. */
+        if (t->ident != ts->thread_id) {
+            t->ident = ts->thread_id;
+            Py_CLEAR(t->thread);
+            t->name_tries = 0;
+            t->native = 0;
+        }
+#if PY_VERSION_HEX >= 0x030B0000
+        t->native = ts->native_thread_id;
+#endif
+        blame_name(t);
     }
     return 0;
 }
