@@ -39,6 +39,10 @@
  */
 #include "harness.h"
 
+#if PY_VERSION_HEX < 0x030B0000
+/* PyFrame_GetBack: Python.h only includes it from 3.11 on. */
+#  include <frameobject.h>
+#endif
 #include <string.h>
 
 #if !defined(_WIN32)
