@@ -1,0 +1,242 @@
+"""Blame (``gilx watch --top``): how right it is on a program with known culprits, beside
+py-spy, and what it costs the watched program.
+
+Accuracy: ``benchmarks/blame_truth.py`` runs five threads whose holds are known (A: a
+Python loop, B: ``count_gil``, C: ``usleep`` through ``ctypes.PyDLL``, blocked with the GIL
+held, D: ``count_nogil``, E: 1 ms sleeps; each times what it held by itself).  It runs as
+``gilx watch --top --json`` in a child process, and py-spy ``record --gil --idle`` samples
+that same process from outside at the same time (ptrace: root here), so both read the
+same run.  The table gives, per thread: the true share of the run it held the GIL (a range:
+its own count, up to that plus the time it waited for a CPU), gilx's, py-spy's; and per
+culprit function, its share of the time the GIL was held while another thread waited,
+gilx's beside the truth (all five threads always want the GIL back, so whenever one holds
+it the others wait: the true share is the thread's share of all holding).
+
+Cost: the same fixed work (two threads running a Python loop, one thread doing 1 ms
+sleeps) timed plain, under ``gilx.watch()`` and under ``gilx.watch(top=True)``, in
+adjacent triples with the order rotated; the cost is the median ratio minus one.
+
+Run: ``pytest benchmarks/test_blame.py --benchmark-only -s``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import gilx
+
+HERE = Path(__file__).resolve().parent
+TRUTH = HERE / "blame_truth.py"
+CULPRITS = {"A": "spin_python", "B": "run_count_gil", "C": "block_holding_gil",
+            "D": "burn_released", "E": "sleep_often"}
+
+#: The ground-truth program's length, and py-spy's sampling window inside it.
+SECONDS = float(os.environ.get("GILX_BLAME_SECONDS", "6"))
+PYSPY_RATE = 1000
+
+needs_gil = pytest.mark.skipif(not gilx.gil_enabled(), reason="no GIL: nothing to blame")
+
+
+def _pyspy_shares(raw: str, samples: int) -> dict[str, float]:
+    """py-spy's raw output: per culprit function, the share of samples in which the GIL
+    holder's stack ran it."""
+    counts = dict.fromkeys(CULPRITS.values(), 0)
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        frames, count = line.rsplit(" ", 1)
+        for function in counts:
+            if f";{function} (" in f";{frames}":
+                counts[function] += int(count)
+                break
+    return {f: c / samples for f, c in counts.items()} if samples else {}
+
+
+def run_once(seconds: float, with_pyspy: bool) -> dict[str, Any]:
+    """One run of the ground truth under ``gilx watch --top --json``, py-spy beside it."""
+    exe = shutil.which("py-spy") if with_pyspy else None
+    with tempfile.TemporaryDirectory() as tmp:
+        truth_file = os.path.join(tmp, "truth.json")
+        child = subprocess.Popen(
+            [sys.executable, "-m", "gilx", "watch", "--top", "--json", str(TRUTH),
+             str(seconds), truth_file],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        spy: dict[str, Any] = {"problem": "py-spy not installed" if with_pyspy else "off"}
+        if exe is not None:
+            time.sleep(min(1.0, seconds / 4))  # past the imports: the threads run
+            window = max(1, int(seconds - 2 * min(1.0, seconds / 4)))
+            out = os.path.join(tmp, "raw.txt")
+            done = subprocess.run(
+                [exe, "record", "--pid", str(child.pid), "--gil", "--idle", "--nonblocking",
+                 "--rate", str(PYSPY_RATE), "--duration", str(window), "--format", "raw",
+                 "--output", out],
+                capture_output=True, text=True, timeout=window + 60,
+            )
+            if done.returncode == 0 and os.path.exists(out):
+                with open(out, encoding="utf-8") as f:
+                    spy = {"shares": _pyspy_shares(f.read(), window * PYSPY_RATE)}
+            else:
+                spy = {"problem": (done.stderr or done.stdout).strip()[-300:]}
+        _, err = child.communicate(timeout=seconds + 120)
+        if child.returncode != 0:
+            raise RuntimeError(f"gilx watch --top failed: {err[-2000:]}")
+        with open(truth_file) as f:
+            truth = json.load(f)
+    report = json.loads(err.strip().splitlines()[-1])
+    return {"truth": truth, "report": report, "pyspy": spy}
+
+
+def score(run: dict[str, Any]) -> dict[str, Any]:
+    """Per thread and per culprit: truth, gilx, py-spy, and gilx's distance to the truth
+    (0 inside the truth's range)."""
+    truth, blame, spy = run["truth"], run["report"]["blame"], run["pyspy"]
+    wall = truth["wall"]
+    held_total = sum(t["held"] for t in truth["threads"].values())
+    by_name = {t["name"]: t for t in blame["threads"]}
+    holder_share: dict[str, float] = dict.fromkeys(CULPRITS.values(), 0.0)
+    for h in blame["holders"]:
+        for function in holder_share:
+            if any(frame.startswith(f"{function} (") for frame in h["stack"]):
+                holder_share[function] += h["share"]
+                break
+    rows = []
+    for name, t in truth["threads"].items():
+        low, high = t["held"] / wall, (t["held"] + t["delay"]) / wall
+        got = by_name.get(name, {}).get("held_share", 0.0)
+        function = CULPRITS[name]
+        true_share = t["held"] / held_total if held_total else 0.0
+        rows.append({
+            "thread": name,
+            "function": function,
+            "truth_held": [low, high],
+            "gilx_held": got,
+            "gilx_error": 0.0 if low <= got <= high else min(abs(got - low), abs(got - high)),
+            "pyspy_held": spy.get("shares", {}).get(function),
+            "truth_share_of_waiting": true_share,
+            "gilx_share_of_waiting": holder_share[function],
+            "gilx_share_error": holder_share[function] - true_share,
+        })
+    on_culprits = sum(holder_share[CULPRITS[k]] for k in "ABC")
+    on_innocents = sum(holder_share[CULPRITS[k]] for k in "DE")
+    return {
+        "rows": rows,
+        "on_A_B_C": on_culprits,
+        "on_D_E": on_innocents,
+        "judged": blame["judged"],
+        "disturbed": run["report"]["disturbed"],
+        "others_share": run["report"]["meter"]["others_share_of_needed"],
+        "pyspy_problem": spy.get("problem"),
+        "seconds": wall,
+        "python": sys.version.split()[0],
+        "load_average": list(os.getloadavg()),
+        "euid": os.geteuid() if hasattr(os, "geteuid") else None,
+    }
+
+
+def print_score(s: dict[str, Any]) -> None:
+    print(f"\nblame on the ground truth (python {s['python']}, {s['seconds']:.1f} s,"
+          f" judged {s['judged']}, others took {s['others_share']}, load {s['load_average']})")
+    print("thread  function            held: truth range     gilx  |err|  py-spy"
+          "   share of waiting: truth  gilx   err")
+    for r in s["rows"]:
+        low, high = r["truth_held"]
+        spy = f"{r['pyspy_held']:.3f}" if r["pyspy_held"] is not None else "  -  "
+        print(f"{r['thread']:<7} {r['function']:<19} {low:.3f}..{high:.3f}"
+              f"      {r['gilx_held']:.3f}  {r['gilx_error']:.3f}  {spy}"
+              f"                    {r['truth_share_of_waiting']:.3f}  "
+              f"{r['gilx_share_of_waiting']:.3f}  {r['gilx_share_error']:+.3f}")
+    print(f"gilx: {s['on_A_B_C']:.1%} of held-while-others-waited on A/B/C's functions,"
+          f" {s['on_D_E']:.1%} on D/E's" + (f"; py-spy: {s['pyspy_problem']}"
+                                             if s["pyspy_problem"] else ""))
+
+
+@needs_gil
+@pytest.mark.benchmark(group="blame")
+def test_blame_accuracy(benchmark):
+    seconds = 1.0 if benchmark.disabled else SECONDS
+    run = benchmark.pedantic(run_once, args=(seconds, not benchmark.disabled),
+                             rounds=1, iterations=1)
+    result = score(run)
+    print_score(result)
+    benchmark.extra_info["blame_accuracy"] = result
+
+
+# --- cost ---------------------------------------------------------------------------------
+
+
+def _work(rounds: int = 4) -> float:
+    """Fixed work: two threads running a Python loop, one doing 1 ms sleeps; seconds."""
+    stop = threading.Event()
+
+    def sleeper() -> None:
+        while not stop.is_set():
+            time.sleep(0.001)
+
+    def python() -> None:
+        gilx.count_py(250_000 * rounds)
+
+    side = threading.Thread(target=sleeper)
+    side.start()
+    workers = [threading.Thread(target=python) for _ in range(2)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    took = time.perf_counter() - start
+    stop.set()
+    side.join()
+    return took
+
+
+def cost(triples: int = 40) -> dict[str, Any]:
+    """Median of watched / plain over adjacent triples (plain, watch, watch top), the
+    order rotated so that drift cancels."""
+    modes = ("plain", "watch", "top")
+    ratios: dict[str, list[float]] = {"watch": [], "top": []}
+    for i in range(triples):
+        took: dict[str, float] = {}
+        for k in range(3):
+            mode = modes[(i + k) % 3]
+            if mode == "plain":
+                took[mode] = _work()
+            else:
+                with gilx.watch(top=mode == "top"):
+                    took[mode] = _work()
+        ratios["watch"].append(took["watch"] / took["plain"])
+        ratios["top"].append(took["top"] / took["plain"])
+    out: dict[str, Any] = {"triples": triples, "load_average": list(os.getloadavg())}
+    for mode, values in ratios.items():
+        values.sort()
+        out[mode] = {
+            "cost": statistics.median(values) - 1,
+            "quartiles": [values[len(values) // 4] - 1, values[3 * len(values) // 4] - 1],
+        }
+    return out
+
+
+@needs_gil
+@pytest.mark.benchmark(group="blame")
+def test_blame_cost(benchmark):
+    triples = 2 if benchmark.disabled else 40
+    result = benchmark.pedantic(cost, args=(triples,), rounds=1, iterations=1)
+    print("\ncost to the watched program (median of watched / plain - 1, quartiles):")
+    for mode in ("watch", "top"):
+        r = result[mode]
+        print(f"  gilx.watch({'top=True' if mode == 'top' else ''}): {r['cost']:+.2%}"
+              f" ({r['quartiles'][0]:+.2%} .. {r['quartiles'][1]:+.2%}),"
+              f" {result['triples']} triples; load {result['load_average']}")
+    benchmark.extra_info["blame_cost"] = result
