@@ -133,6 +133,9 @@ class Blame:
     judged: bool = True
     notes: tuple[str, ...] = ()
     flame: tuple[tuple[tuple[str, ...], int], ...] = ()
+    #: Every location that held the GIL, whether or not another thread waited, most first
+    #: (``held_s``): where a single thread's holds went.
+    holding: tuple[Holder, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -222,32 +225,34 @@ def build(raw: dict[str, Any], seconds: float, interval: float, judged: bool) ->
         )
     threads.sort(key=lambda t: (-t.held_share, -t.waited_share, t.name))
     waited_total = sum(s[3] for s in raw["stacks"]) + int(raw["unknown_waited"])
-    holders = []
+    holders, holding = [], []
     flame = []
     for index, frames, held, held_waited in raw["stacks"]:
-        if held_waited == 0:
-            continue
         thread = names[index]
         if frames:
             code, line = frames[0]
             function, file, line_no = code.co_name, code.co_filename, int(line)
         else:
             function, file, line_no = "<no Python frame>", "", 0
-        holders.append(
-            Holder(
-                function=function,
-                file=file,
-                line=line_no,
-                thread=thread,
-                seconds=held_waited * per,
-                share=held_waited / waited_total if waited_total else 0.0,
-                stack=tuple(_frame_text(c, ln) for c, ln in frames),
-                held_s=held * per,
-            )
+        holder = Holder(
+            function=function,
+            file=file,
+            line=line_no,
+            thread=thread,
+            seconds=held_waited * per,
+            share=held_waited / waited_total if waited_total else 0.0,
+            stack=tuple(_frame_text(c, ln) for c, ln in frames),
+            held_s=held * per,
         )
+        if held:
+            holding.append(holder)
+        if held_waited == 0:
+            continue
+        holders.append(holder)
         root = thread.replace(";", ":").replace(" ", "_")
         flame.append(((root, *(_flame_frame(c, ln) for c, ln in reversed(frames))), held_waited))
     holders.sort(key=lambda h: (-h.seconds, h.thread, h.function))
+    holding.sort(key=lambda h: (-h.held_s, h.thread, h.function))
     flame.sort(key=lambda f: -f[1])
     waits = [
         WaitPair(
@@ -273,6 +278,7 @@ def build(raw: dict[str, Any], seconds: float, interval: float, judged: bool) ->
         judged=judged,
         notes=tuple(notes),
         flame=tuple(flame),
+        holding=tuple(holding),
     )
 
 

@@ -165,7 +165,11 @@ def gil_watch(request: pytest.FixtureRequest) -> Iterator[Watch]:
 
     interval, max_hold, min_hold = _settings(request)
     try:
-        w = Watch(DEFAULT_INTERVAL if interval is None else check_interval(interval))
+        # With a max_hold, blame too: a failure names where the GIL was held most.
+        w = Watch(
+            DEFAULT_INTERVAL if interval is None else check_interval(interval),
+            top=max_hold is not None,
+        )
     except (TypeError, ValueError) as exc:
         raise pytest.UsageError(f"{request.node.nodeid}: gil_watch: {exc}") from None
     record = _Watched(request.node.nodeid, w, max_hold, min_hold)
@@ -263,6 +267,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, None
     problem = _limit_problem(reading, covers, record.max_hold, record.min_hold)
     if problem is None:
         return
+    if not reading.disturbed and record.max_hold is not None:
+        problem += _top_holder(record.watch)
     exc: BaseException
     if reading.disturbed:
         exc = pytest.skip.Exception(problem)
@@ -287,6 +293,19 @@ def _limit_problem(
     if min_hold is not None and held < min_hold:
         return f"gil_watch: {where}, less than min_hold={min_hold:.1%}"
     return None
+
+
+def _top_holder(w: Watch) -> str:
+    """Where the GIL was held most during the test, for a failed max_hold ("" if unknown)."""
+    blame = w.blame
+    if blame is None or not blame.holding:
+        return ""
+    h = blame.holding[0]
+    where = f"{h.file}:{h.line}" if h.file else "no Python frame"
+    return (
+        f"; held most at {h.function} ({where}) in thread {h.thread}:"
+        f" {h.held_s * 1e3:.0f} ms of the whole test"
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
