@@ -9,6 +9,7 @@
  *            (gilx timeline);
  *   gate.c   StartGate, which lets threads start a released section at the
  *            same instant (race(), the benchmarks);
+ *   sched.c  thread_slice, the heartbeat's claim on a CPU without privileges;
  *   blame.c  who held the GIL while other threads waited (gilx watch --top),
  *            with blame_gil.c, the one file that knows where the GIL is.
  * They follow the same rules (gilx.h, policy.h); they are just not patterns
@@ -82,6 +83,7 @@ void gilx_blame_beat(gilx_blame *blame);
  * ------------------------------------------------------------------------ */
 extern PyMethodDef gilx_trace_methods[];    /* trace.c */
 extern PyMethodDef gilx_duty_methods[];     /* duty.c  */
+extern PyMethodDef gilx_sched_methods[];    /* sched.c */
 extern PyMethodDef gilx_blame_methods[];    /* blame.c */
 /* gate.c: the StartGate type. */
 int gilx_gate_exec(PyObject *module, gilx_state *state);
