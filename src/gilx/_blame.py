@@ -35,9 +35,12 @@ import os
 import random
 from dataclasses import dataclass, replace
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gilx import _core
+
+if TYPE_CHECKING:
+    from gilx._watch import Watch
 
 #: Threads whose waits the sampler looks at, at most, at once (csrc's GILX_BLAME_SLOTS).
 WAIT_SLOTS = 64
@@ -155,6 +158,17 @@ class Blame:
         """The held-while-others-waited samples as collapsed stacks (``root;...;leaf count``
         per line: what flamegraph.pl, inferno and speedscope read), the thread as root."""
         return "".join(f"{';'.join(frames)} {count}\n" for frames, count in self.flame)
+
+    def by_function(self) -> list[tuple[str, str, float, float]]:
+        """The holders summed per (function, thread), most first: (function, thread,
+        seconds held while another waited, share of all waiting)."""
+        sums: dict[tuple[str, str], list[float]] = {}
+        for h in self.holders:
+            acc = sums.setdefault((h.function, h.thread), [0.0, 0.0])
+            acc[0] += h.seconds
+            acc[1] += h.share
+        rows = [(f, t, secs, share) for (f, t), (secs, share) in sums.items()]
+        return sorted(rows, key=lambda r: (-r[2], r[0], r[1]))
 
     def judged_as(self, judged: bool) -> Blame:
         """This blame, marked judged or not (from the watch's ``disturbed``)."""
@@ -312,3 +326,42 @@ def unavailable_reason() -> str | None:
     except NotImplementedError as exc:
         return str(exc)
     return None
+
+
+def two_culprits(seconds: float) -> Watch:
+    """The tour's example (and examples/two_culprits.py's shape): two threads keep the GIL
+    (one in Python, one in a C call that does not release it) from four threads that
+    answer "requests"; watched with ``top=True``.  Returns the finished watch."""
+    import threading
+    import time
+
+    from gilx._watch import watch
+
+    stop = threading.Event()
+
+    def _rebuild_index() -> None:
+        while not stop.is_set():
+            index = {}
+            for i in range(20_000):
+                index[str(i)] = i * i
+
+    def _checksum_blocks() -> None:
+        while not stop.is_set():
+            _core.count_gil(3_000_000)
+
+    def _handle_requests() -> None:
+        while not stop.is_set():
+            time.sleep(0.001)
+
+    threads = [threading.Thread(target=_rebuild_index, name="indexer"),
+               threading.Thread(target=_checksum_blocks, name="checksummer")]
+    threads += [threading.Thread(target=_handle_requests, name=f"handler-{i}")
+                for i in range(4)]
+    with watch(top=True) as w:
+        for t in threads:
+            t.start()
+        time.sleep(seconds)
+        stop.set()
+        for t in threads:
+            t.join()
+    return w

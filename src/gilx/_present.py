@@ -215,6 +215,27 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:,.1f} ms"
 
 
+def _short_path(path: str) -> str:
+    """A file as the text shows it: relative to the current folder when inside it, else
+    its name (the JSON keeps the full path)."""
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return os.path.basename(path)
+    return rel if not rel.startswith("..") else os.path.basename(path)
+
+
+def _short_frame(frame: str) -> str:
+    """``func (/long/path/file.py:12)`` as ``func (file.py:12)``."""
+    head, sep, tail = frame.rpartition(" (")
+    if not sep or not tail.endswith(")"):
+        return frame
+    path, colon, line = tail[:-1].rpartition(":")
+    return f"{head} ({_short_path(path)}{colon}{line})" if colon else frame
+
+
 def blame_text(blame: Blame | None, reason: str | None, stw_max: float, stw_p99: float) -> str:
     """The text of ``gilx watch --top`` after the run: per thread, the top holding
     locations with their stacks, and who made whom wait.  Without a blame, ``reason``
@@ -252,13 +273,13 @@ def blame_text(blame: Blame | None, reason: str | None, stw_max: float, stw_p99:
     if blame.holders:
         lines.append("  held the GIL while another thread waited (ms, share of all waiting):")
         for h in blame.holders[:TOP_HOLDERS]:
-            where = f"{h.file}:{h.line}" if h.file else "no Python frame"
+            where = f"{_short_path(h.file)}:{h.line}" if h.file else "no Python frame"
             lines.append(
                 f"    {_ms(h.seconds):>12} {h.share:>4.0%}  {h.function} ({where})"
                 f"  [{h.thread}]"
             )
             for frame in h.stack[1:STACK_LINES]:
-                lines.append(f"{'':22}<- {frame}")
+                lines.append(f"{'':22}<- {_short_frame(frame)}")
     elif blame.waits_seen:
         lines.append("  no thread waited for the GIL while another held it")
     if blame.waits:
@@ -282,7 +303,9 @@ def blame_live(blame: Blame, rows: int = 5) -> list[str]:
         f" {_ms(blame.waiting_s)}"
     ]
     for h in blame.holders[:rows]:
-        lines.append(f"  {h.share:>4.0%} {h.function} ({h.file}:{h.line}) [{h.thread}]")
+        lines.append(
+            f"  {h.share:>4.0%} {h.function} ({_short_path(h.file)}:{h.line}) [{h.thread}]"
+        )
     waiting = sorted(blame.threads, key=lambda t: -t.waited_share)[:rows]
     if waiting and blame.waits_seen:
         lines.append(
