@@ -118,6 +118,7 @@ struct gilx_blame {
     blame_run *ring;
     size_t nruns;
     uint64_t dropped;                   /* samples lost to a full ring */
+    uint64_t late;                      /* instants labelled after the fact */
     int slot_tid[GILX_BLAME_SLOTS];     /* OS thread ids to look at */
     int nslots;
     uint64_t table_version;             /* bumped when the slots change */
@@ -248,25 +249,27 @@ blame_refresh_fds(gilx_blame *b)
     }
 }
 
+/* Add `count` samples with this holder and these waiters (mutex held). */
 static void
-blame_record(gilx_blame *b, uintptr_t holder, uint64_t waiters, uint32_t looked)
+blame_record(gilx_blame *b, uintptr_t holder, uint64_t waiters, uint32_t looked,
+             uint32_t count)
 {
     if (b->nruns > 0) {
         blame_run *last = &b->ring[b->nruns - 1];
         if (last->holder == holder && last->waiters == waiters
-            && last->looked == looked && last->count < UINT32_MAX) {
-            last->count++;
+            && last->looked == looked && last->count <= UINT32_MAX - count) {
+            last->count += count;
             return;
         }
     }
     if (b->nruns == GILX_BLAME_RING) {
-        b->dropped++;
+        b->dropped += count;
         return;
     }
     blame_run *run = &b->ring[b->nruns++];
     run->holder = holder;
     run->waiters = waiters;
-    run->count = 1;
+    run->count = count;
     run->looked = looked;
 }
 
@@ -280,14 +283,25 @@ blame_sampler(void *arg)
 #endif
     int64_t origin = gilx_monotonic_ns();
     int64_t stratum = 0;
+    int64_t target = origin + blame_offset(&b->rng, b->step_ns);
     while (!gilx_atomic_load(&b->stop)) {
-        blame_sleep_until(origin + stratum * b->step_ns + blame_offset(&b->rng, b->step_ns));
-        stratum++;
-        /* Strata slept through (a busy machine) are not sampled: the
-         * sampler labels only instants it was awake for. */
+        blame_sleep_until(target);
         int64_t now = gilx_monotonic_ns();
-        if (now > origin + stratum * b->step_ns) {
-            stratum = (now - origin) / b->step_ns + 1;
+        /* The instants of later strata that are already past (the OS woke
+         * the sampler late) are labelled with what it finds now, as the
+         * heartbeat labels the instants it slept through.  Skipping them
+         * instead would under-sample the holders that keep the CPUs busy,
+         * which are the ones that delay the sampler. */
+        uint32_t count = 1;
+        for (;;) {
+            stratum++;
+            int64_t instant = origin + stratum * b->step_ns
+                              + blame_offset(&b->rng, b->step_ns);
+            if (instant >= now || count == UINT32_MAX) {
+                target = instant;
+                break;
+            }
+            count++;
         }
         uintptr_t holder = gilx_gil_holder(&b->gil);
         /* The /proc reads are done outside the mutex, which the beat takes
@@ -317,7 +331,8 @@ blame_sampler(void *arg)
             waiters = 0;
             looked = 0;
         }
-        blame_record(b, holder, waiters, looked);
+        blame_record(b, holder, waiters, looked, count);
+        b->late += count - 1;
         pthread_mutex_unlock(&b->mutex);
     }
     return NULL;
@@ -1059,14 +1074,15 @@ blame_take(PyObject *Py_UNUSED(module), PyObject *obj)
         Py_XDECREF(stacks);
         return NULL;
     }
-    unsigned long long dropped = 0;
+    unsigned long long dropped = 0, late = 0;
     if (b->pid == getpid()) {   /* in a fork the mutex may be held for ever */
         pthread_mutex_lock(&b->mutex);
         dropped = b->dropped;
+        late = b->late;
         pthread_mutex_unlock(&b->mutex);
     }
     return Py_BuildValue(
-        "{sNsNsNsKsKsKsKsKsKsKsKsKsisK}",
+        "{sNsNsNsKsKsKsKsKsKsKsKsKsKsisK}",
         "threads", threads, "stacks", stacks, "pairs", pairs,
         "samples", (unsigned long long)b->samples,
         "free", (unsigned long long)b->free_samples,
@@ -1077,6 +1093,7 @@ blame_take(PyObject *Py_UNUSED(module), PyObject *obj)
         "errors", (unsigned long long)b->errors,
         "beats", (unsigned long long)b->beats,
         "dropped", dropped,
+        "late", late,
         "left_out", b->left_out,
         "interval_ns", (unsigned long long)b->step_ns);
 }

@@ -308,6 +308,12 @@ def _notes(raw: dict[str, Any], waits_seen: bool) -> list[str]:
             f"more than {WAIT_SLOTS} threads at once: the waits of {raw['left_out']} were"
             " not looked at"
         )
+    late = int(raw["late"])
+    if int(raw["samples"]) and late / int(raw["samples"]) > 0.05:
+        notes.append(
+            f"the sampler woke late for {late / int(raw['samples']):.0%} of the instants (a busy"
+            " machine): those were labelled with the holder it found on waking"
+        )
     if int(raw["dropped"]):
         notes.append(f"{raw['dropped']} samples lost (no heartbeat beat for a long time)")
     if int(raw["errors"]):
