@@ -863,9 +863,15 @@ blame_new(PyObject *Py_UNUSED(module), PyObject *args)
     gilx_gil_view view;
     PyInterpreterState *interp = PyInterpreterState_Get();
     if (gilx_gil_locate(interp, &view) < 0) {
+#ifdef Py_GIL_DISABLED
+        PyErr_SetString(PyExc_NotImplementedError,
+                        "a free-threaded build: blame does not read the GIL that "
+                        "PYTHON_GIL=1 turns on there");
+#else
         PyErr_SetString(PyExc_NotImplementedError,
                         "blame needs a GIL build whose GIL this build of gilx can "
-                        "find (CPython 3.10+, POSIX)");
+                        "find (CPython 3.10+, POSIX, its internal headers)");
+#endif
         return NULL;
     }
     gilx_blame *b = PyMem_Calloc(1, sizeof(gilx_blame));

@@ -212,7 +212,7 @@ STACK_LINES = 3
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:,.1f} ms"
+    return f"{seconds * 1e3:,.1f} ms" if seconds >= 1e-3 else f"{seconds * 1e3:.3f} ms"
 
 
 def _short_path(path: str) -> str:
