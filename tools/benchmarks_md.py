@@ -534,6 +534,74 @@ def instrument_section(benches: list[Bench]) -> list[str]:
     ]
 
 
+def _blame(benches: list[Bench], key: str) -> tuple[Bench, dict[str, Any]] | None:
+    found = next((b for b in benches if b.group == "blame" and key in b.info), None)
+    return (found, found.info[key]) if found else None
+
+
+def blame_section(benches: list[Bench]) -> list[str]:
+    """Blame on the ground-truth program beside py-spy, and its cost (issue 27)."""
+    accuracy = _blame(benches, "blame_accuracy")
+    if accuracy is None:
+        return []
+    _, r = accuracy
+    rows = []
+    for row in r["rows"]:
+        low, high = row["truth_held"]
+        spy = row.get("pyspy_held")
+        rows.append((row["thread"], f"`{row['function']}`", f"{low:.3f} .. {high:.3f}",
+                     f"{row['gilx_held']:.3f}", f"{row['gilx_error']:.3f}",
+                     f"{spy:.3f}" if spy is not None else "-",
+                     f"{row['truth_share_of_waiting']:.3f}",
+                     f"{row['gilx_share_of_waiting']:.3f}", f"{row['gilx_share_error']:+.3f}"))
+    spy_note = (f" py-spy was not measured: {r['pyspy_problem']}." if r.get("pyspy_problem")
+                else " py-spy `record --gil --idle --nonblocking` (1000 samples a second, "
+                     "ptrace, root) sampled the same process at the same time: its column is "
+                     "the share of samples in which the GIL holder's stack ran the function.")
+    lines = [
+        "## Blame: who held the GIL (`gilx watch --top`)", "",
+        "`benchmarks/blame_truth.py` runs five threads for "
+        f"{r['seconds']:.1f} s under `gilx watch --top --json` (Python {r['python']}): A a "
+        "Python loop, B `count_gil`, C `usleep` through `ctypes.PyDLL` (blocked with the GIL "
+        "held), D `count_nogil` (GIL released), E 1 ms sleeps. Each thread times what it held "
+        "itself; the truth is a range, from its own count up to that plus the time it waited "
+        "for a CPU (a holder may lose its CPU while it holds the GIL). |err| = gilx's distance "
+        "to that range. Share of waiting = the thread's share of the time the GIL was held "
+        "while another waited (all five always want it back, so that is its share of all "
+        f"holding).{spy_note} Blame put {r['on_A_B_C']:.1%} of the waiting on A, B and C's "
+        f"functions and {r['on_D_E']:.1%} on D and E's; the reading was "
+        + ("judged" if r["judged"] else "disturbed (not judged)")
+        + (f", other processes took {r['others_share']:.0%} of the CPU time it needed"
+           if r.get("others_share") is not None else "")
+        + f"; load average {', '.join(f'{x:.2f}' for x in r['load_average'])}.", "",
+        *table(("thread", "function", "held: truth", "gilx", "gilx abs err", "py-spy",
+                "share of waiting: truth", "gilx", "gilx err"), rows), "",
+    ]
+    cost = _blame(benches, "blame_cost")
+    if cost is not None:
+        _, c = cost
+        parts = []
+        for mode, name in (("watch", "`watch()` vs plain"), ("top", "`watch(top=True)` vs plain"),
+                           ("top_vs_watch", "`watch(top=True)` vs `watch()`")):
+            if mode in c:
+                q = c[mode]["quartiles"]
+                parts.append(f"{name} {pct(c[mode]['cost'], 2)} (quartiles {pct(q[0], 2)} .. "
+                             f"{pct(q[1], 2)})")
+        beat = c.get("gil_per_beat_us", {})
+        lines += [
+            "Cost to the watched program (a Python loop beside a thread of 1 ms sleeps, timed "
+            f"plain, watched and watched with blame in {c['triples']} rotated triples; median "
+            "ratio - 1): " + "; ".join(parts) + ". What blame adds, which a busy machine hardly "
+            f"moves: the heartbeat holds the GIL {beat.get('watch', 0):.1f} µs per beat "
+            f"without blame and {beat.get('top', 0):.1f} µs with it (1000 beats a second), and "
+            "blame's sampler thread used "
+            + (f"{c['sampler_cpu_share']:.2%}" if c.get("sampler_cpu_share") is not None
+               else "?")
+            + " of one core.", "",
+        ]
+    return lines
+
+
 def signal_check_seconds(benches: list[Bench]) -> float | None:
     check = next((b for b in benches if b.name.endswith("[PyErr_CheckSignals]")), None)
     base = next((b for b in benches if b.name.endswith("[Py_IsInitialized]")), None)
@@ -1026,6 +1094,7 @@ def render(data: dict[str, Any], source: Path, ft: Build | None = None,
     lines += targets_section(benches, sp, xo)
     lines += crossover_section(xo, threshold)
     lines += instrument_section(benches)
+    lines += blame_section(benches)
     lines += claims_section(claims)
     if ft is not None and gil is not None:
         lines += free_threaded_section(ft, gil)
