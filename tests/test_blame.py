@@ -172,6 +172,19 @@ def test_waiters_and_pairs_name_who_made_whom_wait():
         pytest.fail(f"no wait of sleep_often on hog_python seen: {blame.waits}")
 
 
+@needs_gil
+def test_a_disturbed_reading_marks_its_blame_not_judged():
+    from gilx._present import NOT_JUDGED, blame_text
+
+    w, _ = run_culprits(0.2)
+    assert w.blame is not None
+    assert w.blame.judged == (not w.disturbed)  # one judgement, the watch's
+    unjudged = w.blame.judged_as(False)
+    assert unjudged.to_dict()["judged"] is False
+    assert NOT_JUDGED in blame_text(unjudged, None, 0.0, 0.0)
+    assert NOT_JUDGED not in blame_text(w.blame.judged_as(True), None, 0.0, 0.0)
+
+
 def test_a_plain_watch_has_no_blame():
     with gilx.watch() as w:
         time.sleep(0.01)
@@ -189,6 +202,7 @@ def test_no_gil_no_blame_and_says_why(tmp_path):
         time.sleep(0.05)
     assert w.to_dict()["blame"] is None
     assert w.blame_unavailable and "free-threaded" in w.blame_unavailable
+    assert w.to_dict()["blame_unavailable"] == w.blame_unavailable
     prog = tmp_path / "p.py"
     prog.write_text("import time\ntime.sleep(0.05)\n")
     done = gilx_watch("--top", str(prog))

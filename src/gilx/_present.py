@@ -302,10 +302,8 @@ def blame_live(blame: Blame, rows: int = 5) -> list[str]:
         f"gilx watch --top: {blame.seconds:6.1f} s, held while others waited"
         f" {_ms(blame.waiting_s)}"
     ]
-    for h in blame.holders[:rows]:
-        lines.append(
-            f"  {h.share:>4.0%} {h.function} ({_short_path(h.file)}:{h.line}) [{h.thread}]"
-        )
+    for function, thread, _seconds, share in blame.by_function()[:rows]:
+        lines.append(f"  {share:>4.0%} {function} [{thread}]")
     waiting = sorted(blame.threads, key=lambda t: -t.waited_share)[:rows]
     if waiting and blame.waits_seen:
         lines.append(

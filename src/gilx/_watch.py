@@ -150,6 +150,8 @@ class Watch:
         if self.top:
             blame = self.blame
             result["blame"] = blame.to_dict() if blame is not None else None
+            if blame is None:
+                result["blame_unavailable"] = self.blame_unavailable
         return result
 
 
