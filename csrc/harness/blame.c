@@ -144,6 +144,7 @@ struct gilx_blame {
     Py_ssize_t nstacks, stacks_cap;
     PyObject *codes;                    /* dict: address -> code (kept alive) */
     PyObject *pairs;                    /* dict: (waiter << 32 | holder) -> count index */
+    PyObject *released;                 /* list: Thread objects let go of at a beat */
     uint64_t *pair_counts;
     Py_ssize_t npairs, pairs_cap;
     uint64_t samples, free_samples, unknown, unknown_waited, heartbeat, looked;
@@ -458,7 +459,9 @@ blame_name(blame_thread *t)
     t->name_tries++;
     t->thread = blame_thread_object(t->ident);
     if (t->thread != NULL && t->native == 0) {
-        PyObject *native = PyObject_GetAttrString(t->thread, "native_id");
+        /* The attribute behind the native_id property: a property would run
+         * Python code here, and Python code may hand the GIL over. */
+        PyObject *native = PyObject_GetAttrString(t->thread, "_native_id");
         if (native != NULL && PyLong_Check(native)) {
             t->native = PyLong_AsUnsignedLong(native);
         }
@@ -477,9 +480,22 @@ blame_walk(gilx_blame *b)
         if ((uintptr_t)ts == b->self) {
             continue;
         }
-        Py_ssize_t index = blame_thread_index(b, ts);
+        /* Most beats find the same threads in the same order: the last
+         * walk's entry at this place is reused without a dict look-up when
+         * it is the same thread state (address and unique id). */
+        Py_ssize_t index = -1;
+        if (b->nlive < b->live_cap && b->live[b->nlive].address == (uintptr_t)ts) {
+            Py_ssize_t last = b->live[b->nlive].index;
+            if (last >= 0 && last < b->nthreads
+                && b->threads[last].id == PyThreadState_GetID(ts)) {
+                index = last;
+            }
+        }
         if (index < 0) {
-            return -1;
+            index = blame_thread_index(b, ts);
+            if (index < 0) {
+                return -1;
+            }
         }
         if (blame_grow((void **)&b->live, &b->live_cap, b->nlive + 1,
                        sizeof(blame_live)) < 0) {
@@ -495,7 +511,14 @@ blame_walk(gilx_blame *b)
          * at every walk, and a change means: look the name up again. */
         if (t->ident != ts->thread_id) {
             t->ident = ts->thread_id;
-            Py_CLEAR(t->thread);
+            if (t->thread != NULL) {
+                /* Released later, outside the beat: a Thread subclass's
+                 * __del__ must not run here. */
+                if (PyList_Append(b->released, t->thread) < 0) {
+                    return -1;
+                }
+                Py_CLEAR(t->thread);
+            }
             t->name_tries = 0;
             t->native = 0;
         }
@@ -522,52 +545,65 @@ blame_resolve(const gilx_blame *b, uintptr_t address)
 }
 
 /* The stack of thread state `ts` as a key: its threads[] index, then
- * (code address, line) per frame, innermost first.  Keeps each code object
- * alive in b->codes so that its address stays its own.  New reference. */
+ * (code address, line) per frame, innermost first.  New reference. */
 static PyObject *
-blame_stack_key(gilx_blame *b, PyThreadState *ts, Py_ssize_t index)
+blame_stack_key(PyThreadState *ts, Py_ssize_t index)
 {
     uint64_t words[1 + 2 * GILX_BLAME_DEPTH];
     Py_ssize_t n = 0;
     words[n++] = (uint64_t)index;
     PyFrameObject *frame = PyThreadState_GetFrame(ts);     /* new or NULL */
     int depth = 0;
-    while (frame != NULL) {
+    while (frame != NULL && depth < GILX_BLAME_DEPTH) {
         PyCodeObject *code = PyFrame_GetCode(frame);        /* new */
-        int line = PyFrame_GetLineNumber(frame);
-        PyObject *address = PyLong_FromVoidPtr((void *)code);
-        int rc = -1;
-        if (address != NULL
-            && PyDict_SetDefault(b->codes, address, (PyObject *)code) != NULL) {
-            rc = 0;
-        }
-        Py_XDECREF(address);
-        if (rc == 0 && depth < GILX_BLAME_DEPTH) {
-            words[n++] = (uint64_t)(uintptr_t)code;
-            words[n++] = (uint64_t)(int64_t)line;
-            depth++;
-        }
-        Py_DECREF(code);
-        PyFrameObject *back = rc == 0 && depth < GILX_BLAME_DEPTH
-                              ? PyFrame_GetBack(frame) : NULL;
+        words[n++] = (uint64_t)(uintptr_t)code;
+        words[n++] = (uint64_t)(int64_t)PyFrame_GetLineNumber(frame);
+        depth++;
+        Py_DECREF(code);    /* its frame keeps it alive through the beat */
+        PyFrameObject *back = PyFrame_GetBack(frame);
         Py_DECREF(frame);
         frame = back;
-        if (rc < 0) {
-            Py_XDECREF(frame);
-            return NULL;
-        }
     }
+    Py_XDECREF(frame);
     return PyBytes_FromStringAndSize((const char *)words,
                                      (Py_ssize_t)(n * sizeof(uint64_t)));
 }
 
-/* The thread state at `address`, which the walk just found alive. */
+/* A new stack's code objects, kept alive in b->codes from now on, so that
+ * the address in a key stays that code object's for as long as the key
+ * exists.  (A key found again names the same code objects: they are alive,
+ * so their addresses cannot have been reused.)  The frames that hold them
+ * are still there: the beat has run no Python code since reading them. */
+static int
+blame_keep_codes(gilx_blame *b, PyObject *key)
+{
+    const uint64_t *words = (const uint64_t *)PyBytes_AS_STRING(key);
+    Py_ssize_t nwords = PyBytes_GET_SIZE(key) / (Py_ssize_t)sizeof(uint64_t);
+    for (Py_ssize_t f = 1; f + 1 < nwords; f += 2) {
+        PyObject *code = (PyObject *)(uintptr_t)words[f];
+        PyObject *address = PyLong_FromVoidPtr(code);
+        if (address == NULL) {
+            return -1;
+        }
+        PyObject *kept = PyDict_SetDefault(b->codes, address, code);   /* borrowed */
+        Py_DECREF(address);
+        if (kept == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The thread state at `address` if it is in the interpreter's list now,
+ * else NULL.  The list itself is walked, not live[]: the only thread state
+ * ever followed is one that is alive at this very moment. */
 static PyThreadState *
 blame_state_at(const gilx_blame *b, uintptr_t address)
 {
-    for (Py_ssize_t i = 0; i < b->nlive; i++) {
-        if (b->live[i].address == address) {
-            return (PyThreadState *)address;
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(b->interp);
+         ts != NULL; ts = PyThreadState_Next(ts)) {
+        if ((uintptr_t)ts == address) {
+            return ts;
         }
     }
     return NULL;
@@ -676,13 +712,25 @@ blame_drain(gilx_blame *b, const blame_run *runs, size_t nruns)
                     stack = seen_stack[i];
                 }
             }
-            if (stack < 0) {
-                PyObject *key = blame_stack_key(b, blame_state_at(b, run->holder), holder);
+            PyThreadState *ts = stack < 0 ? blame_state_at(b, run->holder) : NULL;
+            if (stack < 0 && ts != NULL) {
+                PyObject *key = blame_stack_key(ts, holder);
                 if (key == NULL) {
                     return -1;
                 }
                 int added;
                 stack = blame_index(b->stacks, key, b->nstacks, &added);
+                if (stack >= 0 && added && blame_keep_codes(b, key) < 0) {
+                    /* Not filed: a key whose code objects are not kept
+                     * must not stay (its index is not counted either).
+                     * Keeping them fails only for want of memory. */
+                    PyErr_Clear();
+                    if (PyDict_DelItem(b->stacks, key) < 0) {
+                        PyErr_Clear();
+                    }
+                    PyErr_NoMemory();
+                    stack = -1;
+                }
                 Py_DECREF(key);
                 if (stack < 0) {
                     return -1;
@@ -752,11 +800,18 @@ blame_beat(gilx_blame *b)
     b->nruns = 0;
     pthread_mutex_unlock(&b->mutex);
     b->beats++;
+    /* No collection during the beat: on 3.10 and 3.11 allocating a frame
+     * object may start one, and a finalizer would run Python code here,
+     * which may hand the GIL over while thread states are being looked at. */
+    int gc_was_on = PyGC_Disable();
     if (blame_walk(b) < 0 || blame_drain(b, b->scratch, nruns) < 0) {
         /* Out of memory: the beat's samples are lost, the watched program
          * and the heartbeat go on.  blame_take() reports how many beats. */
         PyErr_Clear();
         b->errors++;
+    }
+    if (gc_was_on) {
+        PyGC_Enable();
     }
     uint64_t newest = b->known_id;
     for (Py_ssize_t i = 0; i < b->nlive; i++) {
@@ -813,6 +868,7 @@ blame_free(gilx_blame *b)
     Py_XDECREF(b->stacks);
     Py_XDECREF(b->codes);
     Py_XDECREF(b->pairs);
+    Py_XDECREF(b->released);
     PyMem_Free(b->threads);
     PyMem_Free(b->live);
     PyMem_Free(b->stack_counts);
@@ -893,12 +949,13 @@ blame_new(PyObject *Py_UNUSED(module), PyObject *args)
     b->stacks = PyDict_New();
     b->codes = PyDict_New();
     b->pairs = PyDict_New();
+    b->released = PyList_New(0);
     PyObject *capsule = NULL;
     if (b->ring == NULL || b->scratch == NULL) {
         PyErr_NoMemory();
     }
     else if (b->by_id != NULL && b->stacks != NULL && b->codes != NULL
-             && b->pairs != NULL) {
+             && b->pairs != NULL && b->released != NULL) {
         capsule = PyCapsule_New(b, GILX_BLAME_CAPSULE, blame_capsule_free);
     }
     if (capsule == NULL) {
