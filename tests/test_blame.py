@@ -178,7 +178,7 @@ def test_a_disturbed_reading_marks_its_blame_not_judged():
 
     w, _ = run_culprits(0.2)
     assert w.blame is not None
-    assert w.blame.judged == (not w.disturbed)  # one judgement, the watch's
+    assert w.blame.judged == w.judgement.judged  # one judgement, the watch's
     unjudged = w.blame.judged_as(False)
     assert unjudged.to_dict()["judged"] is False
     assert NOT_JUDGED in blame_text(unjudged, None, 0.0, 0.0)

@@ -13,11 +13,13 @@ import it without an import circle; the results it renders are types here only.
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from gilx import machine
+from gilx._judgement import CANNOT_METER, Judgement
 from gilx.timing import DISTURBED_SHARE, SPREAD_LIMIT, Timing
 
 if TYPE_CHECKING:
@@ -26,8 +28,9 @@ if TYPE_CHECKING:
     from gilx._race import RaceResult
     from gilx.runner import ScaleResult
 
-#: What a measurement that stayed disturbed after re-measuring says instead of a verdict.
-NOT_JUDGED = "disturbed — not judged"
+#: What a measurement that cannot be judged (:class:`gilx._judgement.Judgement`: disturbed,
+#: unstable, short of cores, even after re-measuring) says instead of a verdict.
+NOT_JUDGED = "not judged"
 
 #: What a race whose threads never ran at the same time says instead of a lost count.
 NOT_OVERLAPPED = "threads did not overlap — not judged"
@@ -37,6 +40,43 @@ BUSY_LOAD = 0.5
 
 #: The version of the ``--json`` objects' shape: raised when a key changes meaning or goes.
 JSON_SCHEMA = 1
+
+
+#: ASCII stand-ins for the symbols gilx prints, where the output's encoding lacks them
+#: (a cp1252 or ASCII console, a redirected file on Windows): a ✓ must not become the ``?``
+#: that means "not judged".
+_ASCII = {
+    "\u2713": "yes", "\u2717": "no",  # check mark, ballot x
+    "\u2014": "-", "\u2013": "-", "\u2500": "-", "\u2502": "|", "\u251c": "+", "\u2514": "+",
+    "\u2026": "...", "\u2264": "<=", "\u2265": ">=", "\u00d7": "x", "\u00b5": "u",
+    "\u2588": "#", "\u2592": "+", "\u2591": ".", "\u00b7": ".", "\u2192": "->",
+}
+
+#: The codec error handler every output stream of the CLI uses (:func:`safe_streams`).
+ENCODE_ERRORS = "gilx-ascii"
+
+
+def _ascii_stand_in(exc: UnicodeError) -> tuple[str, int]:
+    """Replace what the stream cannot encode: a known symbol by its stand-in, the rest by ?."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = exc.object[exc.start : exc.end]
+    return "".join(_ASCII.get(ch, "?") for ch in text), exc.end
+
+
+codecs.register_error(ENCODE_ERRORS, _ascii_stand_in)
+
+
+def safe_streams(*streams: object) -> None:
+    """Make ``streams`` (text streams) replace what their encoding cannot hold, never raise."""
+    for stream in streams:
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:
+            continue  # not a TextIOWrapper (a test's capture): it takes any text
+        try:
+            reconfigure(errors=ENCODE_ERRORS)
+        except (ValueError, OSError):  # closed, or a wrapper that refuses
+            continue
 
 
 def json_text(result: dict[str, object]) -> str:
@@ -70,8 +110,18 @@ def machine_line(workers: int | None, load: float | None) -> str:
 def busy_note(other_cpu: float | None) -> str:
     """How much of the workers' CPU time the rest of the machine took, in words."""
     if other_cpu is None:
-        return "other processes' CPU use unknown here"
+        return CANNOT_METER
     return f"other processes took {other_cpu:.0%} of the CPU time the workers needed"
+
+
+def why_not(judgement: Judgement) -> str:
+    """Why a measurement is not judged, in words (its reasons, else how busy it was)."""
+    return judgement.why() or busy_note(judgement.other_cpu)
+
+
+def not_judged_line(judgement: Judgement, indent: str = "  ") -> str:
+    """``not judged: <why>; ...``: what a result that gives no verdict prints instead."""
+    return f"{indent}{NOT_JUDGED}: {why_not(judgement)}; run again on a quieter machine"
 
 
 def flag(timing: Timing) -> str:
@@ -156,13 +206,18 @@ def scale_text(
         "others = the most of the CPU time the workers needed that other processes took during"
         " a repeat" + ("" if result.points[0].other_cpu is not None else " (? = unknown here)")
     )
+    judgement = result.judgement
+    if judgement.note is not None:
+        lines.append(f"note: {judgement.note}")
     if result.disturbed:
         lines.append(
-            f"! = {NOT_JUDGED}: other processes took more than"
-            f" {DISTURBED_SHARE:.0%} of it even after re-measuring"
-            + (" (in the 1-worker baseline too)" if result.baseline.disturbed else "")
-            + "; close other programs and run again"
+            f"! = {NOT_JUDGED}, even after re-measuring"
+            + (" (the 1-worker baseline was disturbed too)" if result.baseline.disturbed else "")
+            + ":"
         )
+        for p in result.points:
+            if p.disturbed and p.judgement is not None:
+                lines.append(f"  {plural(p.workers, 'worker')}: {why_not(p.judgement)}")
     lines += notes
     return "\n".join(lines)
 
@@ -183,15 +238,17 @@ def probe_text(result: ProbeResult, hold_limit: float) -> str:
         "    (a heartbeat thread asked for the GIL at random instants, one per ms: held or not)",
         f"  {result.workers} threads: {result.speedup:.2f}x the speed of 1 thread making the same"
         f" {result.calls * result.workers:,} calls",
-        f"  others: other processes took at most {percent(result.other_cpu)} of the CPU the"
-        " threads needed",
     ]
-    if result.disturbed:
+    judgement = result.judged
+    if judgement.metered:
         lines.append(
-            f"  {NOT_JUDGED}: other processes took more than"
-            f" {DISTURBED_SHARE:.0%} of it even after re-measuring;"
-            " close other programs and run again"
+            f"  others: other processes took at most {percent(result.other_cpu)} of the CPU the"
+            " threads needed"
         )
+    else:
+        lines.append(f"  note: {CANNOT_METER}")
+    if result.disturbed:
+        lines.append(not_judged_line(judgement))
     elif result.gil_enabled:
         if result.releases_gil:
             lines.append(

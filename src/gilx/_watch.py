@@ -19,6 +19,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from gilx._judgement import Judgement, of_reading
 from gilx.instrument import DEFAULT_INTERVAL, Heartbeat, Latency, Reading, Snapshot, Tally
 from gilx.machine import CpuMeter, CpuUse
 
@@ -79,7 +80,7 @@ class Watch:
         if self._recorder is not None:
             self._recorder.stop()
             self._blame = self._recorder.blame(
-                self._final.seconds, judged=not self._final.disturbed
+                self._final.seconds, judged=of_reading(self._final).judged
             )
             self._recorder = None
             self._heart.blame = None
@@ -89,11 +90,11 @@ class Watch:
         """Who held the GIL while other threads waited (:class:`gilx._blame.Blame`): with
         ``top=True``, live inside the block and fixed after it; None without ``top``, or
         where there is no GIL to blame (then :attr:`blame_unavailable` says why).  Its
-        ``judged`` is false when the reading is :attr:`disturbed`."""
+        ``judged`` is the watch's own :attr:`judgement` (one judgement for both)."""
         if self._blame is not None or self._recorder is None:
             return self._blame
         r = self.reading()
-        return self._recorder.blame(r.seconds, judged=not r.disturbed)
+        return self._recorder.blame(r.seconds, judged=of_reading(r).judged)
 
     def reading(self) -> Reading:
         """The reading so far (inside the block) or of the whole block (after it)."""
@@ -140,13 +141,27 @@ class Watch:
         """Whether the heartbeat could not get a CPU in time (see :class:`Reading`)."""
         return self.reading().disturbed
 
+    @property
+    def judgement(self) -> Judgement:
+        """Whether the reading may be judged, why not, and whether the machine was metered."""
+        return of_reading(self.reading())
+
     def to_dict(self) -> dict[str, object]:
         """``seconds``, ``hold_fraction``, ``latency`` (p50/p90/p99/max), ``gil_enabled``, the
         instrument's own counts (``samples``, ``missed``, ``beats``, ``cost_per_beat``), what
         the meter saw (``meter``: missed and late shares, other processes' and steal cores,
-        the heartbeat's priority) and ``disturbed``; with ``top=True`` also ``blame`` (None
-        where there is no GIL to blame)."""
-        result = self.reading().to_dict()
+        the heartbeat's priority), ``disturbed``, ``other_cpu`` (the share of the CPU time this
+        process needed that other processes took; None where it cannot be read), and the
+        ``judgement`` with its ``note`` (where the machine cannot be metered); with
+        ``top=True`` also ``blame`` (None where there is no GIL to blame, and then
+        ``blame_unavailable`` says why)."""
+        judgement = self.judgement
+        result: dict[str, object] = {
+            **self.reading().to_dict(),
+            "other_cpu": judgement.other_cpu,
+            "judgement": judgement.to_dict(),
+            "note": judgement.note,
+        }
         if self.top:
             blame = self.blame
             result["blame"] = blame.to_dict() if blame is not None else None
