@@ -113,12 +113,24 @@ def score(run: dict[str, Any]) -> dict[str, Any]:
                 holder_share[function] += h["share"]
                 break
     rows = []
+    lows = {k: t["held"] for k, t in truth["threads"].items()}
+    highs = {k: t["held"] + t["delay"] for k, t in truth["threads"].items()}
     for name, t in truth["threads"].items():
         low, high = t["held"] / wall, (t["held"] + t["delay"]) / wall
         got = by_name.get(name, {}).get("held_share", 0.0)
         function = CULPRITS[name]
         true_share = t["held"] / held_total if held_total else 0.0
+        # Its share of all holding, as a range: least when it held least and the others
+        # most, most the other way round.
+        others_low = sum(v for k, v in lows.items() if k != name)
+        others_high = sum(v for k, v in highs.items() if k != name)
+        share_low = lows[name] / (lows[name] + others_high) if lows[name] else 0.0
+        share_high = highs[name] / (highs[name] + others_low) if highs[name] else 0.0
+        share_got = holder_share[function]
         rows.append({
+            "truth_share_range": [share_low, share_high],
+            "gilx_share_range_error": 0.0 if share_low <= share_got <= share_high
+            else min(abs(share_got - share_low), abs(share_got - share_high)),
             "thread": name,
             "function": function,
             "truth_held": [low, high],
@@ -129,12 +141,15 @@ def score(run: dict[str, Any]) -> dict[str, Any]:
             "gilx_share_of_waiting": holder_share[function],
             "gilx_share_error": holder_share[function] - true_share,
         })
+    spy_diff = [abs(r["gilx_held"] - r["pyspy_held"]) for r in rows
+                if r["pyspy_held"] is not None and r["thread"] in "ABC"]
     on_culprits = sum(holder_share[CULPRITS[k]] for k in "ABC")
     on_innocents = sum(holder_share[CULPRITS[k]] for k in "DE")
     return {
         "rows": rows,
         "on_A_B_C": on_culprits,
         "on_D_E": on_innocents,
+        "gilx_vs_pyspy_max_abs": max(spy_diff) if spy_diff else None,
         "judged": blame["judged"],
         "disturbed": run["report"]["disturbed"],
         "others_share": run["report"]["meter"]["others_share_of_needed"],
@@ -150,14 +165,15 @@ def print_score(s: dict[str, Any]) -> None:
     print(f"\nblame on the ground truth (python {s['python']}, {s['seconds']:.1f} s,"
           f" judged {s['judged']}, others took {s['others_share']}, load {s['load_average']})")
     print("thread  function            held: truth range     gilx  |err|  py-spy"
-          "   share of waiting: truth  gilx   err")
+          "   share of waiting: truth range  gilx  |err|")
     for r in s["rows"]:
         low, high = r["truth_held"]
+        slow, shigh = r["truth_share_range"]
         spy = f"{r['pyspy_held']:.3f}" if r["pyspy_held"] is not None else "  -  "
         print(f"{r['thread']:<7} {r['function']:<19} {low:.3f}..{high:.3f}"
               f"      {r['gilx_held']:.3f}  {r['gilx_error']:.3f}  {spy}"
-              f"                    {r['truth_share_of_waiting']:.3f}  "
-              f"{r['gilx_share_of_waiting']:.3f}  {r['gilx_share_error']:+.3f}")
+              f"                    {slow:.3f}..{shigh:.3f}  "
+              f"{r['gilx_share_of_waiting']:.3f}  {r['gilx_share_range_error']:.3f}")
     print(f"gilx: {s['on_A_B_C']:.1%} of held-while-others-waited on A/B/C's functions,"
           f" {s['on_D_E']:.1%} on D/E's" + (f"; py-spy: {s['pyspy_problem']}"
                                              if s["pyspy_problem"] else ""))
