@@ -27,10 +27,11 @@
  *     stopped where it was and the thread list cannot change, so it is safe
  *     to walk it, to match the sampled addresses against it, and to read
  *     each holder's Python stack (where it was when it let the GIL go: a
- *     thread made to drop it is stopped mid-function).  A thread state
- *     created since the beat before cannot be told from a freed one whose
- *     address was reused, so samples that match one are filed as "unknown"
- *     (at most one interval of a new thread's life).
+ *     thread made to drop it is stopped mid-function).  A sampled address
+ *     could also be a freed thread state's, since taken by a new one: when
+ *     a thread state of the last beat has gone, or one came and went since
+ *     (thread state ids are consecutive, so the gap shows), a sample that
+ *     matches a new thread state is filed as "unknown" (blame_resolve).
  *
  * Everything is kept as counts of samples: per thread (held, held while
  * another waited, waited, looked at), per (thread, stack) and per (waiter,
@@ -134,7 +135,11 @@ struct gilx_blame {
     Py_ssize_t nlive, live_cap;
     Py_ssize_t slot_index[GILX_BLAME_SLOTS];   /* slot -> threads[] */
     int left_out;                       /* most threads not given a slot */
-    uint64_t known_id;                  /* ids up to this were alive at the last beat */
+    blame_live *prev;                   /* live[] of the walk before */
+    Py_ssize_t nprev, prev_cap;
+    uint64_t known_id;                  /* the highest id at the last beat */
+    uint64_t ghosts;                    /* ids made and gone since the last beat */
+    uint64_t walk_newest;               /* the highest id of the last walk */
     uintptr_t self;                     /* the heartbeat's thread state (compared only) */
     blame_thread *threads;
     Py_ssize_t nthreads, threads_cap;
@@ -470,13 +475,31 @@ blame_name(blame_thread *t)
     }
 }
 
-/* Walk the thread list: live[] gets every thread state but the heartbeat's. */
+/* Walk the thread list: live[] gets every thread state but the heartbeat's
+ * (the last walk's is kept in prev[]), and b->ghosts the number of thread
+ * states made and gone again since the last beat.  Ids are handed out one
+ * after the other per interpreter, so an id above the last beat's highest
+ * that is not in the list now belonged to a thread state that came and went
+ * in between: its address may have been taken since by a new one. */
 static int
 blame_walk(gilx_blame *b)
 {
+    if (blame_grow((void **)&b->prev, &b->prev_cap, b->nlive, sizeof(blame_live)) < 0) {
+        return -1;
+    }
+    if (b->nlive > 0) {
+        memcpy(b->prev, b->live, (size_t)b->nlive * sizeof(blame_live));
+    }
+    b->nprev = b->nlive;
     b->nlive = 0;
+    uint64_t newest = b->known_id, made = 0;
     for (PyThreadState *ts = PyInterpreterState_ThreadHead(b->interp);
          ts != NULL; ts = PyThreadState_Next(ts)) {
+        uint64_t id = PyThreadState_GetID(ts);
+        if (id > b->known_id) {
+            made++;
+            newest = id > newest ? id : newest;
+        }
         if ((uintptr_t)ts == b->self) {
             continue;
         }
@@ -527,19 +550,36 @@ blame_walk(gilx_blame *b)
 #endif
         blame_name(t);
     }
+    b->ghosts = newest - b->known_id - made;
+    b->walk_newest = newest;
     return 0;
 }
 
-/* The threads[] index of the live thread state at `address`, -1 if none
- * or if it is newer than the last beat (then it may be a reused address). */
+/* The threads[] index of the live thread state at `address`, or -1 if
+ * there is none or the sample may have been another thread's: the address
+ * of a thread state alive at the last beat and now can only be its own, and
+ * so can a new one's, unless it was a thread state's at the last beat that
+ * has gone since, or some thread state came and went in between. */
 static Py_ssize_t
 blame_resolve(const gilx_blame *b, uintptr_t address)
 {
     for (Py_ssize_t i = 0; i < b->nlive; i++) {
-        if (b->live[i].address == address) {
-            Py_ssize_t index = b->live[i].index;
-            return b->threads[index].id <= b->known_id ? index : -1;
+        if (b->live[i].address != address) {
+            continue;
         }
+        Py_ssize_t index = b->live[i].index;
+        if (b->threads[index].id <= b->known_id) {
+            return index;
+        }
+        if (b->ghosts != 0) {
+            return -1;
+        }
+        for (Py_ssize_t j = 0; j < b->nprev; j++) {
+            if (b->prev[j].address == address) {
+                return -1;
+            }
+        }
+        return index;
     }
     return -1;
 }
@@ -813,12 +853,9 @@ blame_beat(gilx_blame *b)
     if (gc_was_on) {
         PyGC_Enable();
     }
-    uint64_t newest = b->known_id;
-    for (Py_ssize_t i = 0; i < b->nlive; i++) {
-        uint64_t id = b->threads[b->live[i].index].id;
-        newest = id > newest ? id : newest;
+    if (b->walk_newest > b->known_id) {
+        b->known_id = b->walk_newest;
     }
-    b->known_id = newest;
     pthread_mutex_lock(&b->mutex);
     blame_set_slots(b);
     pthread_mutex_unlock(&b->mutex);
@@ -871,6 +908,7 @@ blame_free(gilx_blame *b)
     Py_XDECREF(b->released);
     PyMem_Free(b->threads);
     PyMem_Free(b->live);
+    PyMem_Free(b->prev);
     PyMem_Free(b->stack_counts);
     PyMem_Free(b->pair_counts);
     PyMem_Free(b->ring);
@@ -981,10 +1019,7 @@ blame_start(PyObject *Py_UNUSED(module), PyObject *obj)
     if (blame_walk(b) < 0) {
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < b->nlive; i++) {
-        uint64_t id = b->threads[b->live[i].index].id;
-        b->known_id = id > b->known_id ? id : b->known_id;
-    }
+    b->known_id = b->walk_newest;
     pthread_mutex_lock(&b->mutex);
     blame_set_slots(b);
     b->nruns = 0;
