@@ -239,7 +239,7 @@ def _sampler_cpu() -> float:
     return total
 
 
-def cost(triples: int = 20) -> dict[str, Any]:
+def cost(triples: int = 16) -> dict[str, Any]:
     """Median of watched / plain over adjacent triples (plain, watch, watch top), the
     order rotated so that drift cancels.  Also what the cost is made of, which a busy
     machine hardly moves: the GIL time the heartbeat takes per beat (with blame's work
@@ -283,7 +283,7 @@ def cost(triples: int = 20) -> dict[str, Any]:
 @needs_gil
 @pytest.mark.benchmark(group="blame")
 def test_blame_cost(benchmark):
-    triples = 2 if benchmark.disabled else 20
+    triples = 2 if benchmark.disabled else 16
     result = benchmark.pedantic(cost, args=(triples,), rounds=1, iterations=1)
     print("\ncost to the watched program (median of watched / plain - 1, quartiles):")
     names = {"watch": "watch() vs plain", "top": "watch(top=True) vs plain",
