@@ -265,17 +265,21 @@ def build(raw: dict[str, Any], seconds: float, interval: float, judged: bool) ->
         holders.append(holder)
         root = thread.replace(";", ":").replace(" ", "_")
         flame.append(((root, *(_flame_frame(c, ln) for c, ln in reversed(frames))), held_waited))
+    # Threads that share a name (a pool's, one after the other) share their lines: the
+    # reader knows them by name.  The per-thread table keeps them apart (native ids).
+    holders = _merged(holders)
+    holding = _merged(holding)
     holders.sort(key=lambda h: (-h.seconds, h.thread, h.function))
     holding.sort(key=lambda h: (-h.held_s, h.thread, h.function))
-    flame.sort(key=lambda f: -f[1])
-    waits = [
-        WaitPair(
-            waiter=names[w],
-            holder=names[h] if h >= 0 else UNKNOWN_HOLDER,
-            seconds=count * per,
-        )
-        for w, h, count in raw["pairs"]
-    ]
+    flames: dict[tuple[str, ...], int] = {}
+    for frames_, count in flame:
+        flames[frames_] = flames.get(frames_, 0) + count
+    flame = sorted(flames.items(), key=lambda f: -f[1])
+    pair_seconds: dict[tuple[str, str], float] = {}
+    for w, h, count in raw["pairs"]:
+        key = (names[w], names[h] if h >= 0 else UNKNOWN_HOLDER)
+        pair_seconds[key] = pair_seconds.get(key, 0.0) + count * per
+    waits = [WaitPair(waiter=w, holder=h, seconds=secs) for (w, h), secs in pair_seconds.items()]
     waits.sort(key=lambda p: (-p.seconds, p.waiter, p.holder))
     held_total = sum(t[3] for t in raw["threads"]) + int(raw["unknown"])
     notes = _notes(raw, waits_seen)
@@ -294,6 +298,19 @@ def build(raw: dict[str, Any], seconds: float, interval: float, judged: bool) ->
         flame=tuple(flame),
         holding=tuple(holding),
     )
+
+
+def _merged(holders: list[Holder]) -> list[Holder]:
+    """One line per (thread name, stack): the sums of threads that share a name."""
+    merged: dict[tuple[str, tuple[str, ...]], Holder] = {}
+    for h in holders:
+        key = (h.thread, h.stack)
+        seen = merged.get(key)
+        merged[key] = h if seen is None else replace(
+            seen, seconds=seen.seconds + h.seconds, share=seen.share + h.share,
+            held_s=seen.held_s + h.held_s,
+        )
+    return list(merged.values())
 
 
 def _notes(raw: dict[str, Any], waits_seen: bool) -> list[str]:

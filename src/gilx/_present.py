@@ -265,11 +265,12 @@ def probe_text(result: ProbeResult, hold_limit: float) -> str:
 #: How many holders, pairs and frames per stack the text shows (the JSON has all).
 TOP_HOLDERS = 10
 TOP_PAIRS = 10
+TOP_THREADS = 12
 STACK_LINES = 3
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:,.1f} ms" if seconds >= 1e-3 else f"{seconds * 1e3:.3f} ms"
+    return f"{seconds * 1e3:,.1f} ms" if seconds >= 0.00095 else f"{seconds * 1e3:.3f} ms"
 
 
 def _short_path(path: str) -> str:
@@ -314,19 +315,30 @@ def blame_text(blame: Blame | None, reason: str | None, stw_max: float, stw_p99:
     lines.append(
         f"  held while another thread waited: {_ms(blame.waiting_s)} of {blame.seconds:.3f} s"
     )
-    if blame.threads:
-        width = max(6, *(len(t.name) for t in blame.threads))
+    # Threads that held or waited at least 0.05 % of the run, the rest summed up: a
+    # program that starts hundreds of short threads would fill the screen with 0.0 %.
+    ranked = sorted(blame.threads, key=lambda t: -(t.held_share + t.waited_share))
+    shown = [t for t in ranked if max(t.held_share, t.waited_share) >= 0.0005][:TOP_THREADS]
+    rest = [t for t in blame.threads if t not in shown]
+    if shown:
+        width = max(6, *(len(t.name) for t in shown))
         lines.append(
             f"  {'thread':<{width}}  {'native id':>9}  {'held':>6}  {'waited':>6}"
             f"  {'longest wait':>12}"
         )
-        for t in blame.threads:
+        for t in shown:
             waited = f"{t.waited_share:>6.1%}" if t.waits_seen else f"{'?':>6}"
             longest = f"{_ms(t.longest_wait_s):>12}" if t.waits_seen else f"{'?':>12}"
             lines.append(
                 f"  {t.name:<{width}}  {t.native_id:>9}  {t.held_share:>6.1%}  {waited}"
                 f"  {longest}"
             )
+    if rest:
+        lines.append(
+            f"  ... and {len(rest)} more threads (together: held"
+            f" {sum(t.held_share for t in rest):.1%}, waited"
+            f" {sum(t.waited_share for t in rest):.1%}; all of them in --json)"
+        )
     if blame.holders:
         lines.append("  held the GIL while another thread waited (ms, share of all waiting):")
         for h in blame.holders[:TOP_HOLDERS]:
