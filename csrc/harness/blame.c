@@ -138,18 +138,18 @@ struct gilx_blame {
     blame_live *prev;                   /* live[] of the walk before */
     Py_ssize_t nprev, prev_cap;
     uint64_t known_id;                  /* the highest id at the last beat */
-    uint64_t ghosts;                    /* ids made and gone since the last beat */
+    uint64_t ghosts;                    /* ids come and gone since then */
     uint64_t walk_newest;               /* the highest id of the last walk */
-    uintptr_t self;                     /* the heartbeat's thread state (compared only) */
+    uintptr_t self;                     /* the heartbeat's (compared only) */
     blame_thread *threads;
     Py_ssize_t nthreads, threads_cap;
     PyObject *by_id;                    /* dict: thread state id -> index */
     PyObject *stacks;                   /* dict: bytes key -> index */
     uint64_t (*stack_counts)[2];        /* held, held while another waited */
     Py_ssize_t nstacks, stacks_cap;
-    PyObject *codes;                    /* dict: address -> code (kept alive) */
-    PyObject *pairs;                    /* dict: (waiter << 32 | holder) -> count index */
-    PyObject *released;                 /* list: Thread objects let go of at a beat */
+    PyObject *codes;                    /* dict: address -> code (kept) */
+    PyObject *pairs;                    /* dict: waiter<<32 | holder -> i */
+    PyObject *released;                 /* list: Threads let go of at a beat */
     uint64_t *pair_counts;
     Py_ssize_t npairs, pairs_cap;
     uint64_t samples, free_samples, unknown, unknown_waited, heartbeat, looked;
@@ -175,7 +175,8 @@ blame_random(uint64_t *state)
 static int64_t
 blame_offset(uint64_t *rng, int64_t step)
 {
-    double unit = (double)(blame_random(rng) >> 11) * (1.0 / 9007199254740992.0);
+    double unit = (double)(blame_random(rng) >> 11)
+                  * (1.0 / 9007199254740992.0);
     return (int64_t)(unit * (double)step);
 }
 
@@ -257,8 +258,8 @@ blame_refresh_fds(gilx_blame *b)
 
 /* Add `count` samples with this holder and these waiters (mutex held). */
 static void
-blame_record(gilx_blame *b, uintptr_t holder, uint64_t waiters, uint32_t looked,
-             uint32_t count)
+blame_record(gilx_blame *b, uintptr_t holder, uint64_t waiters,
+             uint32_t looked, uint32_t count)
 {
     if (b->nruns > 0) {
         blame_run *last = &b->ring[b->nruns - 1];
@@ -365,7 +366,8 @@ blame_grow(void **items, Py_ssize_t *cap, Py_ssize_t need, size_t size)
         PyErr_NoMemory();
         return -1;
     }
-    memset((char *)grown + (size_t)*cap * size, 0, (size_t)(cap2 - *cap) * size);
+    memset((char *)grown + (size_t)*cap * size, 0,
+           (size_t)(cap2 - *cap) * size);
     *items = grown;
     *cap = cap2;
     return 0;
@@ -484,7 +486,8 @@ blame_name(blame_thread *t)
 static int
 blame_walk(gilx_blame *b)
 {
-    if (blame_grow((void **)&b->prev, &b->prev_cap, b->nlive, sizeof(blame_live)) < 0) {
+    if (blame_grow((void **)&b->prev, &b->prev_cap, b->nlive,
+                   sizeof(blame_live)) < 0) {
         return -1;
     }
     if (b->nlive > 0) {
@@ -507,7 +510,8 @@ blame_walk(gilx_blame *b)
          * walk's entry at this place is reused without a dict look-up when
          * it is the same thread state (address and unique id). */
         Py_ssize_t index = -1;
-        if (b->nlive < b->live_cap && b->live[b->nlive].address == (uintptr_t)ts) {
+        if (b->nlive < b->live_cap
+            && b->live[b->nlive].address == (uintptr_t)ts) {
             Py_ssize_t last = b->live[b->nlive].index;
             if (last >= 0 && last < b->nthreads
                 && b->threads[last].id == PyThreadState_GetID(ts)) {
@@ -625,7 +629,8 @@ blame_keep_codes(gilx_blame *b, PyObject *key)
         if (address == NULL) {
             return -1;
         }
-        PyObject *kept = PyDict_SetDefault(b->codes, address, code);   /* borrowed */
+        /* borrowed */
+        PyObject *kept = PyDict_SetDefault(b->codes, address, code);
         Py_DECREF(address);
         if (kept == NULL) {
             return -1;
@@ -650,10 +655,12 @@ blame_state_at(const gilx_blame *b, uintptr_t address)
 }
 
 static int
-blame_add_pair(gilx_blame *b, Py_ssize_t waiter, Py_ssize_t holder, uint64_t count)
+blame_add_pair(gilx_blame *b, Py_ssize_t waiter, Py_ssize_t holder,
+               uint64_t count)
 {
     PyObject *key = PyLong_FromUnsignedLongLong(
-        ((unsigned long long)(waiter + 1) << 32) | (unsigned long long)(holder + 1));
+        ((unsigned long long)(waiter + 1) << 32)
+        | (unsigned long long)(holder + 1));
     if (key == NULL) {
         return -1;
     }
@@ -676,7 +683,8 @@ blame_add_pair(gilx_blame *b, Py_ssize_t waiter, Py_ssize_t holder, uint64_t cou
 
 /* File one run of samples.  `stack` is the holder's stack index or -1. */
 static int
-blame_file(gilx_blame *b, const blame_run *run, Py_ssize_t holder, Py_ssize_t stack)
+blame_file(gilx_blame *b, const blame_run *run, Py_ssize_t holder,
+           Py_ssize_t stack)
 {
     uint64_t count = run->count;
     uint64_t others = run->waiters;
@@ -752,7 +760,10 @@ blame_drain(gilx_blame *b, const blame_run *runs, size_t nruns)
                     stack = seen_stack[i];
                 }
             }
-            PyThreadState *ts = stack < 0 ? blame_state_at(b, run->holder) : NULL;
+            PyThreadState *ts = NULL;
+            if (stack < 0) {
+                ts = blame_state_at(b, run->holder);
+            }
             if (stack < 0 && ts != NULL) {
                 PyObject *key = blame_stack_key(ts, holder);
                 if (key == NULL) {
@@ -922,7 +933,8 @@ blame_free(gilx_blame *b)
 static void
 blame_capsule_free(PyObject *capsule)
 {
-    gilx_blame *b = (gilx_blame *)PyCapsule_GetPointer(capsule, GILX_BLAME_CAPSULE);
+    gilx_blame *b = (gilx_blame *)PyCapsule_GetPointer(capsule,
+                                                       GILX_BLAME_CAPSULE);
     if (b != NULL) {
         blame_free(b);
     }
@@ -935,7 +947,8 @@ gilx_blame *
 gilx_blame_from(PyObject *obj)
 {
     if (!PyCapsule_IsValid(obj, GILX_BLAME_CAPSULE)) {
-        PyErr_SetString(PyExc_TypeError, "expected a blame recorder from blame_new()");
+        PyErr_SetString(PyExc_TypeError,
+                        "expected a blame recorder from blame_new()");
         return NULL;
     }
     return (gilx_blame *)PyCapsule_GetPointer(obj, GILX_BLAME_CAPSULE);
@@ -959,12 +972,13 @@ blame_new(PyObject *Py_UNUSED(module), PyObject *args)
     if (gilx_gil_locate(interp, &view) < 0) {
 #ifdef Py_GIL_DISABLED
         PyErr_SetString(PyExc_NotImplementedError,
-                        "a free-threaded build: blame does not read the GIL that "
-                        "PYTHON_GIL=1 turns on there");
+                        "a free-threaded build: blame does not read the "
+                        "GIL that PYTHON_GIL=1 turns on there");
 #else
         PyErr_SetString(PyExc_NotImplementedError,
-                        "blame needs a GIL build whose GIL this build of gilx can "
-                        "find (CPython 3.10+, POSIX, its internal headers)");
+                        "blame needs a GIL build whose GIL this build of "
+                        "gilx can find (CPython 3.10+, POSIX, its internal "
+                        "headers)");
 #endif
         return NULL;
     }
@@ -1068,7 +1082,8 @@ blame_threads_out(gilx_blame *b)
     for (Py_ssize_t i = 0; i < b->nthreads; i++) {
         blame_thread *t = &b->threads[i];
         PyObject *item = Py_BuildValue(
-            "(kkOKKKKK)", t->ident, t->native, t->thread != NULL ? t->thread : Py_None,
+            "(kkOKKKKK)", t->ident, t->native,
+            t->thread != NULL ? t->thread : Py_None,
             (unsigned long long)t->held, (unsigned long long)t->held_waited,
             (unsigned long long)t->waited, (unsigned long long)t->looked,
             (unsigned long long)t->longest_wait);
@@ -1094,23 +1109,29 @@ blame_stacks_out(gilx_blame *b)
     while (PyDict_Next(b->stacks, &pos, &key, &value)) {
         Py_ssize_t index = PyLong_AsSsize_t(value);
         const uint64_t *words = (const uint64_t *)PyBytes_AS_STRING(key);
-        Py_ssize_t nwords = PyBytes_GET_SIZE(key) / (Py_ssize_t)sizeof(uint64_t);
+        Py_ssize_t nwords = PyBytes_GET_SIZE(key)
+                            / (Py_ssize_t)sizeof(uint64_t);
         PyObject *frames = PyTuple_New((nwords - 1) / 2);
         if (frames == NULL) {
             Py_DECREF(list);
             return NULL;
         }
         for (Py_ssize_t f = 0; f < (nwords - 1) / 2; f++) {
-            PyObject *address = PyLong_FromVoidPtr((void *)(uintptr_t)words[1 + 2 * f]);
-            PyObject *code = address != NULL ? PyDict_GetItemWithError(b->codes, address)
-                                             : NULL;   /* borrowed */
+            PyObject *address = PyLong_FromVoidPtr(
+                (void *)(uintptr_t)words[1 + 2 * f]);
+            PyObject *code = NULL;      /* borrowed */
+            if (address != NULL) {
+                code = PyDict_GetItemWithError(b->codes, address);
+            }
             Py_XDECREF(address);
             PyObject *pair = code != NULL
-                ? Py_BuildValue("(OL)", code, (long long)(int64_t)words[2 + 2 * f])
+                ? Py_BuildValue("(OL)", code,
+                                (long long)(int64_t)words[2 + 2 * f])
                 : NULL;
             if (pair == NULL) {
                 if (!PyErr_Occurred()) {
-                    PyErr_SetString(PyExc_RuntimeError, "blame: lost a code object");
+                    PyErr_SetString(PyExc_RuntimeError,
+                                    "blame: lost a code object");
                 }
                 Py_DECREF(frames);
                 Py_DECREF(list);
@@ -1118,9 +1139,10 @@ blame_stacks_out(gilx_blame *b)
             }
             PyTuple_SET_ITEM(frames, f, pair);
         }
-        PyObject *item = Py_BuildValue("(nNKK)", (Py_ssize_t)words[0], frames,
-                                       (unsigned long long)b->stack_counts[index][0],
-                                       (unsigned long long)b->stack_counts[index][1]);
+        unsigned long long held = b->stack_counts[index][0];
+        unsigned long long waited = b->stack_counts[index][1];
+        PyObject *item = Py_BuildValue("(nNKK)", (Py_ssize_t)words[0],
+                                       frames, held, waited);
         if (item == NULL || PyList_Append(list, item) < 0) {
             Py_XDECREF(item);
             Py_DECREF(list);
@@ -1144,9 +1166,11 @@ blame_pairs_out(gilx_blame *b)
     while (PyDict_Next(b->pairs, &pos, &key, &value)) {
         unsigned long long packed = PyLong_AsUnsignedLongLong(key);
         Py_ssize_t index = PyLong_AsSsize_t(value);
-        PyObject *item = Py_BuildValue("(nnK)", (Py_ssize_t)(packed >> 32) - 1,
+        unsigned long long count = b->pair_counts[index];
+        PyObject *item = Py_BuildValue("(nnK)",
+                                       (Py_ssize_t)(packed >> 32) - 1,
                                        (Py_ssize_t)(packed & 0xffffffffu) - 1,
-                                       (unsigned long long)b->pair_counts[index]);
+                                       count);
         if (item == NULL || PyList_Append(list, item) < 0) {
             Py_XDECREF(item);
             Py_DECREF(list);
