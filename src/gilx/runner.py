@@ -441,7 +441,11 @@ def _rounds(
             start, end = crew.go()
             use = meter.stop()
             row[k] = (end - start, use.share_of_needed(min(k, cores)) if use else None)
-        rounds.append((row, reference.measure() if reference is not None else None))
+        # A round the meter already calls disturbed is not judged whatever the reference
+        # reads: the reference's time is spent only on rounds that may be judged.
+        busy = any(share is not None and share > DISTURBED_SHARE for _, share in row.values())
+        capacity = reference.measure() if reference is not None and not busy else None
+        rounds.append((row, capacity))
         if len(rounds) >= repeats and all(j.judged for j in _verdicts(*_window(rounds[-repeats:]))):
             return _window(rounds[-repeats:])
     best: tuple[tuple[int, float], int] | None = None
