@@ -103,6 +103,7 @@ def _interrupt_main(call: Callable[[], object], latencies: list[float]) -> None:
     from another process).  The path is the same: a C handler sets a flag, and the
     Python handler runs at the call's next look at signals.
     """
+
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
@@ -139,7 +140,9 @@ def _on_main_thread() -> None:
 @needs_compiler
 @posix
 @pytest.mark.parametrize("release", [True, False], ids=["released", "held"])
-def test_copy_unit_ctrl_c_on_the_main_thread(benchmark: Any, spin: ModuleType, release: bool) -> None:
+def test_copy_unit_ctrl_c_on_the_main_thread(
+    benchmark: Any, spin: ModuleType, release: bool
+) -> None:
     _on_main_thread()
     latencies: list[float] = []
     benchmark.pedantic(
@@ -175,7 +178,7 @@ def test_ctrl_c_reading_locked_value_beside_a_long_increment(benchmark: Any) -> 
 
     def read_forever() -> None:
         while True:
-            counter.value
+            _ = counter.value
 
     def once() -> None:
         token = gilx.CancelToken(timeout=60)
