@@ -21,6 +21,7 @@ from copy_unit import CSRC, ROOT, compiler, unit_files
 
 GUIDE = ROOT / "docs" / "extension-guide.md"
 pytestmark = [
+    pytest.mark.thread_unsafe(reason="runs a compiler in a shared folder; once is enough"),
     pytest.mark.skipif(not GUIDE.is_file(), reason="no docs/ next to tests/"),
     pytest.mark.skipif(compiler() is None, reason="no C compiler for this Python"),
 ]
