@@ -4,9 +4,11 @@ Each threading / multiprocessing cell is the speedup of ``workers`` workers
 over one worker doing the same total work; each NumPy cell is how many times
 faster NumPy is than pure Python for the same computation.  A cell reads ✓
 when its number is at least :data:`GAIN_THRESHOLD`, ✗ below, and ``?`` when
-its measurement stayed disturbed after re-measuring (other processes used the
-cores the workers needed): then it is not judged, and not compared with the
-seed.  Cells the seed marks N/A stay ``None``.
+its measurement is not judged even after re-measuring
+(:class:`gilx._judgement.Judgement`: other processes used the cores the
+workers needed, its speedup was unstable, or a reference showed the machine
+did not give the cores): then it is not compared with the seed, and the
+reason is printed.  Cells the seed marks N/A stay ``None``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gilx import _measured, _present, machine, vectorise
+from gilx import _measured, _present, machine, runner, vectorise
+from gilx._judgement import CANNOT_METER
 from gilx.machine import gil_enabled
 
 #: A speedup at least this large is a gain (✓); below it, ✗.
@@ -63,6 +66,8 @@ class TableRow:
     asyncio_unstable: bool = False
     asyncio_disturbed: bool = False
     asyncio_other_cpu: float | None = None
+    #: Why each cell (threading, multiprocessing, numpy, asyncio) is not judged ("": judged).
+    reasons: tuple[str, str, str, str] = ("", "", "", "")
 
     @property
     def cells(self) -> tuple[float | None, float | None, float | None]:
@@ -82,6 +87,11 @@ class TableRow:
             # measured while other processes kept the workers' cores busy: not judged
             "disturbed": dict(zip(names, self.disturbed, strict=True)),
             "other_cpu": dict(zip(names, self.other_cpu, strict=True)),
+            # why a cell is not judged, in words (null where it is judged)
+            "reasons": {
+                name: reason or None
+                for name, reason in zip((*names, "asyncio"), self.reasons, strict=True)
+            },
             "asyncio": self.asyncio,
         }
 
@@ -116,6 +126,12 @@ class Table:
         """Some cell stayed disturbed after re-measuring (it is shown, not judged)."""
         return any(any(r.disturbed) or r.asyncio_disturbed for r in self.rows)
 
+    @property
+    def note(self) -> str | None:
+        """:data:`gilx._judgement.CANNOT_METER` where no cell's disturbance could be read."""
+        shares = [x for r in self.rows for x in (*r.other_cpu, r.asyncio_other_cpu)]
+        return None if any(x is not None for x in shares) else CANNOT_METER
+
     def row(self, task: str) -> TableRow:
         for r in self.rows:
             if r.task == task:
@@ -130,6 +146,7 @@ class Table:
             "python": self.python,
             "rows": [r.to_dict() for r in self.rows],
             "disturbed": self.disturbed,
+            "note": self.note,
             "workers": self.workers,
             "start_method": self.start_method,
             "gain_threshold": GAIN_THRESHOLD,
@@ -154,8 +171,10 @@ class Table:
             f"asyncio: {self.workers} tasks on one event loop over 1 task, the same downloads"
             " (I/O only)",
             f"✓ = at least {GAIN_THRESHOLD:.1f}x, ✗ = less; ~ = repeats spread more than 10 %",
-            f"? = {_present.NOT_JUDGED}: other processes kept using the cores the workers needed,"
-            " even after re-measuring",
+            f"? = {_present.NOT_JUDGED}, even after re-measuring: other processes used the cores"
+            " the workers needed, the speedup was unstable, or the machine did not give the"
+            " cores (reasons below)",
+            *([f"note: {self.note}"] if self.note else []),
             "",
         ]
         header = (
@@ -178,7 +197,7 @@ class Table:
                 if r.disturbed[i]:
                     not_judged.append(
                         f"  {r.label}, {name}: {value:.2f}x, {_present.NOT_JUDGED}"
-                        f" ({_present.busy_note(r.other_cpu[i])})"
+                        f" ({r.reasons[i] or _present.busy_note(r.other_cpu[i])})"
                     )
                     continue
                 if r.seed is not None:
@@ -191,7 +210,7 @@ class Table:
             if r.asyncio is not None and r.asyncio_disturbed:
                 not_judged.append(
                     f"  {r.label}, asyncio: {r.asyncio:.2f}x, {_present.NOT_JUDGED}"
-                    f" ({_present.busy_note(r.asyncio_other_cpu)})"
+                    f" ({r.reasons[3] or _present.busy_note(r.asyncio_other_cpu)})"
                 )
         lines.append("")
         if disagreements:
@@ -204,8 +223,7 @@ class Table:
         else:
             lines.append("Every seed cell agrees with this machine's measurements.")
         if not_judged:
-            lines.append("Measured while the machine was busy elsewhere (close other programs and"
-                         " run again):")
+            lines.append("Not judged (run again on a quieter machine):")
             lines += not_judged
         return "\n".join(lines)
 
@@ -253,6 +271,12 @@ def measure(measurements: _measured.Measurements) -> Table:
                 ),
                 asyncio_disturbed=bool(tasks and tasks.disturbed),
                 asyncio_other_cpu=tasks.other_cpu if tasks else None,
+                reasons=(
+                    _why(threads),
+                    _why(procs),
+                    _present.why_not(comparison.judgement) if comparison else "",
+                    _why(tasks) if tasks else "",
+                ),
             )
         )
     method = measurements.scale("py", "processes").start_method
@@ -265,6 +289,11 @@ def measure(measurements: _measured.Measurements) -> Table:
         rows=tuple(rows),
         load_average=measurements.load_before,
     )
+
+
+def _why(point: runner.ScalePoint) -> str:
+    """Why ``point`` is not judged, in words ("" when it is)."""
+    return _present.why_not(point.judged) if point.disturbed else ""
 
 
 def table(

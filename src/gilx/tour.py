@@ -564,4 +564,28 @@ def run(measurements: Measurements, out: Out) -> Table:
     measured = measure(measurements)
     out(measured.render())
     _decision_tree(out, measurements, measured)
+    _who_holds(out, measurements)
     return measured
+
+
+def _who_holds(out: Out, measurements: Measurements) -> None:
+    """Blame on a program with two culprits: who held the GIL while others waited."""
+    from gilx._blame import two_culprits
+
+    _heading(out, "13. Who holds the GIL in your program: gilx watch --top")
+    out("Two culprits keep the GIL from four threads that answer requests (1 ms waits for the")
+    out("network, then a little Python): _rebuild_index runs Python, _checksum_blocks calls C")
+    out("that keeps the GIL (count_gil). gilx.watch(top=True) names them from inside, with no")
+    out("privilege; where they held it while another thread waited, and who waited on whom:")
+    w = two_culprits(0.5 if measurements.quick else 2.0)
+    blame = w.blame
+    if blame is None:
+        out(f"  no blame here: {w.blame_unavailable}")
+        return
+    for function, thread, seconds, share in blame.by_function()[:3]:
+        out(f"  {share:>4.0%} of the waiting ({_ms(seconds)}): {function} [{thread}]")
+    for p in blame.waits[:3]:
+        out(f"  {p.waiter} waited {_ms(p.seconds)} while {p.holder} held it")
+    if not blame.judged:
+        out(f"  ({_present.NOT_JUDGED}: the machine was busy; the shares may be off)")
+    out("Your program: gilx watch --top SCRIPT (--json, --flame FILE for a flame graph).")
