@@ -459,13 +459,13 @@ def _free_threading(
         out("With the GIL on, count_gil threads take turns (no overlap) and pure-Python threads")
         out("cannot beat one thread. On a free-threaded build (python3.13t and later) with the GIL")
         out("off, the same lines show overlap and pure-Python threads near the processes' number;")
-        out("UnsafeCounter still loses (a race in C needs no GIL) and LockedCounter, now a")
-        out("critical section, still loses nothing. Run `gilx tour` there to measure it;")
+        out("UnsafeCounter still loses (a race in C needs no GIL) and LockedCounter, with a")
+        out("lock of its own, still loses nothing. Run `gilx tour` there to measure it;")
         out("README.md shows both builds of one CPython source side by side.")
     else:
         out("The GIL is off: pure-Python threads run on several cores at once, count_gil holds")
         out("no lock that stops other threads, UnsafeCounter still loses updates (a race in C")
-        out("needs no GIL) and LockedCounter's critical section keeps it exact. What this costs")
+        out("needs no GIL) and LockedCounter's own lock keeps it exact. What this costs")
         out("one thread: README.md, 'The future: free-threaded Python'.")
 
 
