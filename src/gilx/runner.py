@@ -169,6 +169,8 @@ def measure(
     backends.check_counts(workers, repeats, total)
     backend = backends.get(mode)
     options = options or Options()
+    if isinstance(job, workloads.Workload):
+        job.require()  # a missing engine: one line, before any worker starts
     backend.check(job)
     backends.check_options(backend, options)
     with backend.open(job, endpoint, options) as session:
@@ -331,6 +333,7 @@ def scale(
     """
     job = workloads.get(workload)
     backend = backends.get(mode)
+    job.require()  # a missing engine: one line, before any worker starts (in any mode)
     backend.check(job)
     counts = sorted(set(workers))
     if not counts:
