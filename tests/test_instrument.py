@@ -20,7 +20,15 @@ from conftest import retry
 
 import gilx
 from gilx import _core
-from gilx.instrument import HEARTBEAT_SLOTS, Heartbeat, LatencyHistogram, check_interval
+from gilx.instrument import (
+    HEARTBEAT_SLOTS,
+    OTHERS_SHARE_DISTURBED,
+    Heartbeat,
+    LatencyHistogram,
+    Tally,
+    check_interval,
+)
+from gilx.machine import CpuMeter
 
 GIL = gilx.gil_enabled()
 ATTEMPTS = 4
@@ -66,6 +74,59 @@ def test_the_estimate_follows_the_true_share_of_a_duty_cycle(period):
         return abs(estimate - truth) < 0.15
 
     assert retry(ATTEMPTS, close)
+
+
+@needs_gil
+@pytest.mark.parametrize("hold_ms, rest_ms", [(1.0, 3.0), (2.0, 1.0)])
+def test_a_server_loop_reads_right_or_is_not_judged(hold_ms, rest_ms):
+    # Short holds between blocking calls: as an ordinary user (no real-time priority) the
+    # heartbeat used to queue behind the holder and read 1 ms holds between 3 ms sleeps as
+    # 0.03 for a true 0.25 (issue 25).  A judged reading must never be off by much; and on
+    # a machine where nothing else runs, one of a few readings is judged and close.
+    period = (hold_ms + rest_ms) / 1e3
+    share = hold_ms / (hold_ms + rest_ms)
+    wrong: list[tuple[float, float]] = []
+    quiet_but_disturbed: list[list[str]] = []
+    busy: list[list[str]] = []
+
+    def judged_and_close() -> bool:
+        meter = CpuMeter()
+        with Heartbeat() as heart:
+            meter.start()
+            before = heart.snapshot()
+            held, total = _core.duty_block(0.4, share, period, "sleep")
+            tally = Tally.between(before, heart.snapshot())
+            use = meter.stop()
+        reading = tally.reading(use, heart.priority)
+        error = abs(reading.hold_fraction - held / total)
+        if not reading.disturbed:
+            if error > 0.05:
+                wrong.append((reading.hold_fraction, held / total))
+            return error <= 0.05
+        others = reading.others_share
+        (busy if others is None or others > OTHERS_SHARE_DISTURBED else quiet_but_disturbed).append(
+            reading.disturbances()
+        )
+        return False
+
+    ok = retry(ATTEMPTS + 3, judged_and_close)
+    assert not wrong, f"judged readings off by more than 0.05 (read, truth): {wrong}"
+    if not ok and not quiet_but_disturbed:
+        pytest.skip(f"the machine was busy at every attempt: {busy[-1]}")
+    assert ok, f"disturbed with the machine quiet (the heartbeat starved): {quiet_but_disturbed}"
+
+
+def test_an_ordinary_user_gets_a_heartbeat_that_claims_its_cpu():
+    # CI's unprivileged step sets GILX_EXPECT_ORDINARY_USER=1 (tools/as_user.sh): there the
+    # suite must really run without privileges, and on Linux 6.12+ the heartbeat must have
+    # its short slice, the claim that makes the readings above right for such a user.
+    if os.environ.get("GILX_EXPECT_ORDINARY_USER") != "1":
+        pytest.skip("only in the unprivileged CI step (tools/as_user.sh)")
+    assert os.geteuid() != 0
+    heart = Heartbeat()
+    with heart:
+        time.sleep(0.01)
+    assert heart.priority == ("short-slice" if _slice_supported() else "normal")
 
 
 @needs_gil
@@ -311,6 +372,7 @@ def test_duty_cycle_with_a_long_period_stays_interruptible(hold):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
 
+
 # ---------------------------------------------------------------------------
 # Ground truth that blocks: duty_block
 # ---------------------------------------------------------------------------
@@ -406,7 +468,7 @@ def test_a_reading_carries_what_the_meter_saw():
     assert 0.0 <= meter["late_share"] <= 1.0 and 0.0 <= meter["missed_share"] <= 1.0
     if sys.platform.startswith("linux"):
         assert meter["other_cores"] >= 0.0 and meter["steal_cores"] >= 0.0
-    assert meter["heartbeat_priority"] in ("fifo", "normal")
+    assert meter["heartbeat_priority"] in ("fifo", "short-slice", "normal")
 
 
 def test_a_reading_with_many_late_instants_is_disturbed():
@@ -481,8 +543,61 @@ def test_the_heartbeat_gives_its_thread_back_its_scheduling():
     assert (during == os.SCHED_FIFO) == raised
 
 
-def test_a_heartbeat_told_not_to_ask_for_priority_runs_normal():
-    heart = Heartbeat(realtime=False)
+def test_a_heartbeat_told_not_to_claim_a_cpu_runs_normal():
+    heart = Heartbeat(realtime=False, short_slice=False)
     with heart:
         time.sleep(0.01)
     assert heart.priority == "normal"
+
+
+def _slice_supported() -> bool:
+    """Whether this OS honours a thread's requested slice (Linux 6.12+), asked on a
+    throw-away thread so the test process's own threads keep theirs."""
+    out: list[object] = []
+    t = threading.Thread(target=lambda: out.append(_core.thread_slice(100_000)))
+    t.start()
+    t.join()
+    return out[0] is not None
+
+
+def test_without_real_time_the_heartbeat_asks_for_a_short_slice():
+    # What an ordinary user gets (root too, when told not to ask for real-time).
+    heart = Heartbeat(realtime=False)
+    with heart:
+        time.sleep(0.01)
+    assert heart.priority == ("short-slice" if _slice_supported() else "normal")
+
+
+def test_thread_slice_sets_reads_back_and_restores():
+    if not _slice_supported():
+        pytest.skip("this OS has no per-thread scheduler slice (Linux 6.12+ has)")
+    out: list[object] = []
+
+    def run() -> None:
+        first = _core.thread_slice(200_000)
+        out.append(_core.thread_slice(300_000))  # the 200 us just set
+        out.append(_core.thread_slice(0))  # back to the default: gives the 300 us
+        out.append(first)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert out[0] == 200_000 and out[1] == 300_000
+    assert isinstance(out[2], int) and out[2] > 0
+
+
+@pytest.mark.parametrize("bad", [0.5, "100000", None])
+def test_thread_slice_refuses_a_non_integer(bad):
+    with pytest.raises(TypeError):
+        _core.thread_slice(bad)
+
+
+@pytest.mark.parametrize("bad", [-1, 1, 99_999, 100_000_001])
+def test_thread_slice_refuses_a_slice_linux_would_not_take(bad):
+    with pytest.raises(ValueError, match=r"100000\.\.100000000"):
+        _core.thread_slice(bad)
+
+
+def test_thread_slice_refuses_a_number_too_big_for_c():
+    with pytest.raises(OverflowError):
+        _core.thread_slice(2**70)

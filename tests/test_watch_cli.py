@@ -73,7 +73,7 @@ def test_json_report_has_the_schema_and_machine_block_of_the_other_commands(tmp_
     assert isinstance(report["disturbed"], bool)
     meter = report["meter"]
     assert {"missed_share", "late_share", "other_cores", "steal_cores"} <= set(meter)
-    assert meter["heartbeat_priority"] in ("fifo", "normal")
+    assert meter["heartbeat_priority"] in ("fifo", "short-slice", "normal")
 
 
 def test_the_exit_status_is_the_programs(tmp_path):

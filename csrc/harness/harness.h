@@ -8,7 +8,8 @@
  *   trace.c  count_traced, the counting loop with a record of who ran when
  *            (gilx timeline);
  *   gate.c   StartGate, which lets threads start a released section at the
- *            same instant (race(), the benchmarks).
+ *            same instant (race(), the benchmarks);
+ *   sched.c  thread_slice, the heartbeat's claim on a CPU without privileges.
  * They follow the same rules (gilx.h, policy.h); they are just not patterns
  * anyone needs to copy to release the GIL correctly.
  */
@@ -54,6 +55,7 @@ PyObject *gilx_gate_error(gilx_gate_status status);
  * ------------------------------------------------------------------------ */
 extern PyMethodDef gilx_trace_methods[];    /* trace.c */
 extern PyMethodDef gilx_duty_methods[];     /* duty.c  */
+extern PyMethodDef gilx_sched_methods[];    /* sched.c */
 /* gate.c: the StartGate type. */
 int gilx_gate_exec(PyObject *module, gilx_state *state);
 

@@ -64,6 +64,9 @@ gilx_exec(PyObject *module)
     if (PyModule_AddFunctions(module, gilx_duty_methods) < 0) {
         return -1;
     }
+    if (PyModule_AddFunctions(module, gilx_sched_methods) < 0) {
+        return -1;
+    }
     if (gilx_release_exec(state) < 0) {
         return -1;
     }

@@ -75,7 +75,8 @@ class Watch:
 
     @property
     def priority(self) -> str:
-        """The heartbeat's scheduling: ``"fifo"`` (real-time) where allowed, else ``"normal"``."""
+        """The heartbeat's scheduling: ``"fifo"`` (real-time) where allowed, else
+        ``"short-slice"`` (Linux 6.12+, any user), else ``"normal"``."""
         return self._heart.priority
 
     @property

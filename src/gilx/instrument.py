@@ -61,13 +61,14 @@ instants.  A thread that blocks (sleep, select, a read) leaves its CPU, and
 Linux then often runs it and the heartbeat on the same CPU: a heartbeat due
 during a hold waits in the run queue until the holder blocks again, just
 after it let go of the GIL, and the held instant reads free (1 ms holds
-between 3 ms sleeps read 0.02 for a true 0.23).  So the heartbeat's thread
-asks for real-time scheduling (SCHED_FIFO, lowest priority) where the
-process may (:func:`_realtime_priority`), and the loop counts the instants
-at which it was waiting for a CPU anyway (``late``, from the run-queue
-time).  A reading with too many late instants, with steal time, or taken
-while other processes took CPU time the watched process needed is marked
-``disturbed`` (:class:`Reading`).
+between 3 ms sleeps read 0.03 for a true 0.25).  So the heartbeat's thread
+claims its CPU (:func:`_claim_cpu`): real-time scheduling (SCHED_FIFO, lowest
+priority) where the process may, else, as any ordinary user may on Linux
+6.12+, the scheduler's shortest slice, which makes a waking heartbeat preempt
+the holder at once.  The loop counts the instants at which it was waiting for
+a CPU anyway (``late``, from the run-queue time).  A reading with too many
+late instants, with steal time, or taken while other processes took CPU time
+the watched process needed is marked ``disturbed`` (:class:`Reading`).
 
 **Bounded memory.**  Only running totals are kept (instants sampled / held /
 missed, beats, the heartbeat's own GIL time) and a fixed-size latency
@@ -325,7 +326,8 @@ class Reading:
     ``other_cores`` and ``steal_cores``, how many cores other processes and
     the host (steal time) used meanwhile (None where the OS does not say);
     ``priority``, the heartbeat's scheduling (``"fifo"``: real-time, where the
-    process may ask for it; else ``"normal"``).  ``disturbed``: more than
+    process may ask for it; ``"short-slice"``: the scheduler's shortest slice,
+    Linux 6.12+, any user; else ``"normal"``).  ``disturbed``: more than
     ``LATE_SHARE_DISTURBED`` of the instants were late, or steal was above
     ``STEAL_CORES_DISTURBED``, or other processes took more than
     ``OTHERS_SHARE_DISTURBED`` of the CPU time this process needed: the
@@ -403,11 +405,15 @@ class Heartbeat:
     thread at any time.
     """
 
-    def __init__(self, interval: float = DEFAULT_INTERVAL, *, realtime: bool = True) -> None:
+    def __init__(
+        self, interval: float = DEFAULT_INTERVAL, *, realtime: bool = True, short_slice: bool = True
+    ) -> None:
         self.interval = check_interval(interval)
-        #: Ask for real-time scheduling for the heartbeat's thread where allowed
-        #: (see _realtime_priority); ``priority`` says what it got.
+        #: How the heartbeat's thread claims a CPU at its instants (see _claim_cpu):
+        #: real-time scheduling where the process may, else a short scheduler slice
+        #: where the OS has one; ``priority`` says what it got.
         self.realtime = realtime
+        self.short_slice = short_slice
         self.priority = "normal"
         self._totals = array("Q", bytes(8 * HEARTBEAT_SLOTS))
         self._thread: threading.Thread | None = None
@@ -462,8 +468,7 @@ class Heartbeat:
 
     def _run(self, cancel: _core.CancelToken) -> None:
         fd = _open_schedstat()
-        restore = _realtime_priority() if self.realtime else None
-        self.priority = "fifo" if restore is not None else "normal"
+        self.priority, restore = _claim_cpu(realtime=self.realtime, short_slice=self.short_slice)
         try:
             seed = random.getrandbits(64)
             _core.heartbeat_run(self._totals, round(self.interval * 1e9), cancel, seed, fd)
@@ -479,6 +484,53 @@ def _others_share(cpu: CpuUse) -> float:
     return cpu.share_of_needed(max(1, round(cpu.own_cores)))
 
 
+#: The scheduler slice the heartbeat's thread asks for where it cannot be real-time: the
+#: shortest Linux allows (0.1 ms).  The heartbeat runs for microseconds per beat.
+SHORT_SLICE_NS = 100_000
+
+
+def _claim_cpu(*, realtime: bool, short_slice: bool) -> tuple[str, Callable[[], None] | None]:
+    """Make the calling (heartbeat) thread run at its instants; return what it got
+    (``"fifo"``, ``"short-slice"`` or ``"normal"``) and how to undo it.
+
+    Why: the heartbeat's timer often fires on the CPU that runs the GIL's holder (it last
+    ran there, woken by the holder's release).  Linux's fair scheduler (EEVDF) lets the
+    running thread finish its slice (~3 ms) before a waking one of the same weight runs,
+    so the heartbeat waited until the holder blocked, just after it let go of the GIL, and
+    read a held instant free: as an ordinary user, 1 ms holds between 3 ms sleeps read
+    0.03 for a true 0.25.  Two cures, the first where the process may:
+
+    * real-time scheduling (:func:`_realtime_priority`): root or CAP_SYS_NICE;
+    * a short slice (``_core.thread_slice``, Linux 6.12+): a waking thread with a shorter
+      slice than the running one preempts it at once, and any thread may shorten its own.
+      The same cells then read within 0.03 as an ordinary user (BENCHMARKS.md).
+
+    Where neither is available (macOS, Windows, older kernels) the heartbeat runs as it
+    is, and readings whose heartbeat waited for a CPU at too many instants are
+    ``disturbed``, so nothing is judged from them.
+    """
+    if realtime:
+        restore = _realtime_priority()
+        if restore is not None:
+            return "fifo", restore
+    if short_slice:
+        try:
+            old = _core.thread_slice(SHORT_SLICE_NS)
+        except OSError:  # refused: nothing changed
+            old = None
+        if old is not None:
+            previous = old
+
+            def put_back() -> None:
+                try:
+                    _core.thread_slice(previous if previous >= SHORT_SLICE_NS else 0)
+                except (OSError, ValueError):
+                    pass  # the thread is about to end anyway
+
+            return "short-slice", put_back
+    return "normal", None
+
+
 def _realtime_priority() -> Callable[[], None] | None:
     """Put the calling thread in the real-time class (SCHED_FIFO, its lowest priority) where
     this process may; return how to put it back, or None where it may not.
@@ -490,8 +542,8 @@ def _realtime_priority() -> Callable[[], None] | None:
     0.23.  A real-time heartbeat preempts the holder at once (it holds the CPU only a few
     microseconds per beat, asleep or waiting for the GIL otherwise): the same cells read
     within 0.03, even with other processes using 1.5 of the 2 cores (BENCHMARKS.md).
-    Linux needs CAP_SYS_NICE or an RLIMIT_RTPRIO above 0 for it; elsewhere nothing changes
-    and readings whose heartbeat waited for a CPU are marked ``disturbed``.
+    Linux needs CAP_SYS_NICE or an RLIMIT_RTPRIO above 0 for it, which an ordinary user
+    does not have: there :func:`_claim_cpu` asks for a short slice instead.
     """
     getter = getattr(os, "sched_getscheduler", None)
     fifo = getattr(os, "SCHED_FIFO", None)

@@ -195,9 +195,11 @@ def report_text(w: Watch) -> str:
             if r.other_cores is not None and r.steal_cores is not None
             else ""
         )
-        priority = "real-time" if r.priority == "fifo" else "normal"
+        priority = {"fifo": "real-time priority", "short-slice": "short scheduler slice"}.get(
+            r.priority, "normal priority"
+        )
         lines.append(
-            f"  heartbeat: {priority} priority, {r.late_share:.1%} of the instants late for a"
+            f"  heartbeat: {priority}, {r.late_share:.1%} of the instants late for a"
             f" CPU, {r.missed_share:.1%} slept through{others}"
         )
     if r.disturbed:
