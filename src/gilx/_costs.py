@@ -177,6 +177,8 @@ class _Interp:
         if self._echo is not None:
             self.inbox.put(b"")
             self._echo.join()
+            self.inbox.close()
+            self.outbox.close()
         self.interp.close()
 
 

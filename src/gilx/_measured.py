@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gilx import machine, runner, vectorise, workloads
+from gilx import backends, machine, runner, vectorise, workloads
 
 if TYPE_CHECKING:
     from gilx._convoy import ConvoyResult
+    from gilx._costs import Costs
 
 
 def default_workers() -> int:
@@ -69,6 +70,26 @@ class Measurements:
         self._sizes: dict[str, int] = {}
         self._comparisons: dict[str, Comparison] = {}
         self._convoys: dict[tuple[str, float | None], ConvoyResult] = {}
+        self._costs: Costs | None = None
+
+    def can_run(self, workload: str, mode: str) -> bool:
+        """Whether ``mode`` runs ``workload`` here (interpreters: CPython 3.12+, not NumPy)."""
+        work = workloads.get(workload)
+        try:
+            work.require()
+            backends.get(mode).check(work)
+        except (ValueError, ImportError):
+            return False
+        return True
+
+    def costs(self) -> Costs:
+        """What one worker costs here, a process against an interpreter (needs 3.12+)."""
+        if self._costs is None:
+            from gilx import _costs  # imported on first use: the tour's interpreters section
+
+            self.progress("what a process and an interpreter cost")
+            self._costs = _costs.measure(quick=self.quick, start_method=self.start_method)
+        return self._costs
 
     def scale(self, workload: str, mode: str) -> runner.ScaleResult:
         """1 and ``workers`` workers of ``workload`` in ``mode``."""

@@ -21,6 +21,7 @@ from gilx import machine
 from gilx.timing import DISTURBED_SHARE, SPREAD_LIMIT, Timing
 
 if TYPE_CHECKING:
+    from gilx._costs import Costs
     from gilx._probe import ProbeResult
     from gilx._race import RaceResult
     from gilx.runner import ScaleResult
@@ -199,3 +200,60 @@ def probe_text(result: ProbeResult, hold_limit: float) -> str:
         else:
             lines.append(f"  verdict: holds the GIL (held at least {hold_limit:.0%} of the time)")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# what a worker costs: a process against an interpreter (the tour, gilx._costs)
+# ---------------------------------------------------------------------------
+def seconds_short(seconds: float) -> str:
+    """``2.81 ms``, ``48 µs``, ``0.312 s``: a short time in the unit that reads best."""
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} µs"
+
+
+def size_text(size: int) -> str:
+    """``1 KiB``, ``64 KiB``, ``1 MiB``, ``5.6 MiB``."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{size} B"
+
+
+def ratio_text(ratio: float | None) -> str:
+    return "?" if ratio is None else f"{ratio:.2f}x"
+
+
+def costs_table(costs: Costs) -> list[str]:
+    """What one worker costs, a process beside an interpreter, with the ratio process/interp."""
+
+    def memory(value: int | None) -> str:
+        return "? (no /proc here)" if value is None else size_text(value)
+
+    rows = [
+        ("start-up", seconds_short(costs.startup_process),
+         seconds_short(costs.startup_interpreter), ratio_text(costs.startup_ratio)),
+        ("memory", memory(costs.memory_process), memory(costs.memory_interpreter),
+         ratio_text(costs.memory_ratio)),
+    ]
+    rows += [
+        (f"{size_text(p.size)} round trip", seconds_short(p.process),
+         seconds_short(p.interpreter), ratio_text(p.ratio))
+        for p in costs.passing
+    ]
+    lines = [f"  {'one worker':<20}{'process':>12}{'interpreter':>14}{'ratio':>9}"]
+    lines += [f"  {a:<20}{b:>12}{c:>14}{d:>9}" for a, b, c, d in rows]
+    lines += [
+        f"  (process: start method {costs.start_method}; ratio = process / interpreter, above 1"
+        " the interpreter is cheaper)",
+        "  start-up: to ready to run gilx's work; memory: what one more worker adds (a"
+        " process's private",
+        "  resident memory, an interpreter's share of this process's growth); round trip: a"
+        " bytes payload",
+        "  out and back, pickled over a pipe for a process, copied through the interpreters'"
+        " own queues.",
+    ]
+    return lines

@@ -63,6 +63,10 @@ class TableRow:
     asyncio_unstable: bool = False
     asyncio_disturbed: bool = False
     asyncio_other_cpu: float | None = None
+    interpreters: float | None = None  # k subinterpreters over 1 (None: not run here)
+    interpreters_unstable: bool = False
+    interpreters_disturbed: bool = False
+    interpreters_other_cpu: float | None = None
 
     @property
     def cells(self) -> tuple[float | None, float | None, float | None]:
@@ -83,6 +87,8 @@ class TableRow:
             "disturbed": dict(zip(names, self.disturbed, strict=True)),
             "other_cpu": dict(zip(names, self.other_cpu, strict=True)),
             "asyncio": self.asyncio,
+            # k subinterpreters over 1, each with its own GIL (None: refused or before 3.12)
+            "interpreters": self.interpreters,
         }
 
     def cell_text(self, index: int) -> str:
@@ -95,10 +101,20 @@ class TableRow:
 
     def asyncio_text(self) -> str:
         """The Asyncio cell, written like the others (``N/A`` off the I/O row)."""
-        if self.asyncio is None:
-            return "N/A"
-        sign = "?" if self.asyncio_disturbed else mark(self.asyncio)
-        return f"{sign} {self.asyncio:.2f}x{'~' if self.asyncio_unstable else ''}"
+        return _extra_cell(self.asyncio, self.asyncio_disturbed, self.asyncio_unstable)
+
+    def interpreters_text(self) -> str:
+        """The Interpreters cell (``N/A`` where they cannot run the row's work, or before 3.12)."""
+        return _extra_cell(
+            self.interpreters, self.interpreters_disturbed, self.interpreters_unstable
+        )
+
+
+def _extra_cell(value: float | None, disturbed: bool, unstable: bool) -> str:
+    if value is None:
+        return "N/A"
+    sign = "?" if disturbed else mark(value)
+    return f"{sign} {value:.2f}x{'~' if unstable else ''}"
 
 
 @dataclass(frozen=True)
@@ -110,11 +126,14 @@ class Table:
     start_method: str | None
     rows: tuple[TableRow, ...] = field(default_factory=tuple)
     load_average: float | None = None  # before measuring
+    interpreters_missing: str = ""  # why no interpreters ran here ("" : they did)
 
     @property
     def disturbed(self) -> bool:
         """Some cell stayed disturbed after re-measuring (it is shown, not judged)."""
-        return any(any(r.disturbed) or r.asyncio_disturbed for r in self.rows)
+        return any(
+            any(r.disturbed) or r.asyncio_disturbed or r.interpreters_disturbed for r in self.rows
+        )
 
     def row(self, task: str) -> TableRow:
         for r in self.rows:
@@ -151,6 +170,9 @@ class Table:
             f"  (processes: start method {self.start_method}; start-up not counted)",
             "numpy: times faster than pure Python for the same computation, both on one core",
             "  (a matrix product; the sum of a large buffer's words)",
+            f"interpreters: {self.workers} subinterpreters (each with its own GIL) over 1, in one"
+            " process" + (f" [{self.interpreters_missing}]" if self.interpreters_missing else
+                          " (N/A: NumPy refuses to load in one)"),
             f"asyncio: {self.workers} tasks on one event loop over 1 task, the same downloads"
             " (I/O only)",
             f"✓ = at least {GAIN_THRESHOLD:.1f}x, ✗ = less; ~ = repeats spread more than 10 %",
@@ -159,7 +181,8 @@ class Table:
             "",
         ]
         header = (
-            f"{'Task Type':<28}{'Threading':<14}{'Multiprocessing':<18}{'NumPy':<12}{'Asyncio':<10}"
+            f"{'Task Type':<28}{'Threading':<14}{'Multiprocessing':<18}{'Interpreters':<15}"
+            f"{'NumPy':<12}{'Asyncio':<10}"
         )
         lines += [header, "─" * len(header)]
         disagreements: list[str] = []
@@ -169,7 +192,8 @@ class Table:
         for r in self.rows:
             texts = [r.cell_text(i) for i in range(3)] + [r.asyncio_text()]
             lines.append(
-                f"{r.label:<28}{texts[0]:<14}{texts[1]:<18}{texts[2]:<12}{texts[3]:<10}".rstrip()
+                f"{r.label:<28}{texts[0]:<14}{texts[1]:<18}{r.interpreters_text():<15}"
+                f"{texts[2]:<12}{texts[3]:<10}".rstrip()
             )
             for i, name in enumerate(names):
                 value = r.cells[i]
@@ -188,6 +212,11 @@ class Table:
                         f"  {r.label}, {name}: the seed says {r.seed[i]}, measured"
                         f" {mark(value)} {value:.2f}x"
                     )
+            if r.interpreters is not None and r.interpreters_disturbed:
+                not_judged.append(
+                    f"  {r.label}, interpreters: {r.interpreters:.2f}x, {_present.NOT_JUDGED}"
+                    f" ({_present.busy_note(r.interpreters_other_cpu)})"
+                )
             if r.asyncio is not None and r.asyncio_disturbed:
                 not_judged.append(
                     f"  {r.label}, asyncio: {r.asyncio:.2f}x, {_present.NOT_JUDGED}"
@@ -218,6 +247,11 @@ def measure(measurements: _measured.Measurements) -> Table:
         procs = measurements.speedup(spec.workload, "processes")
         comparison = measurements.compare(spec.pair) if spec.pair is not None else None
         tasks = measurements.speedup(spec.workload, "asyncio") if spec.asyncio else None
+        inter = (
+            measurements.speedup(spec.workload, "interpreters")
+            if measurements.can_run(spec.workload, "interpreters")
+            else None
+        )
         rows.append(
             TableRow(
                 task=spec.task,
@@ -253,6 +287,16 @@ def measure(measurements: _measured.Measurements) -> Table:
                 ),
                 asyncio_disturbed=bool(tasks and tasks.disturbed),
                 asyncio_other_cpu=tasks.other_cpu if tasks else None,
+                interpreters=inter.speedup if inter else None,
+                interpreters_unstable=bool(
+                    inter
+                    and (
+                        inter.timing.unstable
+                        or measurements.scale(spec.workload, "interpreters").baseline.unstable
+                    )
+                ),
+                interpreters_disturbed=bool(inter and inter.disturbed),
+                interpreters_other_cpu=inter.other_cpu if inter else None,
             )
         )
     method = measurements.scale("py", "processes").start_method
@@ -264,7 +308,19 @@ def measure(measurements: _measured.Measurements) -> Table:
         start_method=method,
         rows=tuple(rows),
         load_average=measurements.load_before,
+        interpreters_missing=_interpreters_missing(),
     )
+
+
+def _interpreters_missing() -> str:
+    """Why this Python runs no interpreters ("" where it does)."""
+    from gilx.backends.interpreters import require
+
+    try:
+        require()
+    except (ValueError, ImportError) as exc:
+        return f"not measured here: {exc}"
+    return ""
 
 
 def table(

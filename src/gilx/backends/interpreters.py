@@ -35,6 +35,7 @@ Every interpreter is closed by the thread that made it.
 
 from __future__ import annotations
 
+import os
 import pickle
 import queue
 import re
@@ -158,75 +159,65 @@ class Interpreter:
 
 
 class BytesQueue:
-    """bytes, one way between this interpreter and subinterpreters: the interpreters' own
+    """bytes, one way between this interpreter and a subinterpreter: the interpreters' own
     queues (PEP 734) or, on 3.12, channels.  No pickling: the bytes are copied across.
 
-    Both ends poll without sleeping (the modules' blocking ``get`` sleeps 10 ms
-    between looks, which would measure their poll interval, not the passing).
+    The modules' own blocking ``get`` polls, sleeping 10 ms between looks; here a
+    reader blocks on an OS pipe instead, one byte written per item, so a round
+    trip wakes its reader the way a process's pipe does and the measurement
+    is the passing, not a poll interval.  Close it when done (its pipe's ends).
     """
 
     def __init__(self) -> None:
         require()
         module = _pep734()
+        self._wake_read, self._wake_write = os.pipe()
         if module is not None:
             self._queue: Any = module.create_queue()
-            self._empty: type[BaseException] = module.QueueEmpty
             self._channels: Any = None
         else:
             import _xxinterpchannels  # type: ignore[import-not-found, unused-ignore]
 
             self._channels = _xxinterpchannels
             self._queue = _xxinterpchannels.create()
-            self._empty = _xxinterpchannels.ChannelEmptyError
 
     def put(self, data: bytes) -> None:
         if self._channels is not None:
             self._channels.send(self._queue, data)
         else:
             self._queue.put_nowait(data)
+        os.write(self._wake_write, b"!")
 
     def get(self) -> bytes:
-        while True:
-            try:
-                if self._channels is not None:
-                    data = self._channels.recv(self._queue)
-                else:
-                    data = self._queue.get_nowait()
-            except self._empty:
-                continue
-            assert isinstance(data, bytes), type(data)
-            return data
+        os.read(self._wake_read, 1)  # blocks (its GIL released) until an item is there
+        data = self._channels.recv(self._queue) if self._channels else self._queue.get_nowait()
+        assert isinstance(data, bytes), type(data)
+        return data
 
     def bind(self, interp: Interpreter, name: str) -> None:
         """Define ``{name}_put(data)`` and ``{name}_get()`` in ``interp``'s ``__main__``."""
+        shared = {f"{name}_q": self._queue, f"{name}_r": self._wake_read,
+                  f"{name}_w": self._wake_write}
         if self._channels is not None:
-            code = f"""
-                import _xxinterpchannels as _ch
-                def {name}_put(data, _q={name}_q):
-                    _ch.send(_q, data)
-                def {name}_get(_q={name}_q):
-                    while True:
-                        try:
-                            return _ch.recv(_q)
-                        except _ch.ChannelEmptyError:
-                            pass
-                """
-            interp.run(textwrap.dedent(code), **{f"{name}_q": self._queue})
-            return
-        interp.run(_queues_import())
+            take, give = "_ch.recv(_q)", "_ch.send(_q, data)"
+            interp.run("import _xxinterpchannels as _ch")
+        else:
+            take, give = "_q.get_nowait()", "_q.put_nowait(data)"
+            interp.run(_queues_import())
         code = f"""
-            def {name}_put(data, _q={name}_q):
-                _q.put_nowait(data)
-            def {name}_get(_q={name}_q, _empty=type({name}_q).__module__):
-                import sys
-                empty = sys.modules[_empty].QueueEmpty
-                while True:
-                    try:
-                        return _q.get_nowait()
-                    except empty:
-                        pass
+            import os as _os
+            def {name}_put(data, _q={name}_q, _w={name}_w):
+                {give}
+                _os.write(_w, b"!")
+            def {name}_get(_q={name}_q, _r={name}_r):
+                _os.read(_r, 1)
+                return {take}
             """
-        interp.run(textwrap.dedent(code), **{f"{name}_q": self._queue})
+        interp.run(textwrap.dedent(code), **shared)
+
+    def close(self) -> None:
+        os.close(self._wake_read)
+        os.close(self._wake_write)
 
 
 # What a worker's interpreter runs: once to prepare its share, once per repeat, once at the end.
