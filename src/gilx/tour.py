@@ -365,8 +365,8 @@ def _interpreters(out: Out, measurements: Measurements, py_threads: float) -> No
     out("What one worker costs, measured now (gilx._costs):")
     for line in _present.costs_table(measurements.costs()):
         out(line)
-    out("An interpreter shares its process: NumPy (and so Numba) refuse to load in one, and a")
-    out("crash in C ends them all; a process is the stronger wall, at the costs above.")
+    out("An interpreter shares its process: NumPy, and what is built on it, refuses to load in")
+    out("one, and a crash in C ends them all; a process is the stronger wall, at the costs above.")
 
 
 def _vectorisation(out: Out, measurements: Measurements) -> float:
