@@ -601,3 +601,18 @@ def test_thread_slice_refuses_a_slice_linux_would_not_take(bad):
 def test_thread_slice_refuses_a_number_too_big_for_c():
     with pytest.raises(OverflowError):
         _core.thread_slice(2**70)
+
+
+def test_a_heartbeat_that_cannot_start_says_so(monkeypatch):
+    # A heartbeat thread that dies before its first beat would leave all-zero totals: a
+    # reading of 0.0 that looks judged.  start() must raise instead.
+    from gilx import instrument
+
+    def broken(**_: bool) -> None:
+        raise OSError("refused")
+
+    monkeypatch.setattr(instrument, "_claim_cpu", broken)
+    heart = Heartbeat()
+    with pytest.raises(RuntimeError, match=r"failed to start.*refused"):
+        heart.start()
+    assert not heart.running

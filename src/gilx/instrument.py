@@ -418,6 +418,7 @@ class Heartbeat:
         self._totals = array("Q", bytes(8 * HEARTBEAT_SLOTS))
         self._thread: threading.Thread | None = None
         self._cancel: _core.CancelToken | None = None
+        self._error: BaseException | None = None
 
     @property
     def running(self) -> bool:
@@ -436,6 +437,12 @@ class Heartbeat:
         # keep the heartbeat from ever starting, and go unseen.
         while not _core.heartbeat_read(self._totals)[_RUNNING] and self._thread.is_alive():
             time.sleep(50e-6)
+        if not _core.heartbeat_read(self._totals)[_RUNNING] and not self._thread.is_alive():
+            # It died before its first beat: a reading would be all zeros, and look judged.
+            self._thread.join()
+            self._thread = None
+            error, self._error = self._error, None
+            raise RuntimeError(f"the heartbeat thread failed to start: {error!r}") from error
 
     def stop(self) -> None:
         if self._thread is None or self._cancel is None:
@@ -468,10 +475,15 @@ class Heartbeat:
 
     def _run(self, cancel: _core.CancelToken) -> None:
         fd = _open_schedstat()
-        self.priority, restore = _claim_cpu(realtime=self.realtime, short_slice=self.short_slice)
+        restore: Callable[[], None] | None = None
         try:
+            self.priority, restore = _claim_cpu(
+                realtime=self.realtime, short_slice=self.short_slice
+            )
             seed = random.getrandbits(64)
             _core.heartbeat_run(self._totals, round(self.interval * 1e9), cancel, seed, fd)
+        except BaseException as e:  # start() raises it in the caller's thread
+            self._error = e
         finally:
             if restore is not None:
                 restore()
