@@ -70,6 +70,7 @@ class Measurements:
         self._sizes: dict[str, int] = {}
         self._comparisons: dict[str, Comparison] = {}
         self._convoys: dict[tuple[str, float | None], ConvoyResult] = {}
+        self._convoy_sizes: dict[str, int] = {}
         self._costs: Costs | None = None
 
     def can_run(self, workload: str, mode: str) -> bool:
@@ -118,12 +119,20 @@ class Measurements:
         """
         key = (workload, switch_interval)
         if key not in self._convoys:
-            from gilx._convoy import convoy  # imported on first use: the tour's convoy section
+            from gilx import _convoy  # imported on first use: the tour's convoy section
 
-            self._convoys[key] = convoy(
+            # Per-call work (a sleep, a download) is judged by its calls' p50 and p99,
+            # not by the repeats' total time: in a quick run one repeat of ~100 calls
+            # tells them.  The size calibrated for the first interval serves the next.
+            per_call = _convoy.get(workload).per_call
+            result = _convoy.convoy(
                 workload, quick=self.quick, switch_interval=switch_interval,
+                size=self._convoy_sizes.get(workload),
+                repeats=1 if self.quick and per_call else None,
                 progress=self.progress,
             )
+            self._convoy_sizes.setdefault(workload, result.size)
+            self._convoys[key] = result
         return self._convoys[key]
 
     def compare(self, pair: vectorise.Pair) -> Comparison:

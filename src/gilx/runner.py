@@ -359,6 +359,8 @@ def scale(
             multiple = math.lcm(*counts)
             if multiple <= total:
                 total = _round_up_to(total, multiple)
+            else:  # coarse units (one np.dot): every worker gets at least one
+                total = max(total, max(counts))
         else:
             total = size
         backends.check_counts(1, 1, total)
