@@ -102,3 +102,26 @@ def test_the_probe_text_gives_a_verdict_only_when_judged(result, last):
     assert lines[-1].startswith(last)
     assert ("no GIL in this process" in lines[1]) == (not result.gil_enabled)
     assert "  2 threads: 1.80x the speed of 1 thread making the same 2,000 calls" in lines
+
+
+def test_a_report_keeps_its_sections_as_made_and_echoes_the_text():
+    from gilx._present import RULE, Report
+
+    printed: list[str] = []
+    report = Report(printed.append)
+    report("header line")
+    report.heading("1. First")
+    report("a")
+    report("")
+    report.heading("2. Second: looks like a rule below? no")
+    report(RULE * 5)  # a line that looks like a rule is still a line, not a heading
+    assert report.sections() == [
+        {"title": "", "lines": ["header line"]},
+        {"title": "1. First", "lines": ["a"]},
+        {"title": "2. Second: looks like a rule below? no", "lines": [RULE * 5]},
+    ]
+    assert printed == [
+        "header line", "", "1. First", RULE * 8, "a", "",
+        "", "2. Second: looks like a rule below? no", RULE * 38, RULE * 5,
+    ]
+    assert report.text() == "\n".join(printed)

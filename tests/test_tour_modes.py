@@ -17,9 +17,9 @@ def session(monkeypatch) -> _measured.Measurements:
 
 
 def said(section, session) -> str:
-    lines: list[str] = []
-    section(lines.append, session)
-    return "\n".join(lines)
+    report = _present.Report()
+    section(report, session)
+    return report.text()
 
 
 @pytest.mark.skipif(not _extras.installed("numba"), reason='needs pip install "gilx[numba]"')

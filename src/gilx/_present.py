@@ -14,7 +14,7 @@ import it without an import circle; the results it renders are types here only.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from gilx import machine
@@ -42,6 +42,52 @@ JSON_SCHEMA = 1
 def json_text(result: dict[str, object]) -> str:
     """One ``--json`` object: its schema version and the machine it was measured on, then it."""
     return json.dumps({"schema": JSON_SCHEMA, "machine": machine.describe(), **result})
+
+
+#: What underlines a section's title in the tour.
+RULE = "─"
+
+
+class Report:
+    """Text made as it is measured: lines under section titles (the tour's).
+
+    Call it with a line; :meth:`heading` starts a section.  With ``echo`` each
+    line is also passed on as it comes (printed), headings as the title over its
+    rule; :meth:`sections` is what ``--json`` shows, recorded as it was made,
+    never parsed back from the printed text.
+    """
+
+    def __init__(self, echo: Callable[[str], None] | None = None) -> None:
+        self._echo = echo or (lambda _line: None)
+        self._sections: list[tuple[str, list[str]]] = [("", [])]
+
+    def __call__(self, line: str) -> None:
+        self._sections[-1][1].append(line)
+        self._echo(line)
+
+    def heading(self, title: str) -> None:
+        self._sections.append((title, []))
+        for line in ("", title, RULE * len(title)):
+            self._echo(line)
+
+    def sections(self) -> list[dict[str, object]]:
+        """``[{"title", "lines"}]``; the lines before the first heading are titled ``""``."""
+        found: list[dict[str, object]] = []
+        for title, lines in self._sections:
+            body = list(lines)
+            while body and body[-1] == "":
+                body.pop()
+            found.append({"title": title, "lines": body})
+        return found
+
+    def text(self) -> str:
+        """Everything so far, as it was echoed."""
+        parts = []
+        for title, lines in self._sections:
+            if title:
+                parts += ["", title, RULE * len(title)]
+            parts += lines
+        return "\n".join(parts)
 
 
 def plural(count: int, noun: str) -> str:

@@ -8,7 +8,7 @@ from ``gilx.race()``), measured in this process on this machine.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ from gilx._race import KINDS, race
 from gilx._table import GAIN_THRESHOLD, Table, measure
 from gilx.machine import gil_enabled
 
-Out = Callable[[str], None]
+Out = _present.Report
 #: A measurement a verdict is built on: (workload, mode).
 Judged = tuple[str, str]
 
@@ -38,38 +38,8 @@ def _x(value: float) -> str:
     return f"{value:.2f}x"
 
 
-#: What underlines a section's title.
-_RULE = "─"
-
-
 def _heading(out: Out, title: str) -> None:
-    out("")
-    out(title)
-    out(_RULE * len(title))
-
-
-def sections(lines: Sequence[str]) -> list[dict[str, object]]:
-    """The tour's printed lines as sections: ``{"title", "lines"}``; the lines before the
-    first heading are the section titled ``""`` (the tour's header)."""
-    found: list[dict[str, object]] = [{"title": "", "lines": []}]
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        rule = i + 1 < len(lines) and line and lines[i + 1] == _RULE * len(line)
-        if rule:
-            found.append({"title": line, "lines": []})
-            i += 2
-            continue
-        body = found[-1]["lines"]
-        assert isinstance(body, list)
-        body.append(line)
-        i += 1
-    for section in found:  # the blank line before each heading belongs to no section
-        body = section["lines"]
-        assert isinstance(body, list)
-        while body and body[-1] == "":
-            body.pop()
-    return found
+    out.heading(title)
 
 
 def _seconds(point: runner.ScalePoint | runner.Timing) -> str:
