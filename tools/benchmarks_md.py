@@ -1025,6 +1025,7 @@ def interpreters_rows(build: Build) -> tuple[list[list[str]], list[list[str]]]:
             f"{fmt(two.median * 1e3, 1)} ms" if two else MISSING,
             f"{fmt(gain)}x" if gain is not None else DASH,
             pct(two.spread) if two else DASH,
+            interference([one, two]),
         ])
     costs: list[list[str]] = []
 
@@ -1084,7 +1085,8 @@ def interpreters_section(builds: Sequence[Build]) -> list[str]:
         lines += [
             f"{build.describe()}; processes start with {method}; load average "
             f"{g.get('load_average_start', '?')} before.", "",
-            *table(("count_py on", "1 worker", "2 workers", "speedup", "spread (2)"), scaling),
+            *table(("count_py on", "1 worker", "2 workers", "speedup", "spread (2)",
+                    "other processes' CPU"), scaling),
             "",
             *table(("one worker", "process", "interpreter", "ratio"), costs), "",
         ]
