@@ -60,6 +60,7 @@ def test_sizes_and_short_times_read_in_their_unit():
 
 
 @needs_interpreters
+@pytest.mark.thread_unsafe  # counts the process's threads
 def test_measured_costs_are_positive_and_leave_nothing_behind():
     threads = threading.active_count()
     c = _costs.measure(quick=True, sizes=(1024, 65536))

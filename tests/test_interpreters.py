@@ -120,6 +120,7 @@ def test_interpreters_take_only_workloads():
 
 
 @needs_interpreters
+@pytest.mark.thread_unsafe  # counts the process's interpreters
 def test_a_worker_exception_is_one_error_naming_the_workload():
     # prepare(share, endpoint) = share / endpoint: a TypeError inside each interpreter
     bad = Workload("bad-one", "fails on purpose", "units", 1, operator.truediv)
@@ -133,6 +134,7 @@ def test_a_worker_exception_is_one_error_naming_the_workload():
 
 
 @needs_interpreters
+@pytest.mark.thread_unsafe  # counts the process's interpreters and threads
 def test_nothing_leaks_after_100_runs():
     py = workloads.get("py")
     threads_before = threading.active_count()
