@@ -21,6 +21,7 @@ from gilx import machine
 from gilx.timing import DISTURBED_SHARE, SPREAD_LIMIT, Timing
 
 if TYPE_CHECKING:
+    from gilx._convoy import ConvoyResult
     from gilx._costs import Costs
     from gilx._probe import ProbeResult
     from gilx._race import RaceResult
@@ -123,6 +124,46 @@ def busy_note(other_cpu: float | None) -> str:
 def flag(timing: Timing) -> str:
     """``~`` after a number whose repeats spread more than :data:`gilx.timing.SPREAD_LIMIT`."""
     return "~" if timing.unstable else ""
+
+
+def times(value: float) -> str:
+    """A speedup or a ratio: ``1.95x``."""
+    return f"{value:.2f}x"
+
+
+def ms(seconds: float) -> str:
+    """``6.23 ms``."""
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def median_text(timing: Timing) -> str:
+    """A timing's median, ``0.152 s`` or ``9.841 ms``, with ``~`` when its repeats spread."""
+    median = timing.median
+    shown = f"{median:.3f} s" if median >= 0.01 else f"{median * 1000:.3f} ms"
+    return f"{shown}{flag(timing)}"
+
+
+def scaling_lines(result: ScaleResult, workers: int, one: str, many: str) -> list[str]:
+    """The tour's two lines of a scaling run: 1 worker (``one``: "1 thread:"), then
+    ``workers`` (``many``) with the speedup, or why it is not judged."""
+    point = result.point(workers)
+    width = max(14, len(many) + 1)
+    total = f"({result.size:,} {result.unit} in total)"
+    busy = f"  [{NOT_JUDGED}]" if point.disturbed else ""
+    return [
+        f"  {one:<{width}}{median_text(result.baseline):<10}  {total}",
+        f"  {many:<{width}}{median_text(point.timing):<10}  speedup {times(point.speedup)}{busy}",
+    ]
+
+
+def per_call_line(label: str, result: ConvoyResult) -> str:
+    """A convoy of per-call work: its calls' p50 and p99, alone and beside the busy thread."""
+    assert result.latency is not None
+    a, b = result.latency.alone, result.latency.beside
+    return (
+        f"  {label:<8}per call p50 {ms(a.p50)} alone, {ms(b.p50)} beside"
+        f" (p99 {ms(a.p99)} -> {ms(b.p99)}){flag(result.beside_timing)}"
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -34,32 +34,26 @@ class Metered(Protocol):
     def other_cpu(self) -> float | None: ...
 
 
-def _x(value: float) -> str:
-    return f"{value:.2f}x"
+# The words of results are _present's; these short names keep the prose below readable.
+_x = _present.times
+_ms = _present.ms
 
 
 def _heading(out: Out, title: str) -> None:
     out.heading(title)
 
 
-def _seconds(point: runner.ScalePoint | runner.Timing) -> str:
-    timing = point if isinstance(point, runner.Timing) else point.timing
-    median = timing.median
-    shown = f"{median:.3f} s" if median >= 0.01 else f"{median * 1000:.3f} ms"
-    return f"{shown}{_present.flag(timing)}"
+def _seconds(timing: runner.Timing) -> str:
+    return _present.median_text(timing)
 
 
 def _scaling_lines(out: Out, measurements: Measurements, workload: str, mode: str) -> float:
     result = measurements.scale(workload, mode)
-    point = result.point(measurements.workers)
+    k = measurements.workers
     backend = backends.get(mode)
-    one, many = f"{backend.plural(1)}:", f"{backend.plural(measurements.workers)}:"
-    width = max(14, len(many) + 1)
-    total = f"({result.size:,} {result.unit} in total)"
-    out(f"  {one:<{width}}{_seconds(result.baseline):<10}  {total}")
-    busy = f"  [{_present.NOT_JUDGED}]" if point.disturbed else ""
-    out(f"  {many:<{width}}{_seconds(point):<10}  speedup {_x(point.speedup)}{busy}")
-    return point.speedup
+    for line in _present.scaling_lines(result, k, f"{backend.plural(1)}:", f"{backend.plural(k)}:"):
+        out(line)
+    return result.point(k).speedup
 
 
 def _race(out: Out, measurements: Measurements) -> None:
@@ -144,17 +138,8 @@ def _io(out: Out, measurements: Measurements) -> float:
 SHORT_INTERVAL = 0.0005
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.2f} ms"
-
-
 def _per_call(out: Out, label: str, r: ConvoyResult) -> None:
-    assert r.latency is not None
-    a, b = r.latency.alone, r.latency.beside
-    out(
-        f"  {label:<8}per call p50 {_ms(a.p50)} alone, {_ms(b.p50)} beside"
-        f" (p99 {_ms(a.p99)} -> {_ms(b.p99)}){_present.flag(r.beside_timing)}"
-    )
+    out(_present.per_call_line(label, r))
 
 
 def _waits(r: ConvoyResult) -> bool:
