@@ -70,8 +70,10 @@ __all__ = [
     "time_call",
 ]
 
-#: One worker doing the whole work should take about this long (seconds).
-QUICK_SECONDS = 0.15
+#: One worker doing the whole work should take about this long (seconds).  --quick: enough
+#: for a verdict at the gain threshold (two workers of 50 ms are ten switch intervals each;
+#: a coarse unit such as one np.dot still goes to every worker, see ``scale``).
+QUICK_SECONDS = 0.1
 FULL_SECONDS = 0.6
 QUICK_REPEATS = 3
 FULL_REPEATS = 5
