@@ -46,3 +46,29 @@ def test_meter_cost_per_repeat(benchmark, two_worker_processes: Crew) -> None:
         share = benchmark.stats.stats.median / runner.QUICK_SECONDS
         benchmark.extra_info["share_of_quick_repeat"] = round(share, 6)
         benchmark.extra_info["target_met"] = share <= TARGET_SHARE
+
+
+#: The capacity reference may cost at most this share of a --quick round (1 worker + 2
+#: workers, about 1.5 x QUICK_SECONDS): the tour and table measure a dozen curves.
+REFERENCE_TARGET_SHARE = 0.05
+
+
+@pytest.mark.benchmark(group="monitoring")
+def test_capacity_reference_cost_per_round(benchmark) -> None:
+    """The reference each round of a scaling curve times (count_nogil on 1 and 2 threads):
+    what it adds to a round, and the capacity it reads on this machine now."""
+    capacities: list[float] = []
+    with runner._Reference(min(2, machine.cores())) as reference:
+        benchmark.pedantic(
+            lambda: capacities.append(reference.measure()), rounds=30, warmup_rounds=2
+        )
+    round_seconds = 1.5 * runner.QUICK_SECONDS
+    benchmark.extra_info.update(
+        target=f"share of a --quick round ({round_seconds:.3f} s) <= {REFERENCE_TARGET_SHARE}",
+        capacity_median=round(sorted(capacities)[len(capacities) // 2], 3),
+        capacity_min=round(min(capacities), 3),
+    )
+    if benchmark.stats is not None:
+        share = benchmark.stats.stats.median / round_seconds
+        benchmark.extra_info["share_of_quick_round"] = round(share, 4)
+        benchmark.extra_info["target_met"] = share <= REFERENCE_TARGET_SHARE

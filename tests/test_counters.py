@@ -84,7 +84,7 @@ def test_race_result_fields():
     assert r.to_dict() == {
         "kind": "atomic", "threads": 3, "expected": 3000, "observed": 3000, "lost": 0,
         "overlap": r.overlap, "overlapped": r.overlapped, "other_cpu": r.other_cpu,
-        "disturbed": r.disturbed,
+        "disturbed": r.disturbed, "judgement": r.judgement.to_dict(), "note": r.judgement.note,
     }
 
 

@@ -64,7 +64,7 @@ def test_a_disturbed_cell_is_shown_but_not_judged():
     text = table.render()
     assert "? 1.09x" in text and "✗ 1.09x" not in text
     assert "disagrees" not in text.split("GIL released")[0]
-    assert "disturbed — not judged (other processes took 48 %" in text.replace("48%", "48 %")
+    assert "not judged (other processes took 48 %" in text.replace("48%", "48 %")
     assert "the seed says" not in text
     d = table.to_dict()
     assert d["disturbed"] is True

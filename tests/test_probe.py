@@ -60,7 +60,7 @@ def test_result_json_has_the_contract_keys():
     d = result.to_dict()
     assert list(d) == [
         "callable", "releases_gil", "workers", "speedup", "hold_fraction", "gil_enabled",
-        "other_cpu", "disturbed",
+        "other_cpu", "disturbed", "judgement", "note",
     ]
     assert d["workers"] == 2
     assert d["hold_fraction"] == result.hold_fraction

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gilx import _measured, runner
+from gilx import _measured, _present, runner
 from gilx._table import GAIN_THRESHOLD, Table, TableRow, mark
 
 
@@ -99,7 +99,7 @@ def test_the_interpreters_column_sits_beside_multiprocessing_and_is_na_where_ref
     assert python[column:].startswith("✓ 1.95x")
     numpy = next(line for line in lines if line.startswith("CPU-bound NumPy"))
     assert numpy[column:].startswith("N/A")
-    assert "I/O-bound, interpreters: 1.10x, disturbed" in table.render()
+    assert f"I/O-bound, interpreters: 1.10x, {_present.NOT_JUDGED}" in table.render()
     assert table.disturbed
     assert [r["interpreters"] for r in table.to_dict()["rows"]] == [1.95, None, 1.1]
     missing = Table(2, True, "CPython 3.11", 2, "fork", rows[1:2],

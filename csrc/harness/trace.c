@@ -104,7 +104,10 @@ count_traced(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     uint64_t done = 0;
     Py_ssize_t used = 0;
     gilx_loop loop;     /* the policy of policy.h; there is no token */
-    gilx_loop_begin(&loop, state, NULL, release ? PyEval_SaveThread() : NULL);
+    if (gilx_loop_start_token(&loop, state, NULL, release) < 0) {
+        PyMem_Free(records);
+        return NULL;
+    }
     do {
         uint64_t chunk = n - done;
         if (chunk > GILX_COUNT_CHUNK) {

@@ -29,25 +29,52 @@ gilx_parse_cancel(gilx_state *state, PyObject *obj, CancelTokenObject **out)
     return 0;
 }
 
+int
+gilx_loop_start_token(gilx_loop *loop, gilx_state *state,
+                      CancelTokenObject *cancel, int release)
+{
+    if (cancel == NULL) {
+        return gilx_loop_begin(loop, release, NULL, 0, state->cancelled_error);
+    }
+    return gilx_loop_begin(loop, release, &cancel->cancelled,
+                           cancel->deadline_ns, state->cancelled_error);
+}
+
+int
+gilx_loop_start(gilx_loop *loop, PyObject *module, PyObject *cancel,
+                int release)
+{
+    gilx_state *state = gilx_get_state(module);
+    CancelTokenObject *token;
+    if (gilx_parse_cancel(state, cancel, &token) < 0) {
+        return -1;
+    }
+    return gilx_loop_start_token(loop, state, token, release);
+}
+
 #ifdef Py_GIL_DISABLED
 /*
- * Let a pending stop-the-world pause proceed (free-threaded builds).
+ * Let a pending stop-the-world pause proceed (free-threaded builds), where
+ * a loop stays attached between two checks: the harness's GIL-held spin
+ * (harness/duty.c).  gilx_loop needs none of this: on a free-threaded build
+ * with the GIL off it runs each chunk detached (release.c).
  *
  * The runtime stops every thread for gc.collect(), sys.settrace() and
  * friends, os.fork() and more: the thread that asks marks every attached
  * thread, then waits until each has parked itself, which it does at its next
  * eval-loop check (or when it blocks in a detached region).  A C loop that
- * stays attached between its chunks -- count_gil, count_traced(release=
- * False), LockedCounter -- reaches no such check, so every stop-the-world in
- * the process waited for the whole call (measured on 3.13.5t: gc.collect()
- * took 2.6 s beside a count_gil stopped by a 3 s token).
+ * stays attached between its chunks reaches no such check, so every
+ * stop-the-world in the process waited for the whole call (measured on
+ * 3.13.5t: gc.collect() took 2.6 s beside a count_gil stopped by a 3 s
+ * token, when count_gil stayed attached).
  *
  * The usual advice, an empty Py_BEGIN_ALLOW_THREADS / Py_END_ALLOW_THREADS,
  * does not do it on 3.13: detaching does not look for a pending pause, and
  * the waiting thread polls for detached threads once a millisecond, so a
- * window of a few ns is almost never seen (measured: no change at all).  What
- * parks a thread is the eval loop's check, which runs on entry to any Python
- * function.  So call a no-op Python function: ~50 ns per ~1 ms chunk
+ * window of a few ns is almost never seen (measured: no change at all); a
+ * whole chunk run detached is seen, which is what gilx_loop does.  What
+ * parks an attached thread is the eval loop's check, which runs on entry to
+ * any Python function.  So call a no-op Python function: ~50 ns per ~1 ms chunk
  * (count_gil(0) timed before and after; docs/extension-guide.md, section
  * 7).  Its check also lets memory freed by other threads be reclaimed
  * (QSBR) and raises an exception another thread sent with
@@ -60,10 +87,9 @@ gilx_parse_cancel(gilx_state *state, PyObject *obj, CancelTokenObject **out)
  * API for that question; sys._is_gil_enabled() is a C function, so asking
  * it runs no bytecode.
  *
- * Callers hold no critical section here.  Parking detaches the thread, and
- * a detached thread's critical sections are suspended (another thread may
- * take them), so LockedCounter takes its critical section inside each chunk
- * and never across this call.
+ * Callers hold no critical section here: parking detaches the thread, and a
+ * detached thread's critical sections are suspended (another thread may
+ * take them).
  */
 static int
 offer_pause(gilx_state *state)
@@ -126,8 +152,7 @@ gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel)
         return -1;
     }
     if (cancel != NULL && gilx_token_cancelled(cancel)) {
-        PyErr_SetString(state->cancelled_error,
-                        "the call was cancelled through its CancelToken");
+        PyErr_SetString(state->cancelled_error, GILX_CANCELLED_MESSAGE);
         return -1;
     }
     return 0;

@@ -4,9 +4,7 @@
  *   UnsafeCounter   plain load / add one / store, GIL released: loses updates
  *   AtomicCounter   C11 atomic add, GIL released: never loses one
  *   LockedCounter   the same plain steps as UnsafeCounter, but serialised
- *                   (by a lock of its own with the GIL released, or by a
- *                   critical section on free-threaded builds): never loses
- *                   one
+ *                   by a fair lock of its own, GIL released: never loses one
  *
  * Each has increment(times), a `value` attribute and reset().  They are heap
  * types made from the specs below in the module's exec slot, so each
@@ -20,11 +18,81 @@ typedef struct {
     volatile uint64_t value;
 } PlainCounterObject;      /* UnsafeCounter */
 
+/*
+ * LockedCounter's lock: a ticket lock (FIFO), waited for with the GIL
+ * released, the same on every build.
+ *
+ * Why not a PyThread lock: it is not fair.  A thread that releases it between
+ * two chunks and re-takes it at once wins again and again (on Linux it is a
+ * semaphore, and the waker's re-take beats the woken waiter): beside one long
+ * increment, ten reads of `value` on the main thread took 0.0 ms seven times
+ * and 279, 355 and 432 ms the other three, deaf to Ctrl-C meanwhile.  With
+ * tickets, a thread that comes back for the lock queues behind every thread
+ * already waiting, so a wait lasts at most one chunk (~1 ms alone, ~10 ms
+ * with the cache line shared) per thread ahead of it: the holder does plain
+ * C work only, never waits for anything (the GIL least of all) while it
+ * holds the lock, and lets go after each chunk.
+ *
+ * Why not PyMutex (3.13+): it is fair enough (it hands the lock to a waiter
+ * that has waited 1 ms) and needs no GIL, but 3.10-3.12 lack it and a second
+ * code path would be needed there; this lock is the same forty lines on
+ * every build.  Why not a critical section (free-threaded builds), as
+ * before: it needs the thread attached, so the loop had to stay attached
+ * and, with PYTHON_GIL=1, held the GIL for the whole call.
+ *
+ * A waiter cannot leave the queue (its ticket cannot be handed back), so a
+ * wait is not cut short by Ctrl-C or a token; it is bounded instead, and
+ * signals and the token are looked at as soon as the turn has been taken and
+ * passed on.  Waiting polls: a short spin, then sleeps of WAIT_SLEEP_NS.
+ */
+typedef struct {
+    gilx_atomic_u64 next;       /* the next ticket to hand out */
+    gilx_atomic_u64 serving;    /* the ticket whose holder has the lock */
+} TicketLock;
+
+#define WAIT_SPINS 100
+#define WAIT_SLEEP_NS 50000
+
+#ifdef _WIN32
+#  define wait_a_little() Sleep(0)
+#else
+static void
+wait_a_little(void)
+{
+    struct timespec ts = {0, WAIT_SLEEP_NS};
+    nanosleep(&ts, NULL);
+}
+#endif
+
+/* Called with the GIL released. */
+static void
+ticket_acquire(TicketLock *lock)
+{
+    uint64_t ticket = gilx_atomic_fetch_add(&lock->next, 1);
+    /* Acquire: the previous holder's plain increments are visible here. */
+    for (int spins = 0; gilx_atomic_load_acquire(&lock->serving) != ticket;
+         spins++)
+    {
+        if (spins >= WAIT_SPINS) {
+            wait_a_little();
+        }
+    }
+}
+
+static void
+ticket_release(TicketLock *lock)
+{
+    /* Only the holder writes `serving`; release publishes its steps. */
+    gilx_atomic_store_release(&lock->serving,
+                              gilx_atomic_load(&lock->serving) + 1);
+}
+
 typedef struct {
     PlainCounterObject plain;   /* first: the plain kernel takes either */
-#ifndef Py_GIL_DISABLED
-    PyThread_type_lock lock;    /* see locked_kernel() */
-#endif
+    TicketLock lock;
+    /* The value after the last chunk or reset, stored under the lock: what
+     * `value` reads, with no lock and no wait. */
+    gilx_atomic_u64 published;
 } LockedCounterObject;
 
 typedef struct {
@@ -54,50 +122,26 @@ atomic_kernel(PyObject *op, uint64_t times)
 
 /*
  * LockedCounter does the very same plain steps as UnsafeCounter; only the
- * protection differs.
+ * protection differs: its lock (above), taken for each chunk with the GIL
+ * released, on every build.
  *
- * On a GIL build it takes a lock of its own for each chunk, with the GIL
- * released.  It used to hold the GIL for each chunk and hand it round
- * between chunks (Py_BEGIN_ALLOW_THREADS; Py_END_ALLOW_THREADS), the GIL
- * being the lock.  That starves every other thread that wants the GIL:
- * the releasing thread takes it straight back unless a waiter has asked
- * for it, and the GIL does not choose fairly among waiters.  With two
- * threads incrementing, the main thread waited 0.5-10 s for the GIL to run
- * a Ctrl-C handler (CPython 3.11, 2 cores, 18 of 20 tries), and once for
- * more than 15 s.  A lock of its own keeps the GIL free: only the
- * incrementing threads wait for one another.  (PyMutex, 3.13+, would do
- * too and needs no allocation; a PyThread lock covers 3.10-3.12 as well,
- * with one code path.)
- *
- * On a free-threaded build the chunk runs inside a critical section on the
- * object instead: a per-object mutex that the runtime releases if the
- * thread would block, so it cannot deadlock with a stop-the-world pause.
- * A critical section needs an attached thread state, so there the call
- * stays attached (LOCKED_RELEASES below) and offers a pause point between
- * chunks (gilx_loop_next()).
+ * It used to hold the GIL for each chunk and hand it round between chunks
+ * (Py_BEGIN_ALLOW_THREADS; Py_END_ALLOW_THREADS), the GIL being the lock.
+ * That starves every other thread that wants the GIL: the releasing thread
+ * takes it straight back unless a waiter has asked for it, and the GIL does
+ * not choose fairly among waiters.  With two threads incrementing, the main
+ * thread waited 0.5-10 s for the GIL to run a Ctrl-C handler (CPython 3.11,
+ * 2 cores, 18 of 20 tries), and once for more than 15 s.  A lock of its own
+ * keeps the GIL free: only the incrementing threads wait for one another.
  */
-#ifdef Py_GIL_DISABLED
-#  define LOCKED_RELEASES 0
-#else
-#  define LOCKED_RELEASES 1
-#endif
-
 static void
 locked_kernel(PyObject *op, uint64_t times)
 {
-#ifdef Py_GIL_DISABLED
-    Py_BEGIN_CRITICAL_SECTION(op);
-    gilx_plain_increments(&((PlainCounterObject *)op)->value, times);
-    Py_END_CRITICAL_SECTION();
-#else
-    /* The GIL is released here: a PyThread lock is C, not a Python object,
-     * and the holder never needs the GIL before it lets go, so waiting
-     * for it blocks nobody else. */
-    PyThread_type_lock lock = ((LockedCounterObject *)op)->lock;
-    PyThread_acquire_lock(lock, WAIT_LOCK);
-    gilx_plain_increments(&((PlainCounterObject *)op)->value, times);
-    PyThread_release_lock(lock);
-#endif
+    LockedCounterObject *self = (LockedCounterObject *)op;
+    ticket_acquire(&self->lock);
+    gilx_plain_increments(&self->plain.value, times);
+    gilx_atomic_store(&self->published, self->plain.value);
+    ticket_release(&self->lock);
 }
 
 /*
@@ -145,57 +189,49 @@ parse_increment_args(PyTypeObject *defining_class, PyObject *const *args,
 }
 
 /*
- * Wait at `gate` until all its parties have arrived.  Called with the GIL
- * held; the caller has already counted itself in (gilx_gate_arrive) at
- * `arrived_ns`.  The waiting is done with the GIL released, in spin rounds
- * of about a millisecond (gate.c); between two rounds the GIL is taken back
- * for gilx_check_interrupts(), as between two chunks, so a thread waiting
- * for parties that never come still answers Ctrl-C and its token.
- *
- * When the gate opens, this returns WITHOUT taking the GIL back: the result
- * is this thread's saved state, for the caller's PyEval_RestoreThread().  A
- * thread that re-took the GIL here would queue for it behind the other
- * parties, which serialises again the very start the gate synchronises; a
- * releasing kernel therefore starts its first chunk in this same released
- * region.  On failure (gate aborted or timed out, interrupted, cancelled) it
- * returns NULL with the GIL held and an exception set.
+ * Wait at `gate` until all its parties have arrived, with the GIL released
+ * (the loop has released it) in spin rounds of about a millisecond
+ * (gate.c); between two rounds gilx_loop_next() looks at the token and, on
+ * the main thread, by the clock, at signals, as between two chunks, so a
+ * thread waiting for parties that never come still answers Ctrl-C and its
+ * token.  When the gate opens it returns 0 still released: a thread that
+ * re-took the GIL here would queue for it behind the other parties, which
+ * serialises again the very start the gate synchronises.  On failure (gate
+ * aborted or timed out, interrupted, cancelled) it returns -1 with the GIL
+ * held and an exception set.
  */
-static PyThreadState *
-gate_wait(gilx_state *state, StartGateObject *gate, int64_t arrived_ns,
-          CancelTokenObject *cancel)
+static int
+gate_wait(gilx_loop *loop, StartGateObject *gate)
 {
+    int64_t arrived_ns = gilx_monotonic_ns();
+    gilx_gate_arrive(gate);
     for (;;) {
-        PyThreadState *released = PyEval_SaveThread();
         gilx_gate_status status = gilx_gate_spin(gate, arrived_ns);
         if (status == GILX_GATE_OPEN) {
-            return released;
+            return 0;
         }
-        PyEval_RestoreThread(released);
         if (status != GILX_GATE_WAITING) {
+            gilx_loop_stop(loop);
             gilx_gate_error(status);
-            return NULL;
+            return -1;
         }
-        if (gilx_check_interrupts(state, cancel) < 0) {
-            return NULL;
+        if (gilx_loop_next(loop) < 0) {
+            return -1;
         }
     }
 }
 
 /*
  * Run `kernel` over `times` increments in chunks of `max_chunk` (policy.h),
- * the loop of count.c's count_run(): with `release` the GIL is released
- * for the call, and taken back between chunks only where the policy of
- * policy.h says so (gilx_loop_next()).
- *
- * `released` is the one extra: non-NULL when a gate opened (gate_wait())
- * and left this thread with the GIL released; the loop then starts in that
- * released region, without re-taking the GIL in between.
+ * the loop of count.c's count_run(), with the GIL released for the call and
+ * taken back between chunks only where the policy of policy.h says so
+ * (gilx_loop_next()).  With a gate, the threads wait there in the same
+ * released region, and start their first chunk together.
  */
 static PyObject *
 counter_run(PyObject *self, PyTypeObject *defining_class,
             PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-            void (*kernel)(PyObject *, uint64_t), uint64_t max_chunk,
-            int release)
+            void (*kernel)(PyObject *, uint64_t), uint64_t max_chunk)
 {
     gilx_state *state;
     uint64_t times;
@@ -205,28 +241,13 @@ counter_run(PyObject *self, PyTypeObject *defining_class,
                              &times, &gate, &cancel) < 0) {
         return NULL;
     }
-    PyThreadState *released = NULL;
-    if (gate != NULL) {
-        int64_t arrived_ns = gilx_monotonic_ns();
-        gilx_gate_arrive(gate);
-        released = gate_wait(state, gate, arrived_ns, cancel);
-        if (released == NULL) {
-            return NULL;
-        }
-        if (!release) {
-            /* A kernel that stays attached (LockedCounter's critical
-             * section): attach now.  It waited released all the same,
-             * because spinning while attached would keep a stop-the-world
-             * pause, and with a GIL the other parties, waiting. */
-            PyEval_RestoreThread(released);
-            released = NULL;
-        }
-    }
-    if (release && released == NULL) {
-        released = PyEval_SaveThread();
-    }
     gilx_loop loop;     /* the policy of policy.h */
-    gilx_loop_begin(&loop, state, cancel, released);
+    if (gilx_loop_start_token(&loop, state, cancel, 1) < 0) {
+        return NULL;
+    }
+    if (gate != NULL && gate_wait(&loop, gate) < 0) {
+        return NULL;
+    }
     uint64_t done = 0;
     do {
         uint64_t chunk = times - done;
@@ -251,20 +272,19 @@ counter_run(PyObject *self, PyTypeObject *defining_class,
 static PyObject *
 unsafe_increment(INCREMENT_PARAMS)
 {
-    return counter_run(INCREMENT_ARGS, unsafe_kernel, GILX_COUNTER_CHUNK, 1);
+    return counter_run(INCREMENT_ARGS, unsafe_kernel, GILX_COUNTER_CHUNK);
 }
 
 static PyObject *
 atomic_increment(INCREMENT_PARAMS)
 {
-    return counter_run(INCREMENT_ARGS, atomic_kernel, GILX_ATOMIC_CHUNK, 1);
+    return counter_run(INCREMENT_ARGS, atomic_kernel, GILX_ATOMIC_CHUNK);
 }
 
 static PyObject *
 locked_increment(INCREMENT_PARAMS)
 {
-    return counter_run(INCREMENT_ARGS, locked_kernel, GILX_COUNTER_CHUNK,
-                       LOCKED_RELEASES);
+    return counter_run(INCREMENT_ARGS, locked_kernel, GILX_COUNTER_CHUNK);
 }
 
 /* ------------------------------------------------------------------------
@@ -301,49 +321,33 @@ atomic_reset(PyObject *op, PyObject *Py_UNUSED(ignored))
 }
 
 /*
- * value and reset(), under the increments' protection.  Called with the GIL
- * held.  On a GIL build an increment chunk holds the lock for about a
- * millisecond: wait for it with the GIL released rather than stall every
- * other thread meanwhile.
+ * `value` takes the published value: no lock, no wait, so a read (and repr)
+ * never stalls, whatever the incrementing threads do.  It is the count after
+ * some chunk, as a read under the lock between two chunks would be.
  */
-static uint64_t
-locked_read(PyObject *op, int and_reset)
-{
-    volatile uint64_t *value = &((PlainCounterObject *)op)->value;
-    uint64_t seen;
-#ifdef Py_GIL_DISABLED
-    Py_BEGIN_CRITICAL_SECTION(op);
-    seen = *value;
-    if (and_reset) {
-        *value = 0;
-    }
-    Py_END_CRITICAL_SECTION();
-#else
-    PyThread_type_lock lock = ((LockedCounterObject *)op)->lock;
-    if (!PyThread_acquire_lock(lock, NOWAIT_LOCK)) {
-        Py_BEGIN_ALLOW_THREADS
-        PyThread_acquire_lock(lock, WAIT_LOCK);
-        Py_END_ALLOW_THREADS
-    }
-    seen = *value;
-    if (and_reset) {
-        *value = 0;
-    }
-    PyThread_release_lock(lock);
-#endif
-    return seen;
-}
-
 static PyObject *
 locked_get_value(PyObject *op, void *Py_UNUSED(closure))
 {
-    return PyLong_FromUnsignedLongLong(locked_read(op, 0));
+    return PyLong_FromUnsignedLongLong(
+        gilx_atomic_load(&((LockedCounterObject *)op)->published));
 }
 
+/*
+ * reset() writes, so it takes the lock: with the GIL released (the holder
+ * never needs the GIL, but other Python threads do meanwhile), and lets it go
+ * before it takes the GIL back, so that no thread ever waits for the GIL
+ * while it holds the lock.  The wait is one chunk per thread ahead at most.
+ */
 static PyObject *
 locked_reset(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
-    (void)locked_read(op, 1);
+    LockedCounterObject *self = (LockedCounterObject *)op;
+    Py_BEGIN_ALLOW_THREADS
+    ticket_acquire(&self->lock);
+    self->plain.value = 0;
+    gilx_atomic_store(&self->published, 0);
+    ticket_release(&self->lock);
+    Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
@@ -375,37 +379,6 @@ counter_repr(PyObject *self)
                                           Py_TYPE(self)->tp_name, value);
     Py_DECREF(value);
     return repr;
-}
-
-/* LockedCounter's lock (GIL builds), made and freed with the object. */
-static PyObject *
-locked_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
-{
-    PyObject *self = counter_new(type, args, kwds);
-#ifndef Py_GIL_DISABLED
-    if (self != NULL) {
-        PyThread_type_lock lock = PyThread_allocate_lock();
-        if (lock == NULL) {
-            Py_DECREF(self);        /* locked_dealloc: lock still NULL */
-            return PyErr_NoMemory();
-        }
-        ((LockedCounterObject *)self)->lock = lock;
-    }
-#endif
-    return self;
-}
-
-static void
-locked_dealloc(PyObject *self)
-{
-#ifndef Py_GIL_DISABLED
-    /* No increment() can hold it: each call holds a reference to self. */
-    PyThread_type_lock lock = ((LockedCounterObject *)self)->lock;
-    if (lock != NULL) {
-        PyThread_free_lock(lock);
-    }
-#endif
-    gilx_dealloc(self);
 }
 
 PyDoc_STRVAR(increment_doc,
@@ -523,14 +496,14 @@ PyDoc_STRVAR(locked_doc,
 "--\n"
 "\n"
 "A counter doing the same plain steps as UnsafeCounter, serialised by a\n"
-"lock of its own with the GIL released (a critical section on\n"
-"free-threaded builds).  Never loses an update.");
+"fair lock of its own with the GIL released.  Never loses an update;\n"
+"`value` reads the count as of the last chunk without waiting.");
 
 static PyType_Slot locked_slots[] = {
     {Py_tp_doc, (void *)locked_doc},
-    {Py_tp_new, locked_new},
+    {Py_tp_new, counter_new},
     {Py_tp_repr, counter_repr},
-    {Py_tp_dealloc, locked_dealloc},
+    {Py_tp_dealloc, gilx_dealloc},
     {Py_tp_traverse, gilx_traverse_type},
     {Py_tp_methods, locked_methods},
     {Py_tp_getset, locked_getset},

@@ -6,9 +6,9 @@
  * besides, each in its own section below:
  *   - argument limits and parsing (args.c);
  *   - the counting kernel (count.c, and harness/trace.c);
- *   - critical sections on every build, and portable atomics;
- *   - the module state (no static mutable state anywhere in csrc/) and the
- *     GC helpers of its heap types;
+ *   - the module state (no static mutable state in csrc/ but release.c's
+ *     record of the process's main thread, a fact of the process, not of
+ *     an interpreter) and the GC helpers of its heap types;
  *   - CancelToken (cancel.c), which every long call accepts;
  *   - what each C file adds to the module (method tables, exec functions).
  */
@@ -68,118 +68,8 @@ gilx_count_kernel(uint64_t count, uint64_t n)
 }
 #endif
 
-/* ------------------------------------------------------------------------
- * Critical sections on every build
- *
- * Py_BEGIN_CRITICAL_SECTION(op) ... Py_END_CRITICAL_SECTION() lock `op`'s
- * per-object mutex on a free-threaded build and are an empty block on a GIL
- * build of 3.13+, where the GIL already serialises the code.  Older Pythons
- * lack them; defining them as the same empty block there lets the code say
- * what it needs once, with no #ifdef Py_GIL_DISABLED, so the free-threaded
- * path is compiled (and -Werror-checked) by every build, not only by a
- * free-threaded one.
- *
- * This is pythoncapi_compat.h's shim (github.com/python/pythoncapi-compat),
- * guard and bodies alike: the macros became public API in 3.13.0b3
- * (0x030D00B3), so a 3.13 alpha or early beta gets the empty block too, and
- * an extension that also includes pythoncapi_compat.h sees the same
- * definitions twice, which C allows, instead of a redefinition error.
- * ------------------------------------------------------------------------ */
-#if PY_VERSION_HEX < 0x030D00B3
-#  define Py_BEGIN_CRITICAL_SECTION(op) {
-#  define Py_END_CRITICAL_SECTION() }
-#  define Py_BEGIN_CRITICAL_SECTION2(a, b) {
-#  define Py_END_CRITICAL_SECTION2() }
-#endif
-
-/* ------------------------------------------------------------------------
- * Atomics
- *
- * C11 <stdatomic.h> where the compiler has it; MSVC's Interlocked
- * intrinsics otherwise (MSVC only ships stdatomic.h behind a flag).  Every
- * atomic in csrc/ goes through these helpers, so that no file needs an MSVC
- * branch of its own.  The order each one gives is in its name or, for the
- * plain ones, relaxed:
- *   - relaxed (add_one, load, store, exchange): a counter or a flag that
- *     publishes no other data.  A counter's reader joins the threads first,
- *     and the join supplies the happens-before; a flag that guards data is
- *     backed by a lock that orders that data (lockdemo.c).
- *   - add_one_release / load_acquire: a StartGate, where arriving must
- *     publish what the arriving thread did before, to every thread that
- *     sees the gate open (gate.c).
- * MSVC's Interlocked functions are full barriers, at least as strong as any
- * of these on every architecture it targets.
- * ------------------------------------------------------------------------ */
-#if defined(_MSC_VER) && !defined(__clang__)
-#  include <intrin.h>
-typedef volatile int64_t gilx_atomic_u64;
-static inline void
-gilx_atomic_add_one(gilx_atomic_u64 *p)
-{
-    _InterlockedIncrement64((volatile __int64 *)p);
-}
-static inline void
-gilx_atomic_add_one_release(gilx_atomic_u64 *p)
-{
-    _InterlockedIncrement64((volatile __int64 *)p);
-}
-static inline uint64_t
-gilx_atomic_load(gilx_atomic_u64 *p)
-{
-    return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0);
-}
-static inline uint64_t
-gilx_atomic_load_acquire(gilx_atomic_u64 *p)
-{
-    return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0);
-}
-static inline void
-gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
-{
-    _InterlockedExchange64((volatile __int64 *)p, (__int64)v);
-}
-static inline uint64_t
-gilx_atomic_exchange(gilx_atomic_u64 *p, uint64_t v)
-{
-    return (uint64_t)_InterlockedExchange64((volatile __int64 *)p, (__int64)v);
-}
-#else
-#  include <stdatomic.h>
-typedef _Atomic uint64_t gilx_atomic_u64;
-static inline void
-gilx_atomic_add_one(gilx_atomic_u64 *p)
-{
-    atomic_fetch_add_explicit(p, 1, memory_order_relaxed);
-}
-static inline void
-gilx_atomic_add_one_release(gilx_atomic_u64 *p)
-{
-    atomic_fetch_add_explicit(p, 1, memory_order_release);
-}
-static inline uint64_t
-gilx_atomic_load(gilx_atomic_u64 *p)
-{
-    return atomic_load_explicit(p, memory_order_relaxed);
-}
-static inline uint64_t
-gilx_atomic_load_acquire(gilx_atomic_u64 *p)
-{
-    return atomic_load_explicit(p, memory_order_acquire);
-}
-static inline void
-gilx_atomic_store(gilx_atomic_u64 *p, uint64_t v)
-{
-    atomic_store_explicit(p, v, memory_order_relaxed);
-}
-/* Returns the value it replaced.  One indivisible read-modify-write,
- * whatever its memory order: of several threads exchanging a 1 for a 0 at
- * once, exactly one gets the 1. */
-static inline uint64_t
-gilx_atomic_exchange(gilx_atomic_u64 *p, uint64_t v)
-{
-    return atomic_exchange_explicit(p, v, memory_order_relaxed);
-}
-#endif
+/* Atomics: atomics.h (included by policy.h), the one place where a memory
+ * order is chosen, with an MSVC branch (32-bit x86 included). */
 
 /* ------------------------------------------------------------------------
  * Module state: the heap types, created in Py_mod_exec.  One copy per
@@ -196,11 +86,6 @@ typedef struct gilx_state {
      * and a no-op Python function. */
     PyObject *gil_enabled_func;
     PyObject *pause_point;
-    /* The thread that runs signal handlers, if this module's interpreter is
-     * the main one (release.c); has_signal_thread is 0 in a
-     * subinterpreter, where no handler ever runs. */
-    int has_signal_thread;
-    unsigned long signal_thread;
     /* lockdemo.c: a PyThread lock (timed, interruptible; lockdemo.c says
      * why not a PyMutex), and 1 while demo_lock_acquire() has it. */
     PyThread_type_lock demo_lock;
@@ -309,26 +194,13 @@ typedef struct CancelTokenObject {
                                    Set in tp_new, read-only after. */
 } CancelTokenObject;
 
-/*
- * Whether the token is cancelled, by cancel() or by its deadline: the flag,
- * then the clock.  No Python API, so a loop that runs with the GIL released
- * can ask it without re-taking the GIL (the heartbeat does, once per beat);
- * the token itself is kept alive by the caller's reference to it.  Reaching
- * the deadline sets the flag, so that every later reader agrees without
- * reading the clock.  Reading the flag alone would miss the deadline: a
- * CancelToken(timeout=...) is never cancel()ed by anyone.
- */
+/* Whether the token is cancelled, by cancel() or by its deadline (policy.h's
+ * gilx_cancelled(): no Python API, so a loop running with the GIL released
+ * can ask it; the caller's reference keeps the token alive). */
 static inline int
 gilx_token_cancelled(CancelTokenObject *token)
 {
-    if (gilx_atomic_load(&token->cancelled)) {
-        return 1;
-    }
-    if (token->deadline_ns != 0 && gilx_monotonic_ns() >= token->deadline_ns) {
-        gilx_atomic_store(&token->cancelled, 1);
-        return 1;
-    }
-    return 0;
+    return gilx_cancelled(&token->cancelled, token->deadline_ns);
 }
 
 /* Turn the `cancel` argument into a token: None (or not passed, obj ==
@@ -344,6 +216,19 @@ int gilx_parse_cancel(gilx_state *state, PyObject *obj,
  */
 int gilx_check_interrupts(gilx_state *state, CancelTokenObject *cancel);
 
+/*
+ * gilx's front end to gilx_loop_begin() (policy.h), in cancel.c: the flag and
+ * the deadline are the token's, and a cancelled loop raises gilx.Cancelled.
+ * gilx_loop_start() takes the module and the `cancel` argument as passed
+ * (NULL or None: none; anything but a CancelToken: TypeError);
+ * gilx_loop_start_token() a token already parsed (NULL: none).  Both return
+ * 0, or -1 with an exception set and the GIL held.
+ */
+int gilx_loop_start(gilx_loop *loop, PyObject *module, PyObject *cancel,
+                    int release);
+int gilx_loop_start_token(gilx_loop *loop, gilx_state *state,
+                          CancelTokenObject *cancel, int release);
+
 /* ------------------------------------------------------------------------
  * What each C file contributes to the module.
  * ------------------------------------------------------------------------ */
@@ -355,8 +240,6 @@ extern PyMethodDef gilx_lockdemo_methods[]; /* lockdemo.c */
  * cancel.c, the exception class gilx.Cancelled). */
 int gilx_counters_exec(PyObject *module, gilx_state *state);
 int gilx_cancel_exec(PyObject *module, gilx_state *state);
-/* release.c: which thread runs signal handlers, read once in Py_mod_exec. */
-int gilx_release_exec(gilx_state *state);
 
 /* demo/race.c: the deliberate data race of UnsafeCounter (and the same
  * plain steps that LockedCounter serialises). */

@@ -67,9 +67,6 @@ gilx_exec(PyObject *module)
     if (PyModule_AddFunctions(module, gilx_sched_methods) < 0) {
         return -1;
     }
-    if (gilx_release_exec(state) < 0) {
-        return -1;
-    }
     if (gilx_cancel_exec(module, state) < 0) {
         return -1;
     }
@@ -140,8 +137,9 @@ gilx_free(void *module)
 static PyModuleDef_Slot gilx_slots[] = {
     {Py_mod_exec, gilx_exec},
 #ifdef Py_mod_multiple_interpreters
-    /* 3.12+: no static mutable state, so each interpreter may have its own
-     * GIL. */
+    /* 3.12+: no static mutable state but release.c's atomic record of the
+     * process's main thread, which no GIL guards anyway, so each interpreter
+     * may have its own GIL. */
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif
 #ifdef Py_mod_gil

@@ -2,10 +2,11 @@
  * policy.h -- the GIL policy of gilx's long calls, in one short header.
  *
  * What a long call does with the GIL between two chunks of its work is
- * decided in one place, release.c, behind the four names declared at the
- * end of this file.  A C file that runs a long kernel needs this header and
- * nothing else of gilx's to get the policy right; copy the two files
- * together.
+ * decided in one place, release.c, behind the names declared at the end of
+ * this file.  The copy unit is three files: this header, atomics.h (the
+ * cancel flag's type) and release.c.  They use nothing else of gilx's: no
+ * module state, no helper module; tests/test_copy_unit.py builds them into a
+ * small extension of its own.
  */
 #ifndef GILX_POLICY_H
 #define GILX_POLICY_H
@@ -14,6 +15,8 @@
 #include <Python.h>
 
 #include <stdint.h>
+
+#include "atomics.h"
 
 /* ------------------------------------------------------------------------
  * The GIL policy
@@ -41,9 +44,14 @@
  *   call, beside a busy thread too, at worst one interval + one switch
  *   interval + one chunk after it arrives.
  *
- * On free-threaded builds a detached loop never blocks a stop-the-world
- * pause (detached threads are not waited for), so only loops that stay
- * attached -- the GIL-held path -- offer a pause point between chunks.
+ * On free-threaded builds with the GIL off at run time there is no GIL to
+ * hold, and a thread that stays attached through a chunk holds up every
+ * stop-the-world pause (gc.collect(), sys.settrace(), os.fork()) until its
+ * next eval-loop check, which a C loop never reaches.  So there the GIL-held
+ * path runs each chunk detached and re-attaches between chunks: the pause
+ * parks the thread while it is detached (the runtime looks for detached
+ * threads every millisecond), or when it re-attaches.  Signals and the flag
+ * are still looked at after every chunk, as on a GIL build.
  *
  * The chunks, per kernel, since one iteration costs very different amounts
  * in each:
@@ -137,7 +145,8 @@ gilx_monotonic_ns(void)
  * a flag, not a second copy of the loop):
  *
  *     gilx_loop loop;
- *     if (gilx_loop_start(&loop, module, cancel, n >= threshold) < 0) {
+ *     if (gilx_loop_begin(&loop, n >= threshold, &flag, deadline_ns,
+ *                         PyExc_TimeoutError) < 0) {
  *         return NULL;
  *     }
  *     do {
@@ -148,36 +157,48 @@ gilx_monotonic_ns(void)
  *     } while (more);
  *     gilx_loop_stop(&loop);           (GIL held again)
  *
- * With `release`, gilx_loop_start() releases the GIL and the kernel runs
- * released between start and stop; gilx_loop_next() takes the GIL back only
+ * With `release`, gilx_loop_begin() releases the GIL and the kernel runs
+ * released between begin and stop; gilx_loop_next() takes the GIL back only
  * where the policy says it must.  Without, everything runs with the GIL held
- * and gilx_loop_next() checks signals and the token after every chunk.
+ * and gilx_loop_next() checks signals and the cancel flag after every chunk.
+ *
+ * Which thread runs signal handlers is asked at every begin, with the GIL
+ * held, not remembered from import: after os.fork() from a thread other than
+ * the main one, CPython makes the forking thread the child's main thread,
+ * and on 3.10-3.12 threading.main_thread() is whichever thread imported
+ * threading first, not always the main one (release.c).
  * ------------------------------------------------------------------------ */
-struct gilx_state;              /* gilx.h: the module state */
-struct CancelTokenObject;       /* gilx.h: a CancelToken */
+
+/* The message of the exception a cancelled loop raises. */
+#define GILX_CANCELLED_MESSAGE \
+    "the call was cancelled: its cancel flag was set or its deadline passed"
 
 typedef struct {
-    struct gilx_state *state;
-    struct CancelTokenObject *cancel;   /* NULL: none */
+    gilx_atomic_u64 *cancel;    /* nonzero: stop; NULL: none */
+    int64_t deadline_ns;        /* gilx_monotonic_ns() time; 0: none */
+    PyObject *cancelled;        /* the exception class to raise (borrowed) */
     PyThreadState *saved;       /* non-NULL while the GIL is released */
     int64_t next_signals_ns;    /* when to re-take it for signals; INT64_MAX:
-                                   never (no handler can run on this thread) */
+                                   never (no handler can run on this thread);
+                                   0: after every chunk */
 } gilx_loop;
 
-/* `module` is gilx._core (for its state); `cancel` the call's cancel=
- * argument: NULL or None for none, else it must be a CancelToken
- * (TypeError).  Returns 0, or -1 with an exception set and the GIL held. */
-int gilx_loop_start(gilx_loop *loop, PyObject *module, PyObject *cancel,
-                    int release);
+/*
+ * Set up a loop, GIL held.  `cancel`: a flag another thread may set
+ * (gilx_atomic_store(flag, 1)), read between chunks with the GIL released or
+ * not; `deadline_ns`: a gilx_monotonic_ns() time after which the loop
+ * cancels itself (0: none); `cancelled`: the exception class raised then
+ * (the caller keeps it alive).  Returns 0, or -1 with an exception set and
+ * the GIL held.
+ */
+int gilx_loop_begin(gilx_loop *loop, int release, gilx_atomic_u64 *cancel,
+                    int64_t deadline_ns, PyObject *cancelled);
 /* Between two chunks.  Returns 0 to go on, or -1 with the GIL held and
- * KeyboardInterrupt (or what a handler raised) or gilx.Cancelled set. */
+ * KeyboardInterrupt (or what a handler raised) or `cancelled` set. */
 int gilx_loop_next(gilx_loop *loop);
 /* Take the GIL back if the loop released it. */
 void gilx_loop_stop(gilx_loop *loop);
-/* For a caller that has parsed its token already, and may have released
- * the GIL already (counters.c, after a StartGate opened): `saved` is what
- * PyEval_SaveThread() returned, or NULL while the GIL is held. */
-void gilx_loop_begin(gilx_loop *loop, struct gilx_state *state,
-                     struct CancelTokenObject *cancel, PyThreadState *saved);
+/* Whether the flag is set or the deadline has passed; no GIL needed. */
+int gilx_cancelled(gilx_atomic_u64 *cancel, int64_t deadline_ns);
 
 #endif /* GILX_POLICY_H */

@@ -103,8 +103,10 @@ stream_sum(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     Py_ssize_t start = 0;       /* where the current pass goes on */
     /* The export pins the buffer: it stays valid while released (above). */
     gilx_loop loop;
-    gilx_loop_begin(&loop, state, cancel,
-                    release ? PyEval_SaveThread() : NULL);
+    if (gilx_loop_start_token(&loop, state, cancel, release) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
     while (passes_done < passes) {
         Py_ssize_t len = nwords - start;
         if (len > piece) {

@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from gilx import _present, backends, machine, runner, workloads
+from gilx import _judgement, _present, backends, machine, runner, workloads
+from gilx._judgement import Judgement
 from gilx.backends import Options
 from gilx.timing import Span, Timing, clock
 
@@ -162,8 +163,15 @@ class ConvoyResult:
         return max(shares) if shares else None
 
     @property
+    def judgement(self) -> Judgement:
+        """Both measurements' judgement (:mod:`gilx._judgement`): no verdict unless judged."""
+        return _judgement.combine(
+            _judgement.of_timing(self.alone), _judgement.of_timing(self.beside_timing)
+        )
+
+    @property
     def disturbed(self) -> bool:
-        return self.alone.disturbed or self.beside_timing.disturbed
+        return self.judgement.disturbed
 
     def to_dict(self) -> dict[str, object]:
         """One result of ``gilx convoy --json``."""
@@ -175,6 +183,7 @@ class ConvoyResult:
             "latency": self.latency.to_dict() if self.latency is not None else None,
             "other_cpu": self.other_cpu,
             "disturbed": self.disturbed,
+            "judgement": self.judgement.to_dict(),
             "size": self.size,
             "unit": self.unit,
             "repeats": len(self.alone.samples),

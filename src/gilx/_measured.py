@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gilx import backends, machine, runner, vectorise, workloads
+from gilx import _judgement, backends, machine, runner, vectorise, workloads
+from gilx._judgement import Judgement
 
 if TYPE_CHECKING:
     from gilx._convoy import ConvoyResult
@@ -34,9 +35,16 @@ class Comparison:
     numpy: runner.Timing
 
     @property
+    def judgement(self) -> Judgement:
+        """Both timings' judgement (:mod:`gilx._judgement`)."""
+        return _judgement.combine(
+            _judgement.of_timing(self.python), _judgement.of_timing(self.numpy)
+        )
+
+    @property
     def disturbed(self) -> bool:
         """Either timing stayed disturbed after re-measuring: not to be judged."""
-        return self.python.disturbed or self.numpy.disturbed
+        return self.judgement.disturbed
 
     @property
     def other_cpu(self) -> float | None:

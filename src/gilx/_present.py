@@ -2,9 +2,11 @@
 
 The shared words (``NOT_JUDGED``, :func:`busy_note`, :func:`flag`,
 :func:`machine_line`), the ``--json`` envelope (:func:`json_text`), and the
-text of ``gilx race``, ``gilx scale`` and ``gilx probe``: the results'
-``render()`` methods call the functions here, and the CLI only prints what
-they return.  (The table and the convoy render themselves with the same words.)
+text of ``gilx race``, ``gilx scale``, ``gilx probe`` and ``gilx table``, the
+tour's words for its results (:class:`Report` keeps its sections) and what a
+worker costs: the results' ``render()`` methods call the functions here, and
+the CLI only prints what they return.  (The convoy still renders itself with
+the same words.)
 
 This module imports nothing that measures, only the words it needs from
 :mod:`gilx.machine` and :mod:`gilx.timing`, so any result's ``render()`` may
@@ -13,11 +15,13 @@ import it without an import circle; the results it renders are types here only.
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from gilx import machine
+from gilx._judgement import CANNOT_METER, Judgement
 from gilx.timing import DISTURBED_SHARE, SPREAD_LIMIT, Timing
 
 if TYPE_CHECKING:
@@ -25,10 +29,12 @@ if TYPE_CHECKING:
     from gilx._costs import Costs
     from gilx._probe import ProbeResult
     from gilx._race import RaceResult
+    from gilx._table import Table
     from gilx.runner import ScaleResult
 
-#: What a measurement that stayed disturbed after re-measuring says instead of a verdict.
-NOT_JUDGED = "disturbed — not judged"
+#: What a measurement that cannot be judged (:class:`gilx._judgement.Judgement`: disturbed,
+#: unstable, short of cores, even after re-measuring) says instead of a verdict.
+NOT_JUDGED = "not judged"
 
 #: What a race whose threads never ran at the same time says instead of a lost count.
 NOT_OVERLAPPED = "threads did not overlap — not judged"
@@ -38,6 +44,43 @@ BUSY_LOAD = 0.5
 
 #: The version of the ``--json`` objects' shape: raised when a key changes meaning or goes.
 JSON_SCHEMA = 1
+
+
+#: ASCII stand-ins for the symbols gilx prints, where the output's encoding lacks them
+#: (a cp1252 or ASCII console, a redirected file on Windows): a ✓ must not become the ``?``
+#: that means "not judged".
+_ASCII = {
+    "\u2713": "yes", "\u2717": "no",  # check mark, ballot x
+    "\u2014": "-", "\u2013": "-", "\u2500": "-", "\u2502": "|", "\u251c": "+", "\u2514": "+",
+    "\u2026": "...", "\u2264": "<=", "\u2265": ">=", "\u00d7": "x", "\u00b5": "u",
+    "\u2588": "#", "\u2592": "+", "\u2591": ".", "\u00b7": ".", "\u2192": "->",
+}
+
+#: The codec error handler every output stream of the CLI uses (:func:`safe_streams`).
+ENCODE_ERRORS = "gilx-ascii"
+
+
+def _ascii_stand_in(exc: UnicodeError) -> tuple[str, int]:
+    """Replace what the stream cannot encode: a known symbol by its stand-in, the rest by ?."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = exc.object[exc.start : exc.end]
+    return "".join(_ASCII.get(ch, "?") for ch in text), exc.end
+
+
+codecs.register_error(ENCODE_ERRORS, _ascii_stand_in)
+
+
+def safe_streams(*streams: object) -> None:
+    """Make ``streams`` (text streams) replace what their encoding cannot hold, never raise."""
+    for stream in streams:
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:
+            continue  # not a TextIOWrapper (a test's capture): it takes any text
+        try:
+            reconfigure(errors=ENCODE_ERRORS)
+        except (ValueError, OSError):  # closed, or a wrapper that refuses
+            continue
 
 
 def json_text(result: dict[str, object]) -> str:
@@ -117,8 +160,18 @@ def machine_line(workers: int | None, load: float | None) -> str:
 def busy_note(other_cpu: float | None) -> str:
     """How much of the workers' CPU time the rest of the machine took, in words."""
     if other_cpu is None:
-        return "other processes' CPU use unknown here"
+        return CANNOT_METER
     return f"other processes took {other_cpu:.0%} of the CPU time the workers needed"
+
+
+def why_not(judgement: Judgement) -> str:
+    """Why a measurement is not judged, in words (its reasons, else how busy it was)."""
+    return judgement.why() or busy_note(judgement.other_cpu)
+
+
+def not_judged_line(judgement: Judgement, indent: str = "  ") -> str:
+    """``not judged: <why>; ...``: what a result that gives no verdict prints instead."""
+    return f"{indent}{NOT_JUDGED}: {why_not(judgement)}; run again on a quieter machine"
 
 
 def flag(timing: Timing) -> str:
@@ -243,13 +296,18 @@ def scale_text(
         "others = the most of the CPU time the workers needed that other processes took during"
         " a repeat" + ("" if result.points[0].other_cpu is not None else " (? = unknown here)")
     )
+    judgement = result.judgement
+    if judgement.note is not None:
+        lines.append(f"note: {judgement.note}")
     if result.disturbed:
         lines.append(
-            f"! = {NOT_JUDGED}: other processes took more than"
-            f" {DISTURBED_SHARE:.0%} of it even after re-measuring"
-            + (" (in the 1-worker baseline too)" if result.baseline.disturbed else "")
-            + "; close other programs and run again"
+            f"! = {NOT_JUDGED}, even after re-measuring"
+            + (" (the 1-worker baseline was disturbed too)" if result.baseline.disturbed else "")
+            + ":"
         )
+        for p in result.points:
+            if p.disturbed and p.judgement is not None:
+                lines.append(f"  {plural(p.workers, 'worker')}: {why_not(p.judgement)}")
     lines += notes
     return "\n".join(lines)
 
@@ -270,15 +328,17 @@ def probe_text(result: ProbeResult, hold_limit: float) -> str:
         "    (a heartbeat thread asked for the GIL at random instants, one per ms: held or not)",
         f"  {result.workers} threads: {result.speedup:.2f}x the speed of 1 thread making the same"
         f" {result.calls * result.workers:,} calls",
-        f"  others: other processes took at most {percent(result.other_cpu)} of the CPU the"
-        " threads needed",
     ]
-    if result.disturbed:
+    judgement = result.judged
+    if judgement.metered:
         lines.append(
-            f"  {NOT_JUDGED}: other processes took more than"
-            f" {DISTURBED_SHARE:.0%} of it even after re-measuring;"
-            " close other programs and run again"
+            f"  others: other processes took at most {percent(result.other_cpu)} of the CPU the"
+            " threads needed"
         )
+    else:
+        lines.append(f"  note: {CANNOT_METER}")
+    if result.disturbed:
+        lines.append(not_judged_line(judgement))
     elif result.gil_enabled:
         if result.releases_gil:
             lines.append(
@@ -344,3 +404,111 @@ def costs_table(costs: Costs) -> list[str]:
         " own queues.",
     ]
     return lines
+
+
+# ---------------------------------------------------------------------------
+# the table (gilx table, the tour's section 12)
+# ---------------------------------------------------------------------------
+def gain_mark(value: float | None, threshold: float) -> str:
+    """✓ for a gain (at least ``threshold``), ✗ for none, N/A for a cell not measured."""
+    if value is None:
+        return "N/A"
+    return "✓" if value >= threshold else "✗"
+
+
+def table_cell(value: float | None, disturbed: bool, unstable: bool, threshold: float) -> str:
+    """``✓ 1.80x``, ``? 1.09x`` (disturbed: not judged), ``N/A``; ``~`` when unsteady."""
+    if value is None:
+        return "N/A"
+    sign = "?" if disturbed else gain_mark(value, threshold)
+    return f"{sign} {value:.2f}x{'~' if unstable else ''}"
+
+
+def table_text(table: Table, threshold: float) -> str:
+    """The table as text: header, legend, the cells, where it disagrees with the seed, and
+    the cells not judged with why; ``threshold``: the speedup that counts as a gain."""
+    gil = "on" if table.gil_enabled else "off"
+    k = table.workers
+    lines = [
+        "GIL and Hardware Utilization (measured now)",
+        f"machine: {table.cpu_count} cores, {table.python}, GIL {gil}"
+        + (
+            f"; 1-minute load average {table.load_average:.2f} before measuring"
+            if table.load_average is not None
+            else ""
+        ),
+        f"threading / multiprocessing: speedup of {k} workers over 1 worker"
+        " doing the same total work",
+        f"  (processes: start method {table.start_method}; start-up not counted)",
+        f"interpreters: {k} subinterpreters (each with its own GIL) over 1, in one process"
+        + (
+            f" [{table.interpreters_missing}]"
+            if table.interpreters_missing
+            else " (N/A: NumPy refuses to load in one)"
+        ),
+        "numpy: times faster than pure Python for the same computation, both on one core",
+        "  (a matrix product; the sum of a large buffer's words)",
+        f"asyncio: {k} tasks on one event loop over 1 task, the same downloads (I/O only)",
+        f"✓ = at least {threshold:.1f}x, ✗ = less; ~ = repeats spread more than 10 %",
+        f"? = {NOT_JUDGED}, even after re-measuring: other processes used the cores"
+        " the workers needed, the speedup was unstable, or the machine did not give the"
+        " cores (reasons below)",
+        *([f"note: {table.note}"] if table.note else []),
+        "",
+    ]
+    header = (
+        f"{'Task Type':<28}{'Threading':<14}{'Multiprocessing':<18}{'Interpreters':<15}"
+        f"{'NumPy':<12}{'Asyncio':<10}"
+    )
+    lines += [header, "─" * len(header)]
+    disagreements: list[str] = []
+    not_judged: list[str] = []
+    judged_seed_cells = 0
+    names = ("threading", "multiprocessing", "numpy")
+    for r in table.rows:
+        texts = [r.cell_text(i) for i in range(3)] + [r.asyncio_text()]
+        lines.append(
+            f"{r.label:<28}{texts[0]:<14}{texts[1]:<18}{r.interpreters_text():<15}"
+            f"{texts[2]:<12}{texts[3]:<10}".rstrip()
+        )
+        for i, name in enumerate(names):
+            value = r.cells[i]
+            if value is None:
+                continue
+            if r.disturbed[i]:
+                not_judged.append(
+                    f"  {r.label}, {name}: {value:.2f}x, {NOT_JUDGED}"
+                    f" ({r.reasons[i] or busy_note(r.other_cpu[i])})"
+                )
+                continue
+            if r.seed is not None:
+                judged_seed_cells += 1
+            if r.seed is not None and r.seed[i] != gain_mark(value, threshold):
+                disagreements.append(
+                    f"  {r.label}, {name}: the seed says {r.seed[i]}, measured"
+                    f" {gain_mark(value, threshold)} {value:.2f}x"
+                )
+        if r.interpreters is not None and r.interpreters_disturbed:
+            not_judged.append(
+                f"  {r.label}, interpreters: {r.interpreters:.2f}x, {NOT_JUDGED}"
+                f" ({r.interpreters_reason or busy_note(r.interpreters_other_cpu)})"
+            )
+        if r.asyncio is not None and r.asyncio_disturbed:
+            not_judged.append(
+                f"  {r.label}, asyncio: {r.asyncio:.2f}x, {NOT_JUDGED}"
+                f" ({r.reasons[3] or busy_note(r.asyncio_other_cpu)})"
+            )
+    lines.append("")
+    if disagreements:
+        lines.append("Where this machine disagrees with the seed:")
+        lines += disagreements
+    elif not_judged and judged_seed_cells == 0:
+        lines.append("No seed cell could be judged: every one was measured while disturbed.")
+    elif not_judged:
+        lines.append("Every seed cell judged here agrees with this machine's measurements.")
+    else:
+        lines.append("Every seed cell agrees with this machine's measurements.")
+    if not_judged:
+        lines.append("Not judged (run again on a quieter machine):")
+        lines += not_judged
+    return "\n".join(lines)

@@ -14,8 +14,13 @@ no second core, so it is the evidence the verdict rests on: ``releases_gil`` is
 Both measurements go through the runner's one path (:func:`gilx.runner.measure`):
 every repeat is metered, a repeat during which the rest of the machine took
 more than :data:`gilx.runner.DISTURBED_SHARE` of the CPU the threads needed
-is run again, and a disturbance that lasts marks the result ``disturbed``:
-then no verdict is drawn from it.
+is run again.  The heartbeat's reading judges itself too
+(:attr:`gilx.instrument.Reading.disturbed`: its heartbeat waited for a CPU,
+or other processes or the host took the CPU the calls needed); a disturbed
+reading is taken once more.  The verdict rests on one
+:class:`gilx._judgement.Judgement` of all three (the reading, the one-thread
+and the many-thread timings): when it is not judged, ``disturbed`` is True
+and no verdict is drawn from the result.
 
 Library thread pools (BLAS, OpenMP) are pinned to one thread while probing
 (threadpoolctl), so the speedup shows the GIL, not a library's own threads.
@@ -28,15 +33,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from gilx import _present, runner
+from gilx import _judgement, _present, machine, runner
 from gilx._gilstate import gil_enabled
-from gilx.instrument import DEFAULT_INTERVAL, Heartbeat
+from gilx._judgement import Judgement
+from gilx.instrument import DEFAULT_INTERVAL, Heartbeat, Reading, Tally
 
 #: A callable during which the GIL is held at least this share of the time "holds the GIL".
 HOLD_LIMIT = 0.5
 
 #: The heartbeat's period: how often it asks for the GIL (seconds).
 HEARTBEAT_INTERVAL = DEFAULT_INTERVAL
+
+#: A reading that is not judged is taken at most this many times in all.
+ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -49,9 +58,10 @@ class ProbeResult:
     worker.  On a build without a GIL, ``releases_gil`` is True (there is
     nothing to hold) and ``gil_enabled`` is False.  ``other_cpu``: the most
     of the CPU time the threads needed that the rest of the machine took
-    during a repeat (None: unknown here); ``disturbed``: it stayed above
-    :data:`gilx.runner.DISTURBED_SHARE` after re-measuring, so ``releases_gil``
-    is not a verdict to act on.
+    during a repeat (None: unknown here).  ``judgement``: whether a verdict
+    may be drawn (the heartbeat's reading and both timings); ``disturbed`` is
+    its negation: then ``releases_gil`` is not a verdict to act on.  Give
+    either; the other follows.  ``reading``: the heartbeat's reading.
     """
 
     callable: str
@@ -65,6 +75,30 @@ class ProbeResult:
     many_threads: runner.Timing
     other_cpu: float | None = None
     disturbed: bool = False
+    judgement: Judgement | None = None
+    reading: Reading | None = None
+
+    def __post_init__(self) -> None:
+        judgement = self.judgement
+        if judgement is None:
+            timings = _judgement.combine(
+                _judgement.of_timing(self.one_thread), _judgement.of_timing(self.many_threads)
+            )
+            other = self.other_cpu if self.other_cpu is not None else timings.other_cpu
+            metered = timings.metered or self.other_cpu is not None
+            judgement = Judgement(
+                timings.judged, timings.causes, other, metered, busy=timings.busy
+            )
+            if self.disturbed and judgement.judged:
+                judgement = _judgement.busy(other, metered)
+            object.__setattr__(self, "judgement", judgement)
+        object.__setattr__(self, "disturbed", judgement.disturbed)
+
+    @property
+    def judged(self) -> Judgement:
+        """The judgement, never None (set in ``__post_init__``)."""
+        assert self.judgement is not None
+        return self.judgement
 
     def to_dict(self) -> dict[str, object]:
         """The JSON object of ``probe`` (the README's reference, JSON shapes)."""
@@ -77,6 +111,8 @@ class ProbeResult:
             "gil_enabled": self.gil_enabled,
             "other_cpu": self.other_cpu,
             "disturbed": self.disturbed,
+            "judgement": self.judged.to_dict(),
+            "note": self.judged.note,
         }
 
     def render(self) -> str:
@@ -144,14 +180,18 @@ def probe(
     with _library_pools_pinned():
         calls = runner.calibrate(lambda n: job.prepare(n, ""), 1, seconds)
         total = calls * workers
-        with Heartbeat(HEARTBEAT_INTERVAL) as heart:
-            before = heart.snapshot()
-            one = runner.measure(job, total, 1, repeats).timing
-            reading = heart.snapshot().since(before)
+        for _ in range(ATTEMPTS):
+            one, reading = _held(job, total, repeats)
+            if _judgement.of_reading(reading).judged and not one.disturbed:
+                break
         many = runner.measure(job, total, workers, repeats).timing
     hold = reading.hold_fraction
     has_gil = gil_enabled()
-    known = [s for s in (one.other_cpu, many.other_cpu) if s is not None]
+    judgement = _judgement.combine(
+        _judgement.of_reading(reading),
+        _judgement.of_timing(one),
+        _judgement.of_timing(many),
+    )
     return ProbeResult(
         callable=name or describe(func, args),
         releases_gil=(hold < HOLD_LIMIT) if has_gil else True,
@@ -162,6 +202,20 @@ def probe(
         calls=calls,
         one_thread=one,
         many_threads=many,
-        other_cpu=max(known) if known else None,
-        disturbed=one.disturbed or many.disturbed,
+        other_cpu=judgement.other_cpu,
+        judgement=judgement,
+        reading=reading,
     )
+
+
+def _held(job: _Calls, total: int, repeats: int) -> tuple[runner.Timing, Reading]:
+    """One thread making all the calls, timed, while the heartbeat reads the GIL and the meter
+    reads the machine: the timing and the reading (which judges itself)."""
+    with Heartbeat(HEARTBEAT_INTERVAL) as heart:
+        meter = machine.CpuMeter()
+        meter.start()
+        before = heart.snapshot()
+        one = runner.measure(job, total, 1, repeats).timing
+        after = heart.snapshot()
+        cpu = meter.stop()
+    return one, Tally.between(before, after).reading(cpu, heart.priority)

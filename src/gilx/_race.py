@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import SupportsIndex
 
-from gilx import _present, machine
+from gilx import _judgement, _present, machine
 from gilx._args import as_count
 from gilx._core import (
     MAX_COUNT,
@@ -39,6 +39,7 @@ from gilx._core import (
     StartGate,
     UnsafeCounter,
 )
+from gilx._judgement import Judgement
 from gilx.timing import DISTURBED_SHARE
 
 COUNTER_TYPES: dict[str, type[UnsafeCounter | AtomicCounter | LockedCounter]] = {
@@ -100,14 +101,28 @@ class RaceResult:
         return self.lost > 0 or self.overlap > 0.0
 
     @property
+    def judgement(self) -> Judgement:
+        """Whether a verdict may be drawn (:func:`gilx._judgement.of_race`): the threads
+        overlapped, and the machine was quiet or a loss was seen anyway (a loss needs no quiet
+        machine to be real)."""
+        return _judgement.of_race(
+            overlapped=self.overlapped, lost=self.lost, disturbed=self.disturbed,
+            other_cpu=self.other_cpu, metered=self.other_cpu is not None,
+        )
+
+    @property
     def judged(self) -> bool:
-        """A verdict may be drawn: the threads overlapped, and the machine was quiet or a loss
-        was seen anyway (a loss needs no quiet machine to be real)."""
-        return self.overlapped and (self.lost > 0 or not self.disturbed)
+        """A verdict may be drawn (:attr:`judgement`)."""
+        return self.judgement.judged
 
     def to_dict(self) -> dict[str, object]:
         """The JSON object of a ``race`` result (the README's reference, JSON shapes)."""
-        return {**asdict(self), "overlapped": self.overlapped}
+        return {
+            **asdict(self),
+            "overlapped": self.overlapped,
+            "judgement": self.judgement.to_dict(),
+            "note": self.judgement.note,
+        }
 
     def render(self) -> str:
         """This race as ``gilx race`` prints it (:func:`gilx._present.race_table`)."""

@@ -4,9 +4,11 @@ Each threading / multiprocessing cell is the speedup of ``workers`` workers
 over one worker doing the same total work; each NumPy cell is how many times
 faster NumPy is than pure Python for the same computation.  A cell reads ✓
 when its number is at least :data:`GAIN_THRESHOLD`, ✗ below, and ``?`` when
-its measurement stayed disturbed after re-measuring (other processes used the
-cores the workers needed): then it is not judged, and not compared with the
-seed.  Cells the seed marks N/A stay ``None``.
+its measurement is not judged even after re-measuring
+(:class:`gilx._judgement.Judgement`: other processes used the cores the
+workers needed, its speedup was unstable, or a reference showed the machine
+did not give the cores): then it is not compared with the seed, and the
+reason is printed.  Cells the seed marks N/A stay ``None``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gilx import _measured, _present, machine, vectorise
+from gilx import _measured, _present, machine, runner, vectorise
+from gilx._judgement import CANNOT_METER
 from gilx.machine import gil_enabled
 
 #: A speedup at least this large is a gain (✓); below it, ✗.
@@ -43,9 +46,7 @@ _ROWS = (
 
 def mark(value: float | None) -> str:
     """✓ for a gain, ✗ for none, N/A for a cell that is not measured."""
-    if value is None:
-        return "N/A"
-    return "✓" if value >= GAIN_THRESHOLD else "✗"
+    return _present.gain_mark(value, GAIN_THRESHOLD)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class TableRow:
     interpreters_unstable: bool = False
     interpreters_disturbed: bool = False
     interpreters_other_cpu: float | None = None
+    interpreters_reason: str = ""  # why the interpreters cell is not judged ("": judged)
+    #: Why each cell (threading, multiprocessing, numpy, asyncio) is not judged ("": judged).
+    reasons: tuple[str, str, str, str] = ("", "", "", "")
 
     @property
     def cells(self) -> tuple[float | None, float | None, float | None]:
@@ -86,6 +90,11 @@ class TableRow:
             # measured while other processes kept the workers' cores busy: not judged
             "disturbed": dict(zip(names, self.disturbed, strict=True)),
             "other_cpu": dict(zip(names, self.other_cpu, strict=True)),
+            # why a cell is not judged, in words (null where it is judged)
+            "reasons": {
+                name: reason or None
+                for name, reason in zip((*names, "asyncio"), self.reasons, strict=True)
+            },
             "asyncio": self.asyncio,
             # k subinterpreters over 1, each with its own GIL (None: refused or before 3.12)
             "interpreters": self.interpreters,
@@ -93,28 +102,22 @@ class TableRow:
 
     def cell_text(self, index: int) -> str:
         """``✓ 1.80x``, ``? 1.09x`` (disturbed: not judged), ``N/A``; ``~`` when unsteady."""
-        value = self.cells[index]
-        if value is None:
-            return "N/A"
-        sign = "?" if self.disturbed[index] else mark(value)
-        return f"{sign} {value:.2f}x{'~' if self.unstable[index] else ''}"
+        return _present.table_cell(
+            self.cells[index], self.disturbed[index], self.unstable[index], GAIN_THRESHOLD
+        )
 
     def asyncio_text(self) -> str:
         """The Asyncio cell, written like the others (``N/A`` off the I/O row)."""
-        return _extra_cell(self.asyncio, self.asyncio_disturbed, self.asyncio_unstable)
+        return _present.table_cell(
+            self.asyncio, self.asyncio_disturbed, self.asyncio_unstable, GAIN_THRESHOLD
+        )
 
     def interpreters_text(self) -> str:
         """The Interpreters cell (``N/A`` where they cannot run the row's work, or before 3.12)."""
-        return _extra_cell(
-            self.interpreters, self.interpreters_disturbed, self.interpreters_unstable
+        return _present.table_cell(
+            self.interpreters, self.interpreters_disturbed, self.interpreters_unstable,
+            GAIN_THRESHOLD,
         )
-
-
-def _extra_cell(value: float | None, disturbed: bool, unstable: bool) -> str:
-    if value is None:
-        return "N/A"
-    sign = "?" if disturbed else mark(value)
-    return f"{sign} {value:.2f}x{'~' if unstable else ''}"
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,16 @@ class Table:
             any(r.disturbed) or r.asyncio_disturbed or r.interpreters_disturbed for r in self.rows
         )
 
+    @property
+    def note(self) -> str | None:
+        """:data:`gilx._judgement.CANNOT_METER` where no cell's disturbance could be read."""
+        shares = [
+            x
+            for r in self.rows
+            for x in (*r.other_cpu, r.asyncio_other_cpu, r.interpreters_other_cpu)
+        ]
+        return None if any(x is not None for x in shares) else CANNOT_METER
+
     def row(self, task: str) -> TableRow:
         for r in self.rows:
             if r.task == task:
@@ -149,6 +162,7 @@ class Table:
             "python": self.python,
             "rows": [r.to_dict() for r in self.rows],
             "disturbed": self.disturbed,
+            "note": self.note,
             "workers": self.workers,
             "start_method": self.start_method,
             "gain_threshold": GAIN_THRESHOLD,
@@ -156,87 +170,7 @@ class Table:
 
     def render(self) -> str:
         """The table as text, with its header, legend and where it disagrees with the seed."""
-        gil = "on" if self.gil_enabled else "off"
-        lines = [
-            "GIL and Hardware Utilization (measured now)",
-            f"machine: {self.cpu_count} cores, {self.python}, GIL {gil}"
-            + (
-                f"; 1-minute load average {self.load_average:.2f} before measuring"
-                if self.load_average is not None
-                else ""
-            ),
-            f"threading / multiprocessing: speedup of {self.workers} workers over 1 worker"
-            " doing the same total work",
-            f"  (processes: start method {self.start_method}; start-up not counted)",
-            "numpy: times faster than pure Python for the same computation, both on one core",
-            "  (a matrix product; the sum of a large buffer's words)",
-            f"interpreters: {self.workers} subinterpreters (each with its own GIL) over 1, in one"
-            " process" + (f" [{self.interpreters_missing}]" if self.interpreters_missing else
-                          " (N/A: NumPy refuses to load in one)"),
-            f"asyncio: {self.workers} tasks on one event loop over 1 task, the same downloads"
-            " (I/O only)",
-            f"✓ = at least {GAIN_THRESHOLD:.1f}x, ✗ = less; ~ = repeats spread more than 10 %",
-            f"? = {_present.NOT_JUDGED}: other processes kept using the cores the workers needed,"
-            " even after re-measuring",
-            "",
-        ]
-        header = (
-            f"{'Task Type':<28}{'Threading':<14}{'Multiprocessing':<18}{'Interpreters':<15}"
-            f"{'NumPy':<12}{'Asyncio':<10}"
-        )
-        lines += [header, "─" * len(header)]
-        disagreements: list[str] = []
-        not_judged: list[str] = []
-        judged_seed_cells = 0
-        names = ("threading", "multiprocessing", "numpy")
-        for r in self.rows:
-            texts = [r.cell_text(i) for i in range(3)] + [r.asyncio_text()]
-            lines.append(
-                f"{r.label:<28}{texts[0]:<14}{texts[1]:<18}{r.interpreters_text():<15}"
-                f"{texts[2]:<12}{texts[3]:<10}".rstrip()
-            )
-            for i, name in enumerate(names):
-                value = r.cells[i]
-                if value is None:
-                    continue
-                if r.disturbed[i]:
-                    not_judged.append(
-                        f"  {r.label}, {name}: {value:.2f}x, {_present.NOT_JUDGED}"
-                        f" ({_present.busy_note(r.other_cpu[i])})"
-                    )
-                    continue
-                if r.seed is not None:
-                    judged_seed_cells += 1
-                if r.seed is not None and r.seed[i] != mark(value):
-                    disagreements.append(
-                        f"  {r.label}, {name}: the seed says {r.seed[i]}, measured"
-                        f" {mark(value)} {value:.2f}x"
-                    )
-            if r.interpreters is not None and r.interpreters_disturbed:
-                not_judged.append(
-                    f"  {r.label}, interpreters: {r.interpreters:.2f}x, {_present.NOT_JUDGED}"
-                    f" ({_present.busy_note(r.interpreters_other_cpu)})"
-                )
-            if r.asyncio is not None and r.asyncio_disturbed:
-                not_judged.append(
-                    f"  {r.label}, asyncio: {r.asyncio:.2f}x, {_present.NOT_JUDGED}"
-                    f" ({_present.busy_note(r.asyncio_other_cpu)})"
-                )
-        lines.append("")
-        if disagreements:
-            lines.append("Where this machine disagrees with the seed:")
-            lines += disagreements
-        elif not_judged and judged_seed_cells == 0:
-            lines.append("No seed cell could be judged: every one was measured while disturbed.")
-        elif not_judged:
-            lines.append("Every seed cell judged here agrees with this machine's measurements.")
-        else:
-            lines.append("Every seed cell agrees with this machine's measurements.")
-        if not_judged:
-            lines.append("Measured while the machine was busy elsewhere (close other programs and"
-                         " run again):")
-            lines += not_judged
-        return "\n".join(lines)
+        return _present.table_text(self, GAIN_THRESHOLD)
 
 
 def measure(measurements: _measured.Measurements) -> Table:
@@ -297,6 +231,13 @@ def measure(measurements: _measured.Measurements) -> Table:
                 ),
                 interpreters_disturbed=bool(inter and inter.disturbed),
                 interpreters_other_cpu=inter.other_cpu if inter else None,
+                interpreters_reason=_why(inter) if inter else "",
+                reasons=(
+                    _why(threads),
+                    _why(procs),
+                    _present.why_not(comparison.judgement) if comparison else "",
+                    _why(tasks) if tasks else "",
+                ),
             )
         )
     method = measurements.scale("py", "processes").start_method
@@ -321,6 +262,9 @@ def _interpreters_missing() -> str:
     except (ValueError, ImportError) as exc:
         return f"not measured here: {exc}"
     return ""
+def _why(point: runner.ScalePoint) -> str:
+    """Why ``point`` is not judged, in words ("" when it is)."""
+    return _present.why_not(point.judged) if point.disturbed else ""
 
 
 def table(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from gilx._judgement import Judgement, of_reading
 from gilx.instrument import DEFAULT_INTERVAL, Heartbeat, Latency, Reading, Snapshot, Tally
 from gilx.machine import CpuMeter, CpuUse
 
@@ -100,12 +101,25 @@ class Watch:
         """Whether the heartbeat could not get a CPU in time (see :class:`Reading`)."""
         return self.reading().disturbed
 
+    @property
+    def judgement(self) -> Judgement:
+        """Whether the reading may be judged, why not, and whether the machine was metered."""
+        return of_reading(self.reading())
+
     def to_dict(self) -> dict[str, object]:
         """``seconds``, ``hold_fraction``, ``latency`` (p50/p90/p99/max), ``gil_enabled``, the
         instrument's own counts (``samples``, ``missed``, ``beats``, ``cost_per_beat``), what
         the meter saw (``meter``: missed and late shares, other processes' and steal cores,
-        the heartbeat's priority) and ``disturbed``."""
-        return self.reading().to_dict()
+        the heartbeat's priority), ``disturbed``, ``other_cpu`` (the share of the CPU time this
+        process needed that other processes took; None where it cannot be read), and the
+        ``judgement`` with its ``note`` (where the machine cannot be metered)."""
+        judgement = self.judgement
+        return {
+            **self.reading().to_dict(),
+            "other_cpu": judgement.other_cpu,
+            "judgement": judgement.to_dict(),
+            "note": judgement.note,
+        }
 
 
 def watch(interval: float = DEFAULT_INTERVAL) -> Watch:

@@ -530,9 +530,12 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["watch"]:  # its own parser: the program's arguments are not ours
+        # (and the program's stdout is its own: watch makes only its report safe)
         from gilx.watch_cli import main as watch_main
 
         return watch_main(argv[1:])
+    # What an ASCII or cp1252 console cannot show is replaced, never a UnicodeEncodeError.
+    _present.safe_streams(sys.stdout, sys.stderr)
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # plain `gilx` is the tour

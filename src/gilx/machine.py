@@ -141,6 +141,10 @@ def describe() -> dict[str, object]:
 # ---------------------------------------------------------------------------
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
+#: Where Linux's process information is mounted.  Elsewhere (macOS, Windows) it is missing, and
+#: every reading of it is None: "cannot measure disturbance here", never a guess.
+PROC = "/proc"
+
 #: Processes started for a measurement outside the backends (the io server):
 #: their CPU is the measurement's own, not a disturbance.
 _helper_pids: set[int] = set()
@@ -154,7 +158,7 @@ def os_threads() -> int | None:
     OS threads sees the end of that too.
     """
     try:
-        with open("/proc/self/stat", encoding="ascii") as f:
+        with open(f"{PROC}/self/stat", encoding="ascii") as f:
             fields = f.read().rpartition(")")[2].split()
     except OSError:
         return None
@@ -194,7 +198,7 @@ def _machine_ticks(cpus: frozenset[int]) -> tuple[int, int] | None:
     the others cannot take the workers' time.
     """
     try:
-        with open("/proc/stat", encoding="ascii") as stat:
+        with open(f"{PROC}/stat", encoding="ascii") as stat:
             lines = stat.read().splitlines()
     except OSError:
         return None
@@ -217,7 +221,7 @@ def _machine_ticks(cpus: frozenset[int]) -> tuple[int, int] | None:
 def _process_ticks(pid: int) -> int:
     """utime + stime of a live process, in clock ticks (0 if it is gone)."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        with open(f"{PROC}/{pid}/stat", encoding="ascii") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])
     except (OSError, ValueError, IndexError):

@@ -18,16 +18,27 @@ hypervisor's steal time) as a share of the CPU time the workers needed
 repeats; if the disturbance persists the timing is marked ``disturbed`` and no
 verdict is drawn from it.  A quiet machine pays only the meter: two reads of
 ``/proc`` per repeat.
+
+A scaling curve (:func:`scale`) is measured in **rounds**: each round times
+one repeat of every worker count, one after the other, and a reference known
+to scale (``count_nogil`` on 1 and k threads, :class:`_Reference`), so a
+speedup divides times taken in the same few moments, and the reference says
+how many cores the machine really gave then.  Rounds go on (within the same
+budget) until the last ``repeats`` of them are quiet, their speedups agree
+within :data:`SPREAD_LIMIT` and the reference got its cores; otherwise the
+curve's points are not judged (:func:`gilx._judgement.of_speedup`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from gilx import _present, backends, machine, workloads
-from gilx.backends import MAX_WORKERS, Job, Options
+from gilx import _judgement, _present, backends, machine, workloads
+from gilx._judgement import Judgement
+from gilx.backends import MAX_WORKERS, Crew, Job, Options
 from gilx.backends.base import BARRIER_TIMEOUT
 from gilx.backends.processes import default_start_method, start_methods
 from gilx.timing import (
@@ -215,9 +226,11 @@ def calibrate(make: Callable[[int], Callable[[], object]], start_size: int, targ
 class ScalePoint:
     """One point of a scaling curve.
 
-    ``disturbed``: this point's repeats, or the one-worker baseline its
-    speedup divides, stayed disturbed after re-measuring: no verdict may be
-    drawn from its speedup.
+    ``judgement`` (:class:`gilx._judgement.Judgement`): whether a verdict may
+    be drawn from its speedup, and why not.  ``disturbed`` is its negation
+    (the JSON's key): this point's repeats or the one-worker baseline its
+    speedup divides stayed disturbed, its speedup was unstable, or the machine
+    did not give the cores it needed.  Give either; the other follows.
     """
 
     workers: int
@@ -225,6 +238,22 @@ class ScalePoint:
     speedup: float
     startup: float | None = None
     disturbed: bool = False
+    judgement: Judgement | None = None
+
+    def __post_init__(self) -> None:
+        judgement = self.judgement
+        if judgement is None:
+            judgement = _judgement.of_timing(self.timing)
+            if self.disturbed and judgement.judged:
+                judgement = _judgement.busy(judgement.other_cpu, judgement.metered)
+            object.__setattr__(self, "judgement", judgement)
+        object.__setattr__(self, "disturbed", judgement.disturbed)
+
+    @property
+    def judged(self) -> Judgement:
+        """The judgement, never None (``judgement`` is set in ``__post_init__``)."""
+        assert self.judgement is not None
+        return self.judgement
 
     @property
     def other_cpu(self) -> float | None:
@@ -239,7 +268,7 @@ class ScalePoint:
     def efficiency(self) -> float:
         return efficiency(self.speedup, self.workers)
 
-    def to_dict(self) -> dict[str, float | int | None]:
+    def to_dict(self) -> dict[str, object]:
         """One result of ``gilx scale --json``: the median, the repeats' range, start-up."""
         return {
             "workers": self.workers,
@@ -251,6 +280,7 @@ class ScalePoint:
             "startup": self.startup,
             "other_cpu": self.other_cpu,
             "disturbed": self.disturbed,
+            "judgement": self.judged.to_dict(),
         }
 
 
@@ -270,8 +300,15 @@ class ScaleResult:
 
     @property
     def disturbed(self) -> bool:
-        """Some measurement of the curve stayed disturbed after re-measuring."""
+        """Some measurement of the curve is not judged (disturbed, unstable, short of cores)."""
         return self.baseline.disturbed or any(p.disturbed for p in self.points)
+
+    @property
+    def judgement(self) -> Judgement:
+        """The curve's judgement: every point's, and the baseline's."""
+        return _judgement.combine(
+            _judgement.of_timing(self.baseline), *(p.judged for p in self.points)
+        )
 
     def point(self, workers: int) -> ScalePoint:
         for p in self.points:
@@ -293,6 +330,7 @@ class ScaleResult:
             "mode": self.mode,
             "results": [p.to_dict() for p in self.points],
             "disturbed": self.disturbed,
+            "note": self.judgement.note,
             "size": self.size,
             "unit": self.unit,
             "repeats": len(base.samples),
@@ -306,6 +344,116 @@ class ScaleResult:
                 "disturbed": base.disturbed,
             },
         }
+
+
+#: The capacity reference: one thread of ``count_nogil`` takes about this long per round (s).
+REFERENCE_SECONDS = 0.005
+
+_reference_units: list[int] = []  # calibrated once per process
+
+
+class _Reference:
+    """``count_nogil`` on 1 and ``needed`` threads, the same work: how many cores' worth the
+    machine gives now (one thread's time / ``needed`` threads' time).
+
+    It releases the GIL for all its work and shares nothing, so on ``needed``
+    free cores it reaches ``needed``; less means the machine (other processes,
+    the host's other tenants, a throttled CPU) did not give them.
+    """
+
+    def __init__(self, needed: int) -> None:
+        nogil = workloads.get("nogil")
+        if not _reference_units:
+            _reference_units.append(
+                calibrate(lambda n: nogil.prepare(n, ""), nogil.start_size, REFERENCE_SECONDS)
+            )
+        units = _reference_units[0]
+        self._stack = ExitStack()
+        with self._stack:
+            session = self._stack.enter_context(backends.get("threads").open(nogil, "", Options()))
+            self._one = self._stack.enter_context(session.crew(units, 1))
+            self._many = self._stack.enter_context(session.crew(units, needed))
+            self._stack = self._stack.pop_all()
+
+    def measure(self) -> float:
+        start, end = self._one.go()
+        many_start, many_end = self._many.go()
+        return speedup(end - start, many_end - many_start)
+
+    def __enter__(self) -> _Reference:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+#: One round: per worker count, (seconds, other processes' share or None); the reference.
+_Round = tuple[dict[int, tuple[float, float | None]], float | None]
+
+
+def _window(rounds: Sequence[_Round]) -> tuple[dict[int, Timing], float | None]:
+    """The timings of ``rounds`` (one sample per round per worker count), and the median
+    capacity the reference measured in them."""
+    ks = sorted(rounds[0][0])
+    timings = {}
+    for k in ks:
+        samples = [r[0][k] for r in rounds]
+        timings[k] = Timing(
+            tuple(sec for sec, _ in samples),
+            tuple(share for _, share in samples),
+            any(share is not None and share > DISTURBED_SHARE for _, share in samples),
+        )
+    caps = sorted(c for _, c in rounds if c is not None)
+    capacity = caps[len(caps) // 2] if caps else None
+    return timings, capacity
+
+
+def _verdicts(timings: dict[int, Timing], capacity: float | None) -> list[Judgement]:
+    cores = machine.cores()
+    return [
+        _judgement.of_speedup(
+            timings[1], t, workers=k, needed=min(k, cores), capacity=capacity
+        )
+        for k, t in timings.items()
+    ]
+
+
+def _rounds(
+    crews: dict[int, Crew],
+    repeats: int,
+    pids: Callable[[], frozenset[int]],
+    reference: _Reference | None,
+) -> tuple[dict[int, Timing], float | None]:
+    """Rounds of one metered repeat per crew (and the reference), until the last ``repeats``
+    rounds can be judged, within :data:`EXTRA_REPEATS` times ``repeats`` extra rounds.
+
+    Where no window of ``repeats`` consecutive rounds can be judged, the
+    window with the fewest problems is kept (its points then say why they are
+    not judged).
+    """
+    cores = machine.cores()
+    meter = machine.CpuMeter(pids)
+    rounds: list[_Round] = []
+    for _ in range(repeats * (1 + EXTRA_REPEATS)):
+        row: dict[int, tuple[float, float | None]] = {}
+        for k, crew in crews.items():
+            meter.start()
+            start, end = crew.go()
+            use = meter.stop()
+            row[k] = (end - start, use.share_of_needed(min(k, cores)) if use else None)
+        rounds.append((row, reference.measure() if reference is not None else None))
+        if len(rounds) >= repeats and all(j.judged for j in _verdicts(*_window(rounds[-repeats:]))):
+            return _window(rounds[-repeats:])
+    best: tuple[tuple[int, float], int] | None = None
+    for i in range(len(rounds) - repeats + 1):
+        verdicts = _verdicts(*_window(rounds[i : i + repeats]))
+        unjudged = sum(not j.judged for j in verdicts)
+        other = max((j.other_cpu or 0.0 for j in verdicts), default=0.0)
+        score = (unjudged, other)
+        if best is None or score <= best[0]:
+            best = (score, i)
+    assert best is not None
+    return _window(rounds[best[1] : best[1] + repeats])
 
 
 def _round_up_to(size: int, multiple: int) -> int:
@@ -367,24 +515,37 @@ def scale(
             total = size
         backends.check_counts(1, 1, total)
 
-        with backend.open(job, endpoint, options) as session:
+        with backend.open(job, endpoint, options) as session, ExitStack() as crews_open:
             session_startup = session.startup
-            timings: dict[int, tuple[Timing, float | None]] = {}
+            crews: dict[int, Crew] = {}
             for k in sorted({1, *counts}):
                 say(f"{workload}: {backend.plural(k)}")
-                timings[k] = _measure_crew(session, total, k, nrepeats)
+                crews[k] = crews_open.enter_context(session.crew(total, k))
+            needed = min(max(counts), machine.cores())
+            # After the crews: its threads must not be alive while a crew forks.
+            reference = (
+                crews_open.enter_context(_Reference(needed)) if needed > 1 else None
+            )
+
+            def ours() -> frozenset[int]:
+                return session.pids().union(*(c.pids() for c in crews.values()))
+
+            timings, capacity = _rounds(crews, nrepeats, ours, reference)
+            startups = {k: crew.startup for k, crew in crews.items()}
             how = session.describe()
             method = session.start_method
-    baseline = timings[1][0]
+    baseline = timings[1]
     points = tuple(
         ScalePoint(
             k,
             timing,
             speedup(baseline.median, timing.median),
-            startup,
-            disturbed=timing.disturbed or baseline.disturbed,
+            startups[k],
+            judgement=_judgement.of_speedup(
+                baseline, timing, workers=k, needed=min(k, machine.cores()), capacity=capacity
+            ),
         )
-        for k, (timing, startup) in sorted(timings.items())
+        for k, timing in sorted(timings.items())
         if k in counts
     )
     return ScaleResult(

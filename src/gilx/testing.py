@@ -13,10 +13,13 @@ GIL was held at each.  That needs no second core -- a held GIL keeps the
 heartbeat waiting whether or not another core is free -- so the assertions are
 reliable on a 1-core CI runner, where a speedup test cannot tell anything.
 
-A measurement the rest of the machine disturbed (:attr:`ProbeResult.disturbed`)
-is made once more; if it stays disturbed, the assertion raises
-:class:`Inconclusive` -- neither a pass nor a fail.  The ``gilx`` pytest
-plugin turns that into a skip that gives the reason.
+A measurement that cannot be judged (:attr:`ProbeResult.judgement`: the
+heartbeat's own reading was disturbed -- it waited for a CPU at its instants --
+or other processes took the CPU the calls needed) is made once more; if it
+still cannot be judged, the assertion raises :class:`Inconclusive` -- neither
+a pass nor a fail.  The ``gilx`` pytest plugin turns that into a skip that
+gives the reason.  Where the machine cannot be metered (no ``/proc``), the
+assertion's message says so.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ __all__ = ["Inconclusive", "assert_holds_gil", "assert_releases_gil"]
 
 
 class Inconclusive(Exception):
-    """The machine stayed too busy to judge: other processes took the CPU the probe needed.
+    """The measurement could not be judged: the heartbeat's reading was disturbed, or other
+    processes took the CPU the probe needed, even after re-measuring.
 
     Not an :class:`AssertionError`: nothing was found wrong with the callable.
     ``result`` is the last (disturbed) :class:`~gilx.ProbeResult`.
@@ -54,11 +58,17 @@ def _judgeable_probe(
         if not result.disturbed:
             return result
     raise Inconclusive(
-        f"{result.callable}: not judged, the machine was busy (other processes took"
-        f" {_present.percent(result.other_cpu)}"
-        f" of the CPU the probe needed, in {ATTEMPTS} attempts)",
+        f"{result.callable}: not judged in {ATTEMPTS} attempts"
+        f" ({_present.why_not(result.judged)}); the GIL read held"
+        f" {result.hold_fraction:.1%} of the time, not a verdict{_note(result)}",
         result,
     )
+
+
+def _note(result: ProbeResult) -> str:
+    """``; <note>`` where the machine could not be metered, else ``""``."""
+    note = result.judged.note
+    return f"; {note}" if note else ""
 
 
 def _check_share(name: str, value: float) -> None:
@@ -85,7 +95,7 @@ def assert_releases_gil(
     if result.gil_enabled and result.hold_fraction > max_hold:
         raise AssertionError(
             f"{result.callable} held the GIL {result.hold_fraction:.1%} of the time, "
-            f"more than max_hold={max_hold:.1%}: it does not release the GIL"
+            f"more than max_hold={max_hold:.1%}: it does not release the GIL{_note(result)}"
         )
     return result
 
@@ -103,10 +113,12 @@ def assert_holds_gil(
     _check_share("min_hold", min_hold)
     result = _judgeable_probe(func, args, seconds)
     if not result.gil_enabled:
-        raise AssertionError(f"{result.callable}: no GIL in this process, nothing can hold it")
+        raise AssertionError(
+            f"{result.callable}: no GIL in this process, nothing can hold it{_note(result)}"
+        )
     if result.hold_fraction < min_hold:
         raise AssertionError(
             f"{result.callable} held the GIL only {result.hold_fraction:.1%} of the time, "
-            f"less than min_hold={min_hold:.1%}: it releases the GIL"
+            f"less than min_hold={min_hold:.1%}: it releases the GIL{_note(result)}"
         )
     return result

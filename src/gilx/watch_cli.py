@@ -202,10 +202,11 @@ def report_text(w: Watch) -> str:
             f"  heartbeat: {priority}, {r.late_share:.1%} of the instants late for a"
             f" CPU, {r.missed_share:.1%} slept through{others}"
         )
-    if r.disturbed:
-        lines.append(
-            f"  disturbed: {'; '.join(r.disturbances())}: the share held may be off; run again"
-        )
+    judgement = w.judgement
+    if not judgement.judged:
+        lines.append(f"  not judged: {judgement.why()}: the share held may be off; run again")
+    if judgement.note is not None:
+        lines.append(f"  note: {judgement.note}")
     return "\n".join(lines)
 
 
@@ -258,6 +259,9 @@ def main(argv: Sequence[str]) -> int:
     w = Watch(opts.interval)
     status = _watched(opts, origin, w)
     sys.stdout.flush()
+    from gilx._present import safe_streams
+
+    safe_streams(sys.stderr)  # the report's stream, now the program has finished with it
     if opts.json:
         print(json_report(w), file=sys.stderr)
     else:
