@@ -303,11 +303,16 @@ class InterpreterCrew(Crew):
             self.stamps = tuple(self._take("run") for _ in range(self._workers))
             return span_of(self.stamps)
         except BaseException:
-            self.close()
+            # e.g. Ctrl-C: the run is over, so no process is forked next; the interpreters
+            # are closed (by their threads), without waiting for the OS threads to be gone
+            self._stop(settle=False)
             raise
 
     def close(self) -> None:
         """Stop the workers; each closes its interpreter once its share in flight is done."""
+        self._stop(settle=True)
+
+    def _stop(self, settle: bool) -> None:
         if self._closed:
             return
         self._closed = True
@@ -315,7 +320,11 @@ class InterpreterCrew(Crew):
         for t in self._threads:
             if t.ident is not None:
                 t.join()
-        machine.wait_for_os_threads(self._os_threads_before)
+        if settle:
+            # join() returns when a thread's Python code is done, before its OS thread
+            # has exited; a process forked next must not catch one half-way
+            # (machine.wait_for_os_threads says why).
+            machine.wait_for_os_threads(self._os_threads_before)
 
 
 class InterpreterSession(Session):
