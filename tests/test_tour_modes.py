@@ -101,4 +101,5 @@ def test_the_tree_chooses_processes_or_interpreters_by_the_numbers(
     monkeypatch.setattr(session, "costs", lambda: _costs_with(passing))
     got, why = tour._processes_or_interpreters(session, procs, interps)
     assert got == choice
-    assert "1 MiB round trip" in why[0] and "start method fork" in why[0]
+    assert why[0].startswith("here: ")
+    assert "1 MiB round trip" in why[1] and "start method fork" in why[1]

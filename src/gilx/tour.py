@@ -495,6 +495,9 @@ def _decision_tree(
         win = best >= max(GAIN_THRESHOLD, py.threading)
         busy = (*py_busy, py.interpreters_disturbed)
         choice, why = _processes_or_interpreters(measurements, py.multiprocessing, py.interpreters)
+        if any(busy):  # no choice from numbers that are not judged
+            choice = "multiprocessing or interpreters (3.12+)"
+            why = [f"not chosen: the speedups are {_present.NOT_JUDGED}", *why[1:]]
         out(
             f"│   ├── Yes → Use {choice}  [{k} processes {_x(py.multiprocessing)},"
             f" {k} interpreters {_x(py.interpreters)}, {k} threads {_x(py.threading)}:"
@@ -549,7 +552,8 @@ def _processes_or_interpreters(
         choice = "multiprocessing"
         reason = "interpreters scale as well here but pass data no cheaper"
     return choice, [
-        f"here: {reason}: {data}; {start}; {memory}",
+        f"here: {reason}",
+        f"costs here: {data}; {start}; {memory}",
         "processes where workers are short-lived, load NumPy, or must survive a crash",
     ]
 
