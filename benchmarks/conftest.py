@@ -237,6 +237,16 @@ def delay_server_url() -> Iterator[str]:
         yield url
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--instrument-sweep",
+        action="store_true",
+        default=False,
+        help="the instrument's accuracy table over every duty cycle (about 4 minutes with"
+        " its peers) instead of the representative cells",
+    )
+
+
 # --------------------------------------------------------------------------
 # What BENCHMARKS.md needs to know about the run, stored in the JSON file.
 # --------------------------------------------------------------------------

@@ -283,3 +283,41 @@ def test_interpreters_section_shows_both_backends_and_the_cost_ratios(tmp_path: 
                                                 "0.10x"]
     assert row(part, "memory (one more worker)")[1:] == ["2.0 MiB", "6.0 MiB", "0.33x"]
     assert row(part, "64 KiB round trip")[1:] == ["60.0 µs", "20.0 µs", "3.00x"]
+def test_the_blame_section_puts_gilx_beside_the_truth_and_py_spy():
+    rows = [
+        {"thread": "A", "function": "spin_python", "truth_held": [0.40, 0.45],
+         "gilx_held": 0.43, "gilx_error": 0.0, "pyspy_held": 0.42,
+         "truth_share_of_waiting": 0.45, "gilx_share_of_waiting": 0.46,
+         "gilx_share_error": 0.01, "truth_share_range": [0.42, 0.48],
+         "gilx_share_range_error": 0.0},
+        {"thread": "D", "function": "burn_released", "truth_held": [0.0, 0.1],
+         "gilx_held": 0.001, "gilx_error": 0.0, "pyspy_held": None,
+         "truth_share_of_waiting": 0.0, "gilx_share_of_waiting": 0.002,
+         "gilx_share_error": 0.002, "truth_share_range": [0.0, 0.1],
+         "gilx_share_range_error": 0.0},
+    ]
+    accuracy = {"rows": rows, "on_A_B_C": 0.995, "on_D_E": 0.002, "judged": False,
+                "gilx_vs_pyspy_max_abs": 0.01, "euid": 1001,
+                "disturbed": True, "others_share": 0.2, "pyspy_problem": None,
+                "seconds": 6.0, "python": "3.11.7", "load_average": [1.0, 2.0, 3.0]}
+    cost = {"triples": 20, "load_average": [1.0, 1.0, 1.0],
+            "gil_per_beat_us": {"watch": 1.5, "top": 9.0}, "sampler_cpu_share": 0.014,
+            "watch": {"cost": 0.004, "quartiles": [0.0, 0.01]},
+            "top": {"cost": 0.012, "quartiles": [0.0, 0.02]},
+            "top_vs_watch": {"cost": 0.008, "quartiles": [0.0, 0.02]}}
+    benches = [
+        bmd.Bench.from_json({
+            "group": "blame", "name": name,
+            "stats": {"median": 1.0, "iqr": 0.0, "min": 1.0, "max": 1.0, "rounds": 1},
+            "extra_info": {key: value, "foreign_cpu": 0.0},
+        })
+        for name, key, value in (("test_blame_accuracy", "blame_accuracy", accuracy),
+                                 ("test_blame_cost", "blame_cost", cost))
+    ]
+    text = "\n".join(bmd.blame_section(benches))
+    assert "| A | `spin_python` | 0.400 .. 0.450 | 0.430 | 0.000 | 0.420 | 0.420 .. 0.480 |" in text
+    assert "ordinary user (uid 1001)" in text and "differ by at most 0.010" in text
+    assert "| D | `burn_released` | 0.000 .. 0.100 | 0.001 | 0.000 | - |" in text
+    assert "99.5% of the waiting on A, B and C" in text and "not judged (disturbed)" in text
+    assert "9.0 µs with it" in text and "1.40% of one core" in text
+    assert bmd.blame_section([]) == []

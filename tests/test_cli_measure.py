@@ -169,6 +169,7 @@ def test_tour_walks_the_seed_sections_in_order(tiny, capsys):
         "The future: free-threaded",  # not the bare words: a 3.13t header says them too
         "GIL and Hardware Utilization",
         "Decision tree",
+        "Who holds the GIL",
     ]
     # from the first section on: the machine line above it may say "free-threaded build"
     first = out.index(headings[0])

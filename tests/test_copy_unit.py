@@ -66,7 +66,8 @@ def test_it_computes_its_kernel(spin, release):
 
 # Held (release=False) on a worker of a GIL build, the call keeps the GIL: no other
 # thread can run to set the flag, only its deadline stops it (as count_gil's).
-RELEASES_FOR_THE_FLAG = [True] if sys.__dict__.get("_is_gil_enabled", lambda: True)() else [True, False]
+GIL_ON = getattr(sys, "_is_gil_enabled", lambda: True)()
+RELEASES_FOR_THE_FLAG = [True] if GIL_ON else [True, False]
 
 
 @pytest.mark.thread_unsafe(reason="the cancel flag is the module's, shared by every thread")
@@ -77,7 +78,7 @@ def test_the_cancel_flag_passed_in_stops_it_on_another_thread(spin, release):
     def run() -> None:
         try:
             spin.spin(HUGE, release=release, timeout=60)
-        except BaseException as e:  # noqa: BLE001 - the test looks at it
+        except BaseException as e:
             errors.append(e)
 
     spin.clear()
@@ -185,7 +186,7 @@ def test_ctrl_c_ends_it_on_the_main_thread(tmp_path: Path, release: bool):
 
 @pytest.mark.thread_unsafe(reason="gc.collect() beside a call in another thread")
 @pytest.mark.skipif(
-    not getattr(sys, "_is_gil_enabled", lambda: True)() is False,
+    GIL_ON,
     reason="a stop-the-world pause exists only on free-threaded builds with the GIL off",
 )
 def test_a_stop_the_world_pause_is_not_held_up_by_the_held_path(spin):

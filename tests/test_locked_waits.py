@@ -94,7 +94,7 @@ def test_value_does_not_wait_for_the_chunk_in_progress():
             reads = []
             for _ in range(101):
                 start = time.perf_counter()
-                counter.value
+                _ = counter.value
                 reads.append(time.perf_counter() - start)
                 time.sleep(0.0003)
             return sorted(reads)[50]

@@ -36,8 +36,8 @@ if not tsan_loaded():
     pytest.skip("ThreadSanitizer not loaded (run tools/tsan.sh)", allow_module_level=True)
 
 WORKLOADS = Path(__file__).with_name("tsan_workloads.py")
-SAFE = ["atomic", "locked", "count_nogil", "count_gil", "count_auto", "stream_sum", "race",
-        "cancel"]
+SAFE = ["atomic", "locked", "locked_reads", "count_nogil", "count_gil", "count_auto",
+        "stream_sum", "race", "cancel"]
 
 
 def run(name: str) -> subprocess.CompletedProcess[str]:

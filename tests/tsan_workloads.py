@@ -31,9 +31,30 @@ def counter_workload(cls: type) -> None:
     print(counter.value)
 
 
+def locked_reads_workload() -> None:
+    """Two threads increment one LockedCounter while two read ``value`` and ``reset()`` it:
+    the published value is read with no lock, reset takes the ticket lock."""
+    counter = gilx.LockedCounter()
+
+    def read_and_reset() -> None:
+        for i in range(200):
+            _ = counter.value
+            if i % 20 == 0:
+                counter.reset()
+
+    workers = [threading.Thread(target=counter.increment, args=(2_000_000,)) for _ in range(2)]
+    workers += [threading.Thread(target=read_and_reset) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    print(counter.value)
+
+
 WORKLOADS = {
     "atomic": lambda: counter_workload(gilx.AtomicCounter),
     "locked": lambda: counter_workload(gilx.LockedCounter),
+    "locked_reads": locked_reads_workload,
     "unsafe": lambda: counter_workload(gilx.UnsafeCounter),
     "count_nogil": lambda: hammer(lambda: gilx.count_nogil(20_000_000)),
     "count_gil": lambda: hammer(lambda: gilx.count_gil(20_000_000)),

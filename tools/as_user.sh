@@ -47,7 +47,7 @@ chown -R "$USER_NAME" "$work/home"
 
 if [[ $# -eq 0 ]]; then
     set -- tests/test_instrument.py tests/test_testing.py tests/test_pytest_plugin.py \
-        tests/test_probe.py tests/test_judged.py tests/test_watch_cli.py
+        tests/test_probe.py tests/test_judged.py tests/test_watch_cli.py tests/test_blame.py
 fi
 echo "as_user: $(runuser -u "$USER_NAME" -- id) runs: pytest $*"
 # RLIMIT_RTPRIO as the account has it: 0 on a default Linux, so no SCHED_FIFO.

@@ -534,6 +534,90 @@ def instrument_section(benches: list[Bench]) -> list[str]:
     ]
 
 
+def _blame(benches: list[Bench], key: str) -> tuple[Bench, dict[str, Any]] | None:
+    found = next((b for b in benches if b.group == "blame" and key in b.info), None)
+    return (found, found.info[key]) if found else None
+
+
+def blame_section(benches: list[Bench], label: str | None = None,
+                  heading: bool = True) -> list[str]:
+    """Blame on the ground-truth program beside py-spy, and its cost (issue 27); ``label``
+    names the run (its file), ``heading``: the section's title and legend first."""
+    accuracy = _blame(benches, "blame_accuracy")
+    if accuracy is None:
+        return []
+    _, r = accuracy
+    rows = []
+    for row in r["rows"]:
+        low, high = row["truth_held"]
+        spy = row.get("pyspy_held")
+        share = row.get("truth_share_range")
+        rows.append((row["thread"], f"`{row['function']}`", f"{low:.3f} .. {high:.3f}",
+                     f"{row['gilx_held']:.3f}", f"{row['gilx_error']:.3f}",
+                     f"{spy:.3f}" if spy is not None else "-",
+                     f"{share[0]:.3f} .. {share[1]:.3f}" if share else "-",
+                     f"{row['gilx_share_of_waiting']:.3f}",
+                     f"{row['gilx_share_range_error']:.3f}" if share else "-"))
+    lines: list[str] = []
+    if heading:
+        lines += [
+            "## Blame: who held the GIL (`gilx watch --top`)", "",
+            "`benchmarks/blame_truth.py` runs five threads under `gilx watch --top --json`: A a "
+            "Python loop, B `count_gil`, C `usleep` through `ctypes.PyDLL` (blocked with the "
+            "GIL held), D `count_nogil` (GIL released), E 1 ms sleeps. Each thread times what "
+            "it held itself; the truth is a range, from its own count up to that plus the time "
+            "it waited for a CPU (a holder may lose its CPU while it holds the GIL). Share of "
+            "waiting = the share of the time the GIL was held while another thread waited "
+            "(all five always want it back, so that is the thread's share of all holding: its "
+            "range follows from the threads' ranges). |err| = gilx's distance to the range (0 "
+            "inside it). py-spy `record --gil --idle --nonblocking` (1000 samples a second, "
+            "ptrace) sampled the same process at the same time: its column is the share of "
+            "its samples in which the GIL holder's stack ran the function.", "",
+        ]
+    who = ""
+    if "euid" in r:
+        who = " as root" if r["euid"] in (None, 0) else f" as an ordinary user (uid {r['euid']})"
+    spy = r.get("gilx_vs_pyspy_max_abs")
+    lines += [
+        (f"Run `{label}`" if label else "This run") + f", Python {r['python']}{who}, "
+        f"{r['seconds']:.1f} s: blame put {r['on_A_B_C']:.1%} of the waiting on A, B and C's "
+        f"functions and {r['on_D_E']:.1%} on D and E's"
+        + (f"; gilx and py-spy differ by at most {spy:.3f} on A, B and C's hold shares"
+           if spy is not None else f"; py-spy not measured ({r.get('pyspy_problem')})")
+        + "; the reading was " + ("judged" if r["judged"] else "not judged (disturbed)")
+        + (f", other processes took {r['others_share']:.0%} of the CPU time it needed"
+           if r.get("others_share") is not None else "")
+        + f"; load average {', '.join(f'{x:.2f}' for x in r['load_average'])}.", "",
+        *table(("thread", "function", "held: truth", "gilx", "gilx err", "py-spy",
+                "share of waiting: truth", "gilx", "gilx err"), rows), "",
+    ]
+    cost = _blame(benches, "blame_cost")
+    if cost is not None:
+        _, c = cost
+        parts = []
+        for mode, name in (("watch", "`watch()` vs plain"), ("top", "`watch(top=True)` vs plain"),
+                           ("top_vs_watch", "`watch(top=True)` vs `watch()`")):
+            if mode in c:
+                q = c[mode]["quartiles"]
+                parts.append(f"{name} {pct(c[mode]['cost'], 2)} (quartiles {pct(q[0], 2)} .. "
+                             f"{pct(q[1], 2)})")
+        beat = c.get("gil_per_beat_us", {})
+        lines += [
+            "Cost to the watched program (a Python loop beside a thread of 1 ms sleeps, timed "
+            f"plain, watched and watched with blame in {c['triples']} rotated triples; median "
+            "ratio - 1; load average "
+            f"{', '.join(f'{x:.2f}' for x in c['load_average'])}): " + "; ".join(parts)
+            + ". What blame adds, which a busy machine hardly moves: the heartbeat holds the "
+            f"GIL {beat.get('watch', 0):.1f} µs per beat without blame and "
+            f"{beat.get('top', 0):.1f} µs with it (1000 beats a second), and blame's sampler "
+            "thread used "
+            + (f"{c['sampler_cpu_share']:.2%}" if c.get("sampler_cpu_share") is not None
+               else "?")
+            + " of one core.", "",
+        ]
+    return lines
+
+
 def signal_check_seconds(benches: list[Bench]) -> float | None:
     check = next((b for b in benches if b.name.endswith("[PyErr_CheckSignals]")), None)
     base = next((b for b in benches if b.name.endswith("[Py_IsInitialized]")), None)
@@ -1096,7 +1180,7 @@ def interpreters_section(builds: Sequence[Build]) -> list[str]:
 def render(data: dict[str, Any], source: Path, ft: Build | None = None,
            gil: Build | None = None, convoy: Sequence[Build] = (),
            claims: Sequence[tuple[Path, dict[str, Any]]] = (),
-           interpreters: Sequence[Build] = ()) -> str:
+           blame: Sequence[Build] = (), interpreters: Sequence[Build] = ()) -> str:
     """BENCHMARKS.md; with ``ft`` and ``gil`` (both or neither), the free-threaded section;
     the convoy section from the main file's ``convoy`` group and from each of ``convoy``."""
     if (ft is None) != (gil is None):
@@ -1108,7 +1192,7 @@ def render(data: dict[str, Any], source: Path, ft: Build | None = None,
     lines = [
         "# gilx benchmarks", "",
         "<!-- Generated by tools/benchmarks_md.py from "
-        f"{sources(source, ft, gil, convoy, claims, interpreters)}; "
+        f"{sources(source, ft, gil, convoy, claims, blame, interpreters)}; "
         "do not edit by hand. -->", "",
         "What the GIL costs and what releasing it buys, measured by the pytest-benchmark suite "
         "in `benchmarks/` on the machine below. Speedup = median time of one worker doing all "
@@ -1119,6 +1203,12 @@ def render(data: dict[str, Any], source: Path, ft: Build | None = None,
     lines += targets_section(benches, sp, xo)
     lines += crossover_section(xo, threshold)
     lines += instrument_section(benches)
+    blames = [(None, benches), *((str(b.source), b.benches) for b in blame)]
+    shown = False
+    for label, run in blames:
+        section = blame_section(run, label, heading=not shown)
+        shown = shown or bool(section)
+        lines += section
     lines += claims_section(claims)
     if ft is not None and gil is not None:
         lines += free_threaded_section(ft, gil)
@@ -1137,7 +1227,7 @@ def render(data: dict[str, Any], source: Path, ft: Build | None = None,
 def sources(source: Path, ft: Build | None, gil: Build | None,
             convoy: Sequence[Build] = (),
             claims: Sequence[tuple[Path, dict[str, Any]]] = (),
-            interpreters: Sequence[Build] = ()) -> str:
+            blame: Sequence[Build] = (), interpreters: Sequence[Build] = ()) -> str:
     """The files the page comes from, for its header comment."""
     text = source.as_posix()
     if ft is not None and gil is not None:
@@ -1147,6 +1237,8 @@ def sources(source: Path, ft: Build | None, gil: Build | None,
         text += f"; convoy: {', '.join(b.source.as_posix() for b in convoy)}"
     if claims:
         text += f"; claims: {', '.join(path.as_posix() for path, _ in claims)}"
+    if blame:
+        text += f"; blame: {', '.join(b.source.as_posix() for b in blame)}"
     if interpreters:
         text += f"; interpreters: {', '.join(b.source.as_posix() for b in interpreters)}"
     return text
@@ -1176,6 +1268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--claims", type=Path, metavar="RUN.json", action="append", default=[],
                         help="a run of benchmarks/test_heartbeat_claims.py (as root or as an "
                         "ordinary user) for the heartbeat's section; may be given more than once")
+    parser.add_argument("--blame", type=Path, metavar="RUN.json", action="append", default=[],
+                        help="a run of benchmarks/test_blame.py (any interpreter, root or an "
+                        "ordinary user) for the blame section; may be given more than once")
     parser.add_argument("--interpreters", type=Path, metavar="RUN.json", action="append",
                         default=[], help="a run of benchmarks/test_interpreters.py (CPython "
                         "3.12+) for the interpreters section; may be given more than once")
@@ -1188,8 +1283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     gil = Build.load(args.gil_build) if args.gil_build else None
     convoy = [Build.load(path) for path in args.convoy]
     claims = [(path, json.loads(path.read_text(encoding="utf-8"))) for path in args.claims]
+    blame = [Build.load(path) for path in args.blame]
     interpreters = [Build.load(path) for path in args.interpreters]
-    text = render(data, source, ft, gil, convoy, claims, interpreters)
+    text = render(data, source, ft, gil, convoy, claims, blame, interpreters)
     if args.output is None:
         sys.stdout.write(text)
     else:

@@ -318,11 +318,20 @@ totals_buffer(PyObject *obj, Py_buffer *view, int writable)
 static PyObject *
 heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5) {
+    if (nargs != 5 && nargs != 6) {
         PyErr_Format(PyExc_TypeError,
-                     "heartbeat_run() takes 5 arguments (totals, interval_ns, "
-                     "cancel, seed, schedstat_fd), got %zd", nargs);
+                     "heartbeat_run() takes 5 or 6 arguments (totals, interval_ns, "
+                     "cancel, seed, schedstat_fd[, blame]), got %zd", nargs);
         return NULL;
+    }
+    /* Blame (blame.c) rides on the beats: the one moment per beat the
+     * heartbeat holds the GIL is when the other threads can be looked at. */
+    gilx_blame *blame = NULL;
+    if (nargs == 6 && args[5] != Py_None) {
+        blame = gilx_blame_from(args[5]);
+        if (blame == NULL) {
+            return NULL;
+        }
     }
     long long step = PyLong_AsLongLong(args[1]);
     if (step == -1 && PyErr_Occurred()) {
@@ -445,6 +454,9 @@ heartbeat_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
          * the beat holds it for nothing longer than two clock reads. */
         Py_BLOCK_THREADS
         int64_t got = gilx_monotonic_ns();
+        if (blame != NULL) {
+            gilx_blame_beat(blame);     /* its time counts in busy_ns */
+        }
         Py_UNBLOCK_THREADS
         int64_t released = gilx_monotonic_ns();
 
@@ -902,7 +914,8 @@ PyDoc_STRVAR(duty_cycle_doc,
 "period.");
 
 PyDoc_STRVAR(heartbeat_run_doc,
-"heartbeat_run($module, totals, interval_ns, cancel, seed, schedstat_fd, /)\n"
+"heartbeat_run($module, totals, interval_ns, cancel, seed, schedstat_fd, "
+"blame=None, /)\n"
 "--\n"
 "\n"
 "The GIL instrument's heartbeat loop; runs until `cancel` (a CancelToken) is\n"

@@ -9,7 +9,9 @@
  *            (gilx timeline);
  *   gate.c   StartGate, which lets threads start a released section at the
  *            same instant (race(), the benchmarks);
- *   sched.c  thread_slice, the heartbeat's claim on a CPU without privileges.
+ *   sched.c  thread_slice, the heartbeat's claim on a CPU without privileges;
+ *   blame.c  who held the GIL while other threads waited (gilx watch --top),
+ *            with blame_gil.c, the one file that knows where the GIL is.
  * They follow the same rules (gilx.h, policy.h); they are just not patterns
  * anyone needs to copy to release the GIL correctly.
  */
@@ -51,11 +53,38 @@ gilx_gate_status gilx_gate_spin(StartGateObject *gate, int64_t since_ns);
 PyObject *gilx_gate_error(gilx_gate_status status);
 
 /* ------------------------------------------------------------------------
+ * Blame (blame.c, blame_gil.c): who holds the GIL while others wait.
+ * ------------------------------------------------------------------------ */
+/* Where this interpreter's GIL is (blame_gil.c): the address of CPython's
+ * internal struct _gil_runtime_state and its extent. */
+typedef struct {
+    void *gil;
+    uintptr_t begin;
+    uintptr_t end;
+} gilx_gil_view;
+
+/* Fill `view` for `interp` (GIL held); -1 where the GIL's layout is not
+ * known to this build (free-threaded, Windows, no internal headers). */
+int gilx_gil_locate(PyInterpreterState *interp, gilx_gil_view *view);
+/* The thread state holding the GIL now, as an address to compare and never
+ * to follow, or 0 when it is free.  No Python API, no lock. */
+uintptr_t gilx_gil_holder(const gilx_gil_view *view);
+
+typedef struct gilx_blame gilx_blame;
+/* The blame recorder inside `obj` (a capsule from blame_new), or NULL with
+ * TypeError. */
+gilx_blame *gilx_blame_from(PyObject *obj);
+/* The heartbeat calls this once per beat, with the GIL held: it files what
+ * the sampler saw since the last beat under the threads and stacks. */
+void gilx_blame_beat(gilx_blame *blame);
+
+/* ------------------------------------------------------------------------
  * What each harness file adds to the module (module.c calls them).
  * ------------------------------------------------------------------------ */
 extern PyMethodDef gilx_trace_methods[];    /* trace.c */
 extern PyMethodDef gilx_duty_methods[];     /* duty.c  */
 extern PyMethodDef gilx_sched_methods[];    /* sched.c */
+extern PyMethodDef gilx_blame_methods[];    /* blame.c */
 /* gate.c: the StartGate type. */
 int gilx_gate_exec(PyObject *module, gilx_state *state);
 

@@ -7,7 +7,7 @@
  * each new module object, so the module can be imported in several
  * interpreters at once, each with its own GIL.
  */
-#include "harness.h"      /* trace.c, duty.c, gate.c; includes gilx.h */
+#include "harness.h"      /* trace.c, duty.c, gate.c, blame.c; includes gilx.h */
 
 /* Add the GIL policy of policy.h as module constants, so Python code and the
  * benchmarks read the values the C code uses instead of copying them. */
@@ -65,6 +65,9 @@ gilx_exec(PyObject *module)
         return -1;
     }
     if (PyModule_AddFunctions(module, gilx_sched_methods) < 0) {
+        return -1;
+    }
+    if (PyModule_AddFunctions(module, gilx_blame_methods) < 0) {
         return -1;
     }
     if (gilx_cancel_exec(module, state) < 0) {

@@ -160,10 +160,11 @@ gilx_monotonic_ns(void)
  * With `release`, gilx_loop_begin() releases the GIL and the kernel runs
  * released between begin and stop; gilx_loop_next() takes the GIL back only
  * where the policy says it must.  Without, everything runs with the GIL held
- * and gilx_loop_next() checks signals and the cancel flag after every chunk.
+ * (free-threaded with the GIL off: each chunk detached, above) and
+ * gilx_loop_next() checks signals and the cancel flag after every chunk.
  *
- * Which thread runs signal handlers is asked at every begin, with the GIL
- * held, not remembered from import: after os.fork() from a thread other than
+ * Which thread runs signal handlers is asked at every begin that releases,
+ * with the GIL held, not remembered from import: after os.fork() from a thread other than
  * the main one, CPython makes the forking thread the child's main thread,
  * and on 3.10-3.12 threading.main_thread() is whichever thread imported
  * threading first, not always the main one (release.c).

@@ -27,6 +27,7 @@ from gilx.timing import DISTURBED_SHARE, SPREAD_LIMIT, Timing
 if TYPE_CHECKING:
     from gilx._convoy import ConvoyResult
     from gilx._costs import Costs
+    from gilx._blame import Blame
     from gilx._probe import ProbeResult
     from gilx._race import RaceResult
     from gilx._table import Table
@@ -512,3 +513,123 @@ def table_text(table: Table, threshold: float) -> str:
         lines.append("Not judged (run again on a quieter machine):")
         lines += not_judged
     return "\n".join(lines)
+# gilx watch --top: blame
+# ---------------------------------------------------------------------------
+#: How many holders, pairs and frames per stack the text shows (the JSON has all).
+TOP_HOLDERS = 10
+TOP_PAIRS = 10
+TOP_THREADS = 12
+STACK_LINES = 3
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:,.1f} ms" if seconds >= 0.00095 else f"{seconds * 1e3:.3f} ms"
+
+
+def _short_path(path: str) -> str:
+    """A file as the text shows it: relative to the current folder when inside it, else
+    its name (the JSON keeps the full path)."""
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return os.path.basename(path)
+    return rel if not rel.startswith("..") else os.path.basename(path)
+
+
+def _short_frame(frame: str) -> str:
+    """``func (/long/path/file.py:12)`` as ``func (file.py:12)``."""
+    head, sep, tail = frame.rpartition(" (")
+    if not sep or not tail.endswith(")"):
+        return frame
+    path, colon, line = tail[:-1].rpartition(":")
+    return f"{head} ({_short_path(path)}{colon}{line})" if colon else frame
+
+
+def blame_text(blame: Blame | None, reason: str | None, stw_max: float, stw_p99: float) -> str:
+    """The text of ``gilx watch --top`` after the run: per thread, the top holding
+    locations with their stacks, and who made whom wait.  Without a blame, ``reason``
+    says why in one line, and on a free-threaded build what the heartbeat saw instead
+    (``stw_*``: its longest and p99 wait to re-attach, in seconds)."""
+    if blame is None:
+        line = f"blame: none — {reason or 'not recorded'}"
+        if reason is not None and "free-threaded" in reason:
+            line += (
+                f"\n  instead: the heartbeat waited up to {_ms(stw_max)} (p99 {_ms(stw_p99)})"
+                " to re-attach, the stop-the-world pauses (the GC's, ...) it ran into"
+            )
+        return line
+    head = f"blame: who held the GIL ({blame.samples:,} sampled instants, one per"
+    head += f" {blame.interval * 1e3:g} ms)"
+    lines = [head]
+    if not blame.judged:
+        lines.append(f"  {NOT_JUDGED}: the heartbeat was disturbed; the shares below may be off")
+    lines.append(
+        f"  held while another thread waited: {_ms(blame.waiting_s)} of {blame.seconds:.3f} s"
+    )
+    # Threads that held or waited at least 0.05 % of the run, the rest summed up: a
+    # program that starts hundreds of short threads would fill the screen with 0.0 %.
+    ranked = sorted(blame.threads, key=lambda t: -(t.held_share + t.waited_share))
+    shown = [t for t in ranked if max(t.held_share, t.waited_share) >= 0.0005][:TOP_THREADS]
+    rest = [t for t in blame.threads if t not in shown]
+    if shown:
+        width = max(6, *(len(t.name) for t in shown))
+        lines.append(
+            f"  {'thread':<{width}}  {'native id':>9}  {'held':>6}  {'waited':>6}"
+            f"  {'longest wait':>12}"
+        )
+        for t in shown:
+            waited = f"{t.waited_share:>6.1%}" if t.waits_seen else f"{'?':>6}"
+            longest = f"{_ms(t.longest_wait_s):>12}" if t.waits_seen else f"{'?':>12}"
+            lines.append(
+                f"  {t.name:<{width}}  {t.native_id:>9}  {t.held_share:>6.1%}  {waited}"
+                f"  {longest}"
+            )
+    if rest:
+        lines.append(
+            f"  ... and {len(rest)} more threads (together: held"
+            f" {sum(t.held_share for t in rest):.1%}, waited"
+            f" {sum(t.waited_share for t in rest):.1%}; all of them in --json)"
+        )
+    if blame.holders:
+        lines.append("  held the GIL while another thread waited (ms, share of all waiting):")
+        for h in blame.holders[:TOP_HOLDERS]:
+            where = f"{_short_path(h.file)}:{h.line}" if h.file else "no Python frame"
+            lines.append(
+                f"    {_ms(h.seconds):>12} {h.share:>4.0%}  {h.function} ({where})"
+                f"  [{h.thread}]"
+            )
+            for frame in h.stack[1:STACK_LINES]:
+                lines.append(f"{'':22}<- {_short_frame(frame)}")
+    elif blame.waits_seen:
+        lines.append("  no thread waited for the GIL while another held it")
+    if blame.waits:
+        lines.append("  who made whom wait (waiter <- holder):")
+        for p in blame.waits[:TOP_PAIRS]:
+            lines.append(f"    {p.waiter} <- {p.holder}: {_ms(p.seconds)}")
+    if blame.unknown_share >= 0.005:
+        lines.append(
+            f"  {blame.unknown_share:.1%} of the held instants: a holder that could not be"
+            " named (a thread that ended or started right then)"
+        )
+    lines += [f"  note: {n}" for n in blame.notes]
+    return "\n".join(lines)
+
+
+def blame_live(blame: Blame, rows: int = 5) -> list[str]:
+    """The live view's lines (a terminal, about twice a second): the top holders and
+    the threads waiting most."""
+    lines = [
+        f"gilx watch --top: {blame.seconds:6.1f} s, held while others waited"
+        f" {_ms(blame.waiting_s)}"
+    ]
+    for function, thread, _seconds, share in blame.by_function()[:rows]:
+        lines.append(f"  {share:>4.0%} {function} [{thread}]")
+    waiting = sorted(blame.threads, key=lambda t: -t.waited_share)[:rows]
+    if waiting and blame.waits_seen:
+        lines.append(
+            "  waiting: "
+            + ", ".join(f"{t.name} {t.waited_share:.0%}" for t in waiting if t.waited_share)
+        )
+    return lines

@@ -167,7 +167,11 @@ def gil_watch(request: pytest.FixtureRequest) -> Iterator[Watch]:
 
     interval, max_hold, min_hold = _settings(request)
     try:
-        w = Watch(DEFAULT_INTERVAL if interval is None else check_interval(interval))
+        # With a max_hold, blame too: a failure names where the GIL was held most.
+        w = Watch(
+            DEFAULT_INTERVAL if interval is None else check_interval(interval),
+            top=max_hold is not None,
+        )
     except (TypeError, ValueError) as exc:
         raise pytest.UsageError(f"{request.node.nodeid}: gil_watch: {exc}") from None
     record = _Watched(request.node.nodeid, w, max_hold, min_hold)
@@ -271,6 +275,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, None
     if not of_reading(reading).judged:
         exc = pytest.skip.Exception(problem)
     else:
+        if record.max_hold is not None and reading.hold_fraction > record.max_hold:
+            problem += _top_holder(record.watch)
         exc = AssertionError(problem)
     force = getattr(outcome, "force_exception", None)
     if force is not None:
@@ -295,6 +301,19 @@ def _limit_problem(
     if min_hold is not None and held < min_hold:
         return f"gil_watch: {where}, less than min_hold={min_hold:.1%}{note}"
     return None
+
+
+def _top_holder(w: Watch) -> str:
+    """Where the GIL was held most during the test, for a failed max_hold ("" if unknown)."""
+    blame = w.blame
+    if blame is None or not blame.holding:
+        return ""
+    h = blame.holding[0]
+    where = f"{h.file}:{h.line}" if h.file else "no Python frame"
+    return (
+        f"; held most at {h.function} ({where}) in thread {h.thread}:"
+        f" {h.held_s * 1e3:.0f} ms of the whole test"
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

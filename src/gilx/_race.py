@@ -51,7 +51,7 @@ KINDS: tuple[str, ...] = tuple(COUNTER_TYPES)
 Counter = UnsafeCounter | AtomicCounter | LockedCounter
 
 #: Counters whose increments never run at the same time as another thread's
-#: (the GIL, or a critical section): their threads take turns.
+#: (LockedCounter's own lock): their threads take turns.
 SERIALISED: frozenset[type[object]] = frozenset({LockedCounter})
 
 #: The CPU meter reads clock ticks (10 ms): it watches at least this long (seconds).

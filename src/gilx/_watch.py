@@ -17,17 +17,27 @@ kept from its CPU (``disturbed``).
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from gilx._judgement import Judgement, of_reading
 from gilx.instrument import DEFAULT_INTERVAL, Heartbeat, Latency, Reading, Snapshot, Tally
 from gilx.machine import CpuMeter, CpuUse
 
+if TYPE_CHECKING:
+    from gilx._blame import Blame, BlameRecorder
+
 
 class Watch:
     """A running (or finished) watch; see :func:`watch`."""
 
-    def __init__(self, interval: float = DEFAULT_INTERVAL) -> None:
+    def __init__(self, interval: float = DEFAULT_INTERVAL, *, top: bool = False) -> None:
         self._heart = Heartbeat(interval)
+        #: Whether this watch also says who held the GIL (``top=True``; see :attr:`blame`).
+        self.top = top
+        self._recorder: BlameRecorder | None = None
+        self._blame: Blame | None = None
+        #: Why there is no blame although ``top`` was asked for (a free-threaded build...).
+        self.blame_unavailable: str | None = None
         self._start: Snapshot | None = None
         self._final: Reading | None = None
         self._meter = CpuMeter()
@@ -39,10 +49,22 @@ class Watch:
 
     def __enter__(self) -> Watch:
         self._final = None
+        self._blame = None
+        if self.top:
+            self._start_blame()
         self._meter.start()
         self._start = self._heart.snapshot()
         self._heart.start()
         return self
+
+    def _start_blame(self) -> None:
+        from gilx._blame import BlameRecorder, unavailable_reason
+
+        self.blame_unavailable = unavailable_reason()
+        if self.blame_unavailable is None:
+            self._recorder = BlameRecorder(self.interval)
+            self._heart.blame = self._recorder.capsule
+            self._recorder.start()
 
     def __exit__(
         self,
@@ -55,6 +77,24 @@ class Watch:
         self._cpu = self._meter.stop()
         assert self._start is not None
         self._final = Tally.between(self._start, end).reading(self._cpu, self._heart.priority)
+        if self._recorder is not None:
+            self._recorder.stop()
+            self._blame = self._recorder.blame(
+                self._final.seconds, judged=of_reading(self._final).judged
+            )
+            self._recorder = None
+            self._heart.blame = None
+
+    @property
+    def blame(self) -> Blame | None:
+        """Who held the GIL while other threads waited (:class:`gilx._blame.Blame`): with
+        ``top=True``, live inside the block and fixed after it; None without ``top``, or
+        where there is no GIL to blame (then :attr:`blame_unavailable` says why).  Its
+        ``judged`` is the watch's own :attr:`judgement` (one judgement for both)."""
+        if self._blame is not None or self._recorder is None:
+            return self._blame
+        r = self.reading()
+        return self._recorder.blame(r.seconds, judged=of_reading(r).judged)
 
     def reading(self) -> Reading:
         """The reading so far (inside the block) or of the whole block (after it)."""
@@ -112,21 +152,33 @@ class Watch:
         the meter saw (``meter``: missed and late shares, other processes' and steal cores,
         the heartbeat's priority), ``disturbed``, ``other_cpu`` (the share of the CPU time this
         process needed that other processes took; None where it cannot be read), and the
-        ``judgement`` with its ``note`` (where the machine cannot be metered)."""
+        ``judgement`` with its ``note`` (where the machine cannot be metered); with
+        ``top=True`` also ``blame`` (None where there is no GIL to blame, and then
+        ``blame_unavailable`` says why)."""
         judgement = self.judgement
-        return {
+        result: dict[str, object] = {
             **self.reading().to_dict(),
             "other_cpu": judgement.other_cpu,
             "judgement": judgement.to_dict(),
             "note": judgement.note,
         }
+        if self.top:
+            blame = self.blame
+            result["blame"] = blame.to_dict() if blame is not None else None
+            if blame is None:
+                result["blame_unavailable"] = self.blame_unavailable
+        return result
 
 
-def watch(interval: float = DEFAULT_INTERVAL) -> Watch:
+def watch(interval: float = DEFAULT_INTERVAL, *, top: bool = False) -> Watch:
     """Measure the GIL while a ``with`` block runs: hold fraction and how late threads get it.
 
     ``interval``: seconds between the heartbeat's sampled instants (a
     positive number; TypeError / ValueError otherwise).  On a build without a
-    GIL, ``gil_enabled`` is False and ``hold_fraction`` 0.0.
+    GIL, ``gil_enabled`` is False and ``hold_fraction`` 0.0.  ``top=True``:
+    also who held the GIL while other threads waited, per thread and per
+    Python location (``.blame``, ``to_dict()["blame"]``).
     """
-    return Watch(interval)
+    if not isinstance(top, bool):
+        raise TypeError(f"top must be True or False, not {type(top).__name__}")
+    return Watch(interval, top=top)

@@ -406,9 +406,16 @@ class Heartbeat:
     """
 
     def __init__(
-        self, interval: float = DEFAULT_INTERVAL, *, realtime: bool = True, short_slice: bool = True
+        self,
+        interval: float = DEFAULT_INTERVAL,
+        *,
+        realtime: bool = True,
+        short_slice: bool = True,
+        blame: _core.BlameRecorder | None = None,
     ) -> None:
         self.interval = check_interval(interval)
+        #: A blame recorder (gilx._blame) the loop hands each beat's GIL moment to, or None.
+        self.blame = blame
         #: How the heartbeat's thread claims a CPU at its instants (see _claim_cpu):
         #: real-time scheduling where the process may, else a short scheduler slice
         #: where the OS has one; ``priority`` says what it got.
@@ -481,7 +488,9 @@ class Heartbeat:
                 realtime=self.realtime, short_slice=self.short_slice
             )
             seed = random.getrandbits(64)
-            _core.heartbeat_run(self._totals, round(self.interval * 1e9), cancel, seed, fd)
+            _core.heartbeat_run(
+                self._totals, round(self.interval * 1e9), cancel, seed, fd, self.blame
+            )
         except BaseException as e:  # start() raises it in the caller's thread
             self._error = e
         finally:

@@ -454,13 +454,13 @@ def _free_threading(
         out("With the GIL on, count_gil threads take turns (no overlap) and pure-Python threads")
         out("cannot beat one thread. On a free-threaded build (python3.13t and later) with the GIL")
         out("off, the same lines show overlap and pure-Python threads near the processes' number;")
-        out("UnsafeCounter still loses (a race in C needs no GIL) and LockedCounter, now a")
-        out("critical section, still loses nothing. Run `gilx tour` there to measure it;")
+        out("UnsafeCounter still loses (a race in C needs no GIL) and LockedCounter, with a")
+        out("lock of its own, still loses nothing. Run `gilx tour` there to measure it;")
         out("README.md shows both builds of one CPython source side by side.")
     else:
         out("The GIL is off: pure-Python threads run on several cores at once, count_gil holds")
         out("no lock that stops other threads, UnsafeCounter still loses updates (a race in C")
-        out("needs no GIL) and LockedCounter's critical section keeps it exact. What this costs")
+        out("needs no GIL) and LockedCounter's own lock keeps it exact. What this costs")
         out("one thread: README.md, 'The future: free-threaded Python'.")
 
 
@@ -615,4 +615,28 @@ def run(measurements: Measurements, out: Out) -> Table:
     measured = measure(measurements)
     out(measured.render())
     _decision_tree(out, measurements, measured)
+    _who_holds(out, measurements)
     return measured
+
+
+def _who_holds(out: Out, measurements: Measurements) -> None:
+    """Blame on a program with two culprits: who held the GIL while others waited."""
+    from gilx._blame import two_culprits
+
+    _heading(out, "13. Who holds the GIL in your program: gilx watch --top")
+    out("Two culprits keep the GIL from four threads that answer requests (1 ms waits for the")
+    out("network, then a little Python): _rebuild_index runs Python, _checksum_blocks calls C")
+    out("that keeps the GIL (count_gil). gilx.watch(top=True) names them from inside, with no")
+    out("privilege; where they held it while another thread waited, and who waited on whom:")
+    w = two_culprits(0.5 if measurements.quick else 2.0)
+    blame = w.blame
+    if blame is None:
+        out(f"  no blame here: {w.blame_unavailable}")
+        return
+    for function, thread, seconds, share in blame.by_function()[:3]:
+        out(f"  {share:>4.0%} of the waiting ({_ms(seconds)}): {function} [{thread}]")
+    for p in blame.waits[:3]:
+        out(f"  {p.waiter} waited {_ms(p.seconds)} while {p.holder} held it")
+    if not blame.judged:
+        out(f"  ({_present.NOT_JUDGED}: the machine was busy; the shares may be off)")
+    out("Your program: gilx watch --top SCRIPT (--json, --flame FILE for a flame graph).")

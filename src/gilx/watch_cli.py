@@ -1,4 +1,4 @@
-"""``gilx watch [--json] [--interval S] SCRIPT [ARG ...]`` / ``gilx watch -m MODULE [ARG ...]``.
+"""``gilx watch [--top] [--json] [--flame FILE] [--interval S] (SCRIPT | -m MODULE) [ARG ...]``.
 
 Runs a program in this process as ``python SCRIPT`` (or ``python -m MODULE``)
 would -- its ``sys.argv``, ``__name__ == "__main__"``, stdin and stdout left
@@ -25,7 +25,10 @@ from types import TracebackType
 from gilx._watch import Watch
 from gilx.instrument import DEFAULT_INTERVAL, check_interval
 
-USAGE = "usage: gilx watch [--json] [--interval SECONDS] (SCRIPT | -m MODULE) [ARG ...]"
+USAGE = (
+    "usage: gilx watch [--top] [--json] [--flame FILE] [--interval SECONDS]"
+    " (SCRIPT | -m MODULE) [ARG ...]"
+)
 
 HELP = f"""{USAGE}
 
@@ -42,6 +45,11 @@ positional arguments:
 options:
   -h, --help          show this help and exit
   --json              report as one JSON object, the last line of stderr
+  --top               also say who held the GIL while other threads waited: per
+                      thread, per Python location (with its stack), and who made
+                      whom wait; live on a terminal
+  --flame FILE        write the held-while-others-waited samples to FILE as
+                      collapsed stacks (flamegraph.pl, inferno, speedscope); implies --top
   --interval SECONDS  the heartbeat's period, > 0 (default: {DEFAULT_INTERVAL:g})
 """
 
@@ -56,6 +64,8 @@ class _UsageError(Exception):
 class _Options:
     def __init__(self) -> None:
         self.json = False
+        self.top = False
+        self.flame: str | None = None
         self.interval = DEFAULT_INTERVAL
         self.module: str | None = None
         self.script: str | None = None
@@ -72,6 +82,18 @@ def _parse(argv: Sequence[str]) -> _Options:
             raise SystemExit(0)
         if word == "--json":
             opts.json = True
+        elif word == "--top":
+            opts.top = True
+        elif word == "--flame" or word.startswith("--flame="):
+            if "=" in word:
+                opts.flame = word.split("=", 1)[1]
+            elif rest:
+                opts.flame = rest.pop(0)
+            else:
+                raise _UsageError("--flame needs a file name")
+            if not opts.flame:
+                raise _UsageError("--flame needs a file name")
+            opts.top = True
         elif word == "--interval" or word.startswith("--interval="):
             if "=" in word:
                 text = word.split("=", 1)[1]
@@ -128,6 +150,18 @@ def _check_target(opts: _Options) -> str:
     return os.path.abspath(opts.script)
 
 
+def _check_flame(path: str) -> None:
+    """Fail now, not after the program ran, if ``path`` cannot be written."""
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise _UsageError(f"--flame: cannot write {path}: {exc.strerror or exc}") from None
+    if not existed:
+        os.unlink(path)
+
+
 def _run_program(opts: _Options) -> None:
     if opts.module is not None:
         sys.argv = [opts.module, *opts.args]  # runpy puts the module's path in argv[0]
@@ -175,6 +209,22 @@ def _live_status(w: Watch, stop: threading.Event) -> None:
         sys.stderr.flush()
 
 
+def _live_top(w: Watch, stop: threading.Event, shown: list[int]) -> None:
+    """The ``--top`` live view: a few lines redrawn in place (``shown[0]``: how many
+    are on the screen now, for the caller to clear)."""
+    from gilx._present import blame_live
+
+    while not stop.wait(STATUS_PERIOD):
+        blame = w.blame
+        if blame is None:
+            continue
+        lines = [_status_line(w), *blame_live(blame)]
+        up = f"\x1b[{shown[0]}F" if shown[0] else "\r"
+        sys.stderr.write(up + "\x1b[J" + "\n".join(lines) + "\n")
+        sys.stderr.flush()
+        shown[0] = len(lines)
+
+
 def report_text(w: Watch) -> str:
     r = w.reading()
     lat = r.latency
@@ -207,6 +257,10 @@ def report_text(w: Watch) -> str:
         lines.append(f"  not judged: {judgement.why()}: the share held may be off; run again")
     if judgement.note is not None:
         lines.append(f"  note: {judgement.note}")
+    if w.top:
+        from gilx._present import blame_text
+
+        lines.append(blame_text(w.blame, w.blame_unavailable, lat.max, lat.p99))
     return "\n".join(lines)
 
 
@@ -222,7 +276,17 @@ def _watched(opts: _Options, origin: str, w: Watch) -> int:
     """Run the program under the watch ``w``; its exit status."""
     stop = threading.Event()
     live: Callable[[], None] | None = None
-    if sys.stderr.isatty():
+    if sys.stderr.isatty() and w.top:
+        shown = [0]
+        view = threading.Thread(target=_live_top, args=(w, stop, shown), daemon=True)
+        view.start()
+
+        def live() -> None:
+            stop.set()
+            view.join()
+            if shown[0]:
+                sys.stderr.write(f"\x1b[{shown[0]}F\x1b[J")
+    elif sys.stderr.isatty():
         status = threading.Thread(target=_live_status, args=(w, stop), daemon=True)
         status.start()
 
@@ -253,17 +317,30 @@ def main(argv: Sequence[str]) -> int:
     try:
         opts = _parse(argv)
         origin = _check_target(opts)
+        if opts.flame is not None:
+            _check_flame(opts.flame)
     except _UsageError as exc:
         print(f"gilx watch: error: {exc}", file=sys.stderr)
         return 2
-    w = Watch(opts.interval)
+    w = Watch(opts.interval, top=opts.top)
     status = _watched(opts, origin, w)
     sys.stdout.flush()
     from gilx._present import safe_streams
 
     safe_streams(sys.stderr)  # the report's stream, now the program has finished with it
+    if opts.flame is not None:
+        _write_flame(w, opts.flame)
     if opts.json:
         print(json_report(w), file=sys.stderr)
     else:
         print(report_text(w), file=sys.stderr)
     return status
+
+
+def _write_flame(w: Watch, path: str) -> None:
+    blame = w.blame
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(blame.collapsed() if blame is not None else "")
+    except OSError as exc:  # checked before the run; the disk may have filled since
+        print(f"gilx watch: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
