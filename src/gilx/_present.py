@@ -25,9 +25,9 @@ from gilx._judgement import CANNOT_METER, Judgement
 from gilx.timing import DISTURBED_SHARE, SPREAD_LIMIT, Timing
 
 if TYPE_CHECKING:
+    from gilx._blame import Blame
     from gilx._convoy import ConvoyResult
     from gilx._costs import Costs
-    from gilx._blame import Blame
     from gilx._probe import ProbeResult
     from gilx._race import RaceResult
     from gilx._table import Table
