@@ -247,6 +247,42 @@ def test_the_instrument_table_shows_blocking_releases_and_what_was_not_judged():
     assert missed[2] == "**missed**"
 
 
+def interpreters_run() -> dict[str, Any]:
+    """A run of benchmarks/test_interpreters.py (median seconds, extra_info as it records)."""
+    def b(group: str, name: str, median: float, **info: Any) -> dict[str, Any]:
+        return {"group": group, "name": name,
+                "stats": {"median": median, "iqr": 0.0, "min": median, "max": median,
+                          "rounds": 5}, "extra_info": {"foreign_cpu": 0.01, **info}}
+
+    benches = [
+        b("interpreters", "test_count_py[1-interpreters]", 0.200),
+        b("interpreters", "test_count_py[2-interpreters]", 0.100),
+        b("interpreters", "test_count_py[1-processes]", 0.200, start_method="fork"),
+        b("interpreters", "test_count_py[2-processes]", 0.105, start_method="fork"),
+        b("worker-costs", "test_startup[process]", 0.003, memory_bytes=2 << 20),
+        b("worker-costs", "test_startup[interpreter]", 0.030, memory_bytes=6 << 20),
+        b("worker-costs", "test_passing[process-64KiB]", 60e-6, bytes=65536),
+        b("worker-costs", "test_passing[interpreter-64KiB]", 20e-6, bytes=65536),
+    ]
+    return {**run("3.13.0", True, GIL_TIMES), "benchmarks": benches}
+
+
+def test_interpreters_section_shows_both_backends_and_the_cost_ratios(tmp_path: Path) -> None:
+    plain = bmd.render(run("3.11.7", True, GIL_TIMES), Path("main.json"))
+    assert bmd.INTERPRETERS_SECTION not in plain
+    path = tmp_path / "interp.json"
+    path.write_text(json.dumps(interpreters_run()), encoding="utf-8")
+    out = tmp_path / "B.md"
+    assert bmd.main([str(RUN), "--interpreters", str(path), "-o", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    part = text[text.index(bmd.INTERPRETERS_SECTION):text.index("## Every group")]
+    assert "processes start with fork" in part
+    assert row(part, "interpreters")[1:4] == ["200.0 ms", "100.0 ms", "2.00x"]
+    assert row(part, "processes")[3] == "1.90x"
+    assert row(part, "start-up (to ready)") == ["start-up (to ready)", "3.0 ms", "30.0 ms",
+                                                "0.10x"]
+    assert row(part, "memory (one more worker)")[1:] == ["2.0 MiB", "6.0 MiB", "0.33x"]
+    assert row(part, "64 KiB round trip")[1:] == ["60.0 µs", "20.0 µs", "3.00x"]
 def test_the_blame_section_puts_gilx_beside_the_truth_and_py_spy():
     rows = [
         {"thread": "A", "function": "spin_python", "truth_held": [0.40, 0.45],

@@ -163,6 +163,7 @@ def test_tour_walks_the_seed_sections_in_order(tiny, capsys):
         "NumPy releases the GIL",
         "C extensions",
         "multiprocessing",
+        "an interpreter per core",
         "vectorisation",
         "Numba",
         "The future: free-threaded",  # not the bare words: a 3.13t header says them too

@@ -256,15 +256,15 @@ def test_cli_text(capsys, monkeypatch):
 
 
 def test_the_tour_section_and_the_decision_branch(monkeypatch):
-    from gilx import _measured, tour
+    from gilx import _measured, _present, tour
 
     monkeypatch.setattr(runner, "QUICK_SECONDS", 0.01)  # tiny measurements: what is said
     monkeypatch.setattr(runner, "QUICK_REPEATS", 1)
     session = _measured.Measurements(quick=True, workers=2)
     before = sys.getswitchinterval()
-    lines: list[str] = []
-    tour._convoy(lines.append, session)
-    text = "\n".join(lines)
+    report = _present.Report()
+    tour._convoy(report, session)
+    text = report.text()
     assert sys.getswitchinterval() == before  # the knob was put back
     assert "The convoy effect" in text
     sleep = session.convoy("sleep")

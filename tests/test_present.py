@@ -103,3 +103,44 @@ def test_the_probe_text_gives_a_verdict_only_when_judged(result, last):
     assert lines[-1].startswith(last)
     assert ("no GIL in this process" in lines[1]) == (not result.gil_enabled)
     assert "  2 threads: 1.80x the speed of 1 thread making the same 2,000 calls" in lines
+
+
+def test_a_report_keeps_its_sections_as_made_and_echoes_the_text():
+    from gilx._present import RULE, Report
+
+    printed: list[str] = []
+    report = Report(printed.append)
+    report("header line")
+    report.heading("1. First")
+    report("a")
+    report("")
+    report.heading("2. Second: looks like a rule below? no")
+    report(RULE * 5)  # a line that looks like a rule is still a line, not a heading
+    assert report.sections() == [
+        {"title": "", "lines": ["header line"]},
+        {"title": "1. First", "lines": ["a"]},
+        {"title": "2. Second: looks like a rule below? no", "lines": [RULE * 5]},
+    ]
+    assert printed == [
+        "header line", "", "1. First", RULE * 8, "a", "",
+        "", "2. Second: looks like a rule below? no", RULE * 38, RULE * 5,
+    ]
+    assert report.text() == "\n".join(printed)
+
+
+def test_the_tour_words_for_results_are_made_here():
+    from gilx import _present, runner
+    from gilx.timing import Timing
+
+    assert _present.times(1.954) == "1.95x"
+    assert _present.ms(0.00623) == "6.23 ms"
+    assert _present.median_text(Timing((0.152, 0.150, 0.154))) == "0.152 s"
+    assert _present.median_text(Timing((0.009841,))) == "9.841 ms"
+    base = Timing((0.2, 0.2, 0.2))
+    two = runner.ScalePoint(2, Timing((0.1, 0.1, 0.1)), 2.0, disturbed=True)
+    result = runner.ScaleResult("py", "interpreters", 1000, "loop steps", None, base, (two,))
+    one_line, two_line = _present.scaling_lines(result, 2, "1 interpreter:", "2 interpreters:")
+    assert one_line.startswith("  1 interpreter:  0.200 s")
+    assert "(1,000 loop steps in total)" in one_line
+    assert two_line.startswith("  2 interpreters: 0.100 s")  # the label never runs into it
+    assert two_line.endswith(f"speedup 2.00x  [{_present.NOT_JUDGED}]")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gilx import _measured, runner
+from gilx import _measured, _present, runner
 from gilx._table import GAIN_THRESHOLD, Table, TableRow, mark
 
 
@@ -81,3 +81,27 @@ def test_session_measures_each_workload_and_mode_once(monkeypatch):
     session.speedup("py", "processes")
     # the processes run reuses the size calibrated for threads: the same total work
     assert calls == [("py", "threads", None), ("py", "processes", 123)]
+
+
+def test_the_interpreters_column_sits_beside_multiprocessing_and_is_na_where_refused():
+    rows = (
+        TableRow("cpu-bound-python", "CPU-bound Python", 0.9, 1.9, None, interpreters=1.95),
+        TableRow("cpu-bound-numpy", "CPU-bound NumPy", 1.9, 1.9, 50.0),
+        TableRow("io-bound", "I/O-bound", 1.9, 2.0, None, interpreters=1.1,
+                 interpreters_disturbed=True),
+    )
+    table = Table(2, True, "CPython 3.13", 2, "fork", rows)
+    lines = table.render().splitlines()
+    header = next(line for line in lines if line.startswith("Task Type"))
+    assert header.index("Multiprocessing") < header.index("Interpreters") < header.index("NumPy")
+    column = header.index("Interpreters")
+    python = next(line for line in lines if line.startswith("CPU-bound Python"))
+    assert python[column:].startswith("✓ 1.95x")
+    numpy = next(line for line in lines if line.startswith("CPU-bound NumPy"))
+    assert numpy[column:].startswith("N/A")
+    assert f"I/O-bound, interpreters: 1.10x, {_present.NOT_JUDGED}" in table.render()
+    assert table.disturbed
+    assert [r["interpreters"] for r in table.to_dict()["rows"]] == [1.95, None, 1.1]
+    missing = Table(2, True, "CPython 3.11", 2, "fork", rows[1:2],
+                    interpreters_missing="not measured here: needs CPython 3.12")
+    assert "[not measured here: needs CPython 3.12]" in missing.render()

@@ -17,9 +17,9 @@ def session(monkeypatch) -> _measured.Measurements:
 
 
 def said(section, session) -> str:
-    lines: list[str] = []
-    section(lines.append, session)
-    return "\n".join(lines)
+    report = _present.Report()
+    section(report, session)
+    return report.text()
 
 
 @pytest.mark.skipif(not _extras.installed("numba"), reason='needs pip install "gilx[numba]"')
@@ -66,3 +66,40 @@ def test_the_race_section_prints_the_table_of_gilx_race(session, monkeypatch):
     text = said(tour._race, session)
     assert _present.race_table(list(made.values())) in text
     assert "lost" in text and "threads did not overlap — not judged" in text
+
+
+def test_the_interpreters_section_measures_them_or_says_why_not(session):
+    text = said(lambda out, m: tour._interpreters(out, m, 1.0), session)
+    assert "8. Solution 1b: an interpreter per core" in text
+    if session.can_run("py", "interpreters"):
+        assert "2 interpreters:" in text and "speedup" in text
+        assert "processes in this tour:" in text
+        assert "start-up" in text and "round trip" in text and "ratio" in text
+    else:
+        assert "not measured here:" in text
+        assert "speedup" not in text
+
+
+def _costs_with(passing_ratio: float):
+    from gilx import _costs
+
+    return _costs.Costs("fork", 0.003, 0.03, 2 << 20, 6 << 20,
+                        (_costs.Passing(1 << 20, passing_ratio * 1e-4, 1e-4),))
+
+
+@pytest.mark.parametrize(
+    ("procs", "interps", "passing", "choice"),
+    [
+        (1.9, 1.95, 3.0, "interpreters (3.12+)"),  # as good, and cheaper to talk to
+        (1.9, 1.2, 3.0, "multiprocessing"),  # interpreters scale worse
+        (1.9, 1.9, 0.5, "multiprocessing"),  # as good, but data passes no cheaper
+    ],
+)
+def test_the_tree_chooses_processes_or_interpreters_by_the_numbers(
+    session, monkeypatch, procs, interps, passing, choice
+):
+    monkeypatch.setattr(session, "costs", lambda: _costs_with(passing))
+    got, why = tour._processes_or_interpreters(session, procs, interps)
+    assert got == choice
+    assert why[0].startswith("here: ")
+    assert "1 MiB round trip" in why[1] and "start method fork" in why[1]

@@ -6,7 +6,7 @@
 #   bash tools/all_pythons.sh [pytest args...]
 #
 # Exits non-zero if any Python fails, if none is found, or if none is 3.12+
-# (the subinterpreter tests need one).  Set GILX_PYTHONS
+# (the subinterpreter and --mode interpreters tests need one).  Set GILX_PYTHONS
 # to a space-separated list of interpreters to test those instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,8 +57,14 @@ for exe in "${pythons[@]}"; do
         result[$name]="FAILED (no venv module)"; failed=1; continue
     fi
     if ! { "$venv/bin/python" -m pip install --quiet --upgrade pip &&
-           GILX_STRICT=1 "$venv/bin/python" -m pip install --quiet ".[test]"; }; then
+           GILX_STRICT=1 "$venv/bin/python" -m pip install --quiet ".[test,interpreters]"; }; then
         result[$name]="FAILED (install)"; failed=1; continue
+    fi
+    # tests/test_interpreters.py skips where --mode interpreters cannot run: on 3.12+ it must
+    # run (the interpreters extra is installed above), or this Python fails here.
+    if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 12))' &&
+       ! "$venv/bin/python" -c 'from gilx.backends.interpreters import require; require()'; then
+        result[$name]="FAILED (--mode interpreters cannot run)"; failed=1; continue
     fi
     # -p no:cacheprovider: several Pythons must not share .pytest_cache.
     if "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"; then

@@ -1064,6 +1064,11 @@ def reproduce_section() -> list[str]:
         "    --benchmark-json=benchmarks/results/convoy-mine.json",
         "python tools/benchmarks_md.py benchmarks/results/mine.json \\",
         "    --convoy benchmarks/results/convoy-mine.json -o BENCHMARKS.md",
+        "# interpreters beside processes (3.12+; on 3.13: pip install \".[bench,interpreters]\"):",
+        "pytest benchmarks/test_interpreters.py --benchmark-only \\",
+        "    --benchmark-json=benchmarks/results/interpreters-mine.json",
+        "python tools/benchmarks_md.py benchmarks/results/mine.json \\",
+        "    --interpreters benchmarks/results/interpreters-mine.json -o BENCHMARKS.md",
         "# after a change: run again, compare with the saved run, fail on a 10 % slower median:",
         "pytest benchmarks/ --benchmark-only --benchmark-compare \\",
         "    --benchmark-compare-fail=median:10%",
@@ -1085,10 +1090,97 @@ def reproduce_section() -> list[str]:
     ]
 
 
+INTERPRETERS_SECTION = "## Interpreters beside processes: pure Python, and what a worker costs"
+
+
+def _named(build: Build, group: str, name: str) -> Bench | None:
+    return build.get(group, name)
+
+
+def interpreters_rows(build: Build) -> tuple[list[list[str]], list[list[str]]]:
+    """(scaling rows, cost rows) of one run of benchmarks/test_interpreters.py."""
+    scaling = []
+    for mode in ("interpreters", "processes"):
+        one = _named(build, "interpreters", f"test_count_py[1-{mode}]")
+        two = _named(build, "interpreters", f"test_count_py[2-{mode}]")
+        gain = speedup(one.median, two.median) if one and two else None
+        scaling.append([
+            mode, f"{fmt(one.median * 1e3, 1)} ms" if one else MISSING,
+            f"{fmt(two.median * 1e3, 1)} ms" if two else MISSING,
+            f"{fmt(gain)}x" if gain is not None else DASH,
+            pct(two.spread) if two else DASH,
+            interference([one, two]),
+        ])
+    costs: list[list[str]] = []
+
+    def cost_row(label: str, proc: float | None, interp: float | None, unit: str) -> None:
+        scale = {"ms": 1e3, "µs": 1e6, "MiB": 1 / (1 << 20)}[unit]
+        ratio = proc / interp if proc and interp else None
+        costs.append([
+            label,
+            f"{fmt(proc * scale, 1)} {unit}" if proc is not None else MISSING,
+            f"{fmt(interp * scale, 1)} {unit}" if interp is not None else MISSING,
+            f"{fmt(ratio)}x" if ratio is not None else DASH,
+        ])
+
+    sp, si = (_named(build, "worker-costs", f"test_startup[{k}]")
+              for k in ("process", "interpreter"))
+    cost_row("start-up (to ready)", sp.median if sp else None, si.median if si else None, "ms")
+    cost_row("memory (one more worker)", sp.info.get("memory_bytes") if sp else None,
+             si.info.get("memory_bytes") if si else None, "MiB")
+    sizes = sorted({b.info["bytes"] for b in build.benches
+                    if b.group == "worker-costs" and "bytes" in b.info})
+    for size in sizes:
+        ids = f"{size // 1024}KiB"
+        pp, pi = (_named(build, "worker-costs", f"test_passing[{k}-{ids}]")
+                  for k in ("process", "interpreter"))
+        label = f"{size // 1024} KiB round trip" if size < 1 << 20 else \
+            f"{size >> 20} MiB round trip"
+        cost_row(label, pp.median if pp else None, pi.median if pi else None, "µs")
+    return scaling, costs
+
+
+def interpreters_section(builds: Sequence[Build]) -> list[str]:
+    """Each run of benchmarks/test_interpreters.py: count_py on interpreters and processes,
+    and the worker costs with the process / interpreter ratio."""
+    if not builds:
+        return []
+    lines = [
+        INTERPRETERS_SECTION, "",
+        "Since CPython 3.12 each subinterpreter can have its own GIL (PEP 684): `gilx scale "
+        "--mode interpreters` runs k of them, one thread each, in one process "
+        "(`concurrent.interpreters` on 3.14+, `interpreters-pep-734` on 3.13, the standard "
+        "library's `_xxsubinterpreters` on 3.12). `count_py` on 1 and 2 workers of each "
+        "backend in the same run (`benchmarks/test_interpreters.py`), then what one worker "
+        "costs: start-up from nothing to ready to run gilx's work (a process with the "
+        "platform's start method; an interpreter created, `gilx.workloads` imported), the "
+        "memory one more worker adds (a process's private resident memory, USS; an "
+        "interpreter's share of this process's growth), and one round trip of a bytes "
+        "payload (pickled over a pipe; the interpreters' own queues, channels on 3.12, woken "
+        "through a pipe). Ratio = process / interpreter: above 1, the interpreter is "
+        "cheaper.", "",
+    ]
+    for build in builds:
+        m = build.data.get("machine_info", {})
+        g = m.get("gilx", {})
+        method = next((b.info.get("start_method") for b in build.benches
+                       if b.info.get("start_method")), "?")
+        scaling, costs = interpreters_rows(build)
+        lines += [
+            f"{build.describe()}; processes start with {method}; load average "
+            f"{g.get('load_average_start', '?')} before.", "",
+            *table(("count_py on", "1 worker", "2 workers", "speedup", "spread (2)",
+                    "other processes' CPU"), scaling),
+            "",
+            *table(("one worker", "process", "interpreter", "ratio"), costs), "",
+        ]
+    return lines
+
+
 def render(data: dict[str, Any], source: Path, ft: Build | None = None,
            gil: Build | None = None, convoy: Sequence[Build] = (),
            claims: Sequence[tuple[Path, dict[str, Any]]] = (),
-           blame: Sequence[Build] = ()) -> str:
+           blame: Sequence[Build] = (), interpreters: Sequence[Build] = ()) -> str:
     """BENCHMARKS.md; with ``ft`` and ``gil`` (both or neither), the free-threaded section;
     the convoy section from the main file's ``convoy`` group and from each of ``convoy``."""
     if (ft is None) != (gil is None):
@@ -1100,7 +1192,7 @@ def render(data: dict[str, Any], source: Path, ft: Build | None = None,
     lines = [
         "# gilx benchmarks", "",
         "<!-- Generated by tools/benchmarks_md.py from "
-        f"{sources(source, ft, gil, convoy, claims, blame)}; "
+        f"{sources(source, ft, gil, convoy, claims, blame, interpreters)}; "
         "do not edit by hand. -->", "",
         "What the GIL costs and what releasing it buys, measured by the pytest-benchmark suite "
         "in `benchmarks/` on the machine below. Speedup = median time of one worker doing all "
@@ -1121,6 +1213,7 @@ def render(data: dict[str, Any], source: Path, ft: Build | None = None,
     if ft is not None and gil is not None:
         lines += free_threaded_section(ft, gil)
     lines += convoy_section([Build.from_json(data, source), *convoy])
+    lines += interpreters_section(interpreters)
     lines += ["## Every group", ""]
     seen = list(GROUPS) + sorted({b.group for b in benches} - set(GROUPS))
     for group in seen:
@@ -1134,7 +1227,7 @@ def render(data: dict[str, Any], source: Path, ft: Build | None = None,
 def sources(source: Path, ft: Build | None, gil: Build | None,
             convoy: Sequence[Build] = (),
             claims: Sequence[tuple[Path, dict[str, Any]]] = (),
-            blame: Sequence[Build] = ()) -> str:
+            blame: Sequence[Build] = (), interpreters: Sequence[Build] = ()) -> str:
     """The files the page comes from, for its header comment."""
     text = source.as_posix()
     if ft is not None and gil is not None:
@@ -1146,6 +1239,8 @@ def sources(source: Path, ft: Build | None, gil: Build | None,
         text += f"; claims: {', '.join(path.as_posix() for path, _ in claims)}"
     if blame:
         text += f"; blame: {', '.join(b.source.as_posix() for b in blame)}"
+    if interpreters:
+        text += f"; interpreters: {', '.join(b.source.as_posix() for b in interpreters)}"
     return text
 
 
@@ -1176,6 +1271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--blame", type=Path, metavar="RUN.json", action="append", default=[],
                         help="a run of benchmarks/test_blame.py (any interpreter, root or an "
                         "ordinary user) for the blame section; may be given more than once")
+    parser.add_argument("--interpreters", type=Path, metavar="RUN.json", action="append",
+                        default=[], help="a run of benchmarks/test_interpreters.py (CPython "
+                        "3.12+) for the interpreters section; may be given more than once")
     args = parser.parse_args(argv)
     if (args.free_threaded is None) != (args.gil_build is None):
         parser.error("--free-threaded and --gil-build go together: give both or neither")
@@ -1186,7 +1284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     convoy = [Build.load(path) for path in args.convoy]
     claims = [(path, json.loads(path.read_text(encoding="utf-8"))) for path in args.claims]
     blame = [Build.load(path) for path in args.blame]
-    text = render(data, source, ft, gil, convoy, claims, blame)
+    interpreters = [Build.load(path) for path in args.interpreters]
+    text = render(data, source, ft, gil, convoy, claims, blame, interpreters)
     if args.output is None:
         sys.stdout.write(text)
     else:

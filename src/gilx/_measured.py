@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gilx import _judgement, machine, runner, vectorise, workloads
+from gilx import _judgement, backends, machine, runner, vectorise, workloads
 from gilx._judgement import Judgement
 
 if TYPE_CHECKING:
     from gilx._convoy import ConvoyResult
+    from gilx._costs import Costs
 
 
 def default_workers() -> int:
@@ -77,6 +78,27 @@ class Measurements:
         self._sizes: dict[str, int] = {}
         self._comparisons: dict[str, Comparison] = {}
         self._convoys: dict[tuple[str, float | None], ConvoyResult] = {}
+        self._convoy_sizes: dict[str, int] = {}
+        self._costs: Costs | None = None
+
+    def can_run(self, workload: str, mode: str) -> bool:
+        """Whether ``mode`` runs ``workload`` here (interpreters: CPython 3.12+, not NumPy)."""
+        work = workloads.get(workload)
+        try:
+            work.require()
+            backends.get(mode).check(work)
+        except (ValueError, ImportError):
+            return False
+        return True
+
+    def costs(self) -> Costs:
+        """What one worker costs here, a process against an interpreter (needs 3.12+)."""
+        if self._costs is None:
+            from gilx import _costs  # imported on first use: the tour's interpreters section
+
+            self.progress("what a process and an interpreter cost")
+            self._costs = _costs.measure(quick=self.quick, start_method=self.start_method)
+        return self._costs
 
     def scale(self, workload: str, mode: str) -> runner.ScaleResult:
         """1 and ``workers`` workers of ``workload`` in ``mode``."""
@@ -105,12 +127,20 @@ class Measurements:
         """
         key = (workload, switch_interval)
         if key not in self._convoys:
-            from gilx._convoy import convoy  # imported on first use: the tour's convoy section
+            from gilx import _convoy  # imported on first use: the tour's convoy section
 
-            self._convoys[key] = convoy(
+            # Per-call work (a sleep, a download) is judged by its calls' p50 and p99,
+            # not by the repeats' total time: in a quick run one repeat of ~100 calls
+            # tells them.  The size calibrated for the first interval serves the next.
+            per_call = _convoy.get(workload).per_call
+            result = _convoy.convoy(
                 workload, quick=self.quick, switch_interval=switch_interval,
+                size=self._convoy_sizes.get(workload),
+                repeats=1 if self.quick and per_call else None,
                 progress=self.progress,
             )
+            self._convoy_sizes.setdefault(workload, result.size)
+            self._convoys[key] = result
         return self._convoys[key]
 
     def compare(self, pair: vectorise.Pair) -> Comparison:

@@ -2,9 +2,11 @@
 
 The shared words (``NOT_JUDGED``, :func:`busy_note`, :func:`flag`,
 :func:`machine_line`), the ``--json`` envelope (:func:`json_text`), and the
-text of ``gilx race``, ``gilx scale`` and ``gilx probe``: the results'
-``render()`` methods call the functions here, and the CLI only prints what
-they return.  (The table and the convoy render themselves with the same words.)
+text of ``gilx race``, ``gilx scale``, ``gilx probe`` and ``gilx table``, the
+tour's words for its results (:class:`Report` keeps its sections) and what a
+worker costs: the results' ``render()`` methods call the functions here, and
+the CLI only prints what they return.  (The convoy still renders itself with
+the same words.)
 
 This module imports nothing that measures, only the words it needs from
 :mod:`gilx.machine` and :mod:`gilx.timing`, so any result's ``render()`` may
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from gilx import machine
@@ -24,8 +26,11 @@ from gilx.timing import DISTURBED_SHARE, SPREAD_LIMIT, Timing
 
 if TYPE_CHECKING:
     from gilx._blame import Blame
+    from gilx._convoy import ConvoyResult
+    from gilx._costs import Costs
     from gilx._probe import ProbeResult
     from gilx._race import RaceResult
+    from gilx._table import Table
     from gilx.runner import ScaleResult
 
 #: What a measurement that cannot be judged (:class:`gilx._judgement.Judgement`: disturbed,
@@ -84,6 +89,52 @@ def json_text(result: dict[str, object]) -> str:
     return json.dumps({"schema": JSON_SCHEMA, "machine": machine.describe(), **result})
 
 
+#: What underlines a section's title in the tour.
+RULE = "─"
+
+
+class Report:
+    """Text made as it is measured: lines under section titles (the tour's).
+
+    Call it with a line; :meth:`heading` starts a section.  With ``echo`` each
+    line is also passed on as it comes (printed), headings as the title over its
+    rule; :meth:`sections` is what ``--json`` shows, recorded as it was made,
+    never parsed back from the printed text.
+    """
+
+    def __init__(self, echo: Callable[[str], None] | None = None) -> None:
+        self._echo = echo or (lambda _line: None)
+        self._sections: list[tuple[str, list[str]]] = [("", [])]
+
+    def __call__(self, line: str) -> None:
+        self._sections[-1][1].append(line)
+        self._echo(line)
+
+    def heading(self, title: str) -> None:
+        self._sections.append((title, []))
+        for line in ("", title, RULE * len(title)):
+            self._echo(line)
+
+    def sections(self) -> list[dict[str, object]]:
+        """``[{"title", "lines"}]``; the lines before the first heading are titled ``""``."""
+        found: list[dict[str, object]] = []
+        for title, lines in self._sections:
+            body = list(lines)
+            while body and body[-1] == "":
+                body.pop()
+            found.append({"title": title, "lines": body})
+        return found
+
+    def text(self) -> str:
+        """Everything so far, as it was echoed."""
+        parts = []
+        for title, lines in self._sections:
+            if title:
+                parts += ["", title, RULE * len(title)]
+            parts += lines
+        return "\n".join(parts)
+
+
 def plural(count: int, noun: str) -> str:
     """``1 thread`` / ``2 threads``."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
@@ -127,6 +178,46 @@ def not_judged_line(judgement: Judgement, indent: str = "  ") -> str:
 def flag(timing: Timing) -> str:
     """``~`` after a number whose repeats spread more than :data:`gilx.timing.SPREAD_LIMIT`."""
     return "~" if timing.unstable else ""
+
+
+def times(value: float) -> str:
+    """A speedup or a ratio: ``1.95x``."""
+    return f"{value:.2f}x"
+
+
+def ms(seconds: float) -> str:
+    """``6.23 ms``."""
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def median_text(timing: Timing) -> str:
+    """A timing's median, ``0.152 s`` or ``9.841 ms``, with ``~`` when its repeats spread."""
+    median = timing.median
+    shown = f"{median:.3f} s" if median >= 0.01 else f"{median * 1000:.3f} ms"
+    return f"{shown}{flag(timing)}"
+
+
+def scaling_lines(result: ScaleResult, workers: int, one: str, many: str) -> list[str]:
+    """The tour's two lines of a scaling run: 1 worker (``one``: "1 thread:"), then
+    ``workers`` (``many``) with the speedup, or why it is not judged."""
+    point = result.point(workers)
+    width = max(14, len(many) + 1)
+    total = f"({result.size:,} {result.unit} in total)"
+    busy = f"  [{NOT_JUDGED}]" if point.disturbed else ""
+    return [
+        f"  {one:<{width}}{median_text(result.baseline):<10}  {total}",
+        f"  {many:<{width}}{median_text(point.timing):<10}  speedup {times(point.speedup)}{busy}",
+    ]
+
+
+def per_call_line(label: str, result: ConvoyResult) -> str:
+    """A convoy of per-call work: its calls' p50 and p99, alone and beside the busy thread."""
+    assert result.latency is not None
+    a, b = result.latency.alone, result.latency.beside
+    return (
+        f"  {label:<8}per call p50 {ms(a.p50)} alone, {ms(b.p50)} beside"
+        f" (p99 {ms(a.p99)} -> {ms(b.p99)}){flag(result.beside_timing)}"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -260,6 +351,168 @@ def probe_text(result: ProbeResult, hold_limit: float) -> str:
 
 
 # ---------------------------------------------------------------------------
+# what a worker costs: a process against an interpreter (the tour, gilx._costs)
+# ---------------------------------------------------------------------------
+def seconds_short(seconds: float) -> str:
+    """``2.81 ms``, ``48 µs``, ``0.312 s``: a short time in the unit that reads best."""
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} µs"
+
+
+def size_text(size: int) -> str:
+    """``1 KiB``, ``64 KiB``, ``1 MiB``, ``5.6 MiB``."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{size} B"
+
+
+def ratio_text(ratio: float | None) -> str:
+    return "?" if ratio is None else f"{ratio:.2f}x"
+
+
+def costs_table(costs: Costs) -> list[str]:
+    """What one worker costs, a process beside an interpreter, with the ratio process/interp."""
+
+    def memory(value: int | None) -> str:
+        return "? (no /proc here)" if value is None else size_text(value)
+
+    rows = [
+        ("start-up", seconds_short(costs.startup_process),
+         seconds_short(costs.startup_interpreter), ratio_text(costs.startup_ratio)),
+        ("memory", memory(costs.memory_process), memory(costs.memory_interpreter),
+         ratio_text(costs.memory_ratio)),
+    ]
+    rows += [
+        (f"{size_text(p.size)} round trip", seconds_short(p.process),
+         seconds_short(p.interpreter), ratio_text(p.ratio))
+        for p in costs.passing
+    ]
+    lines = [f"  {'one worker':<20}{'process':>12}{'interpreter':>14}{'ratio':>9}"]
+    lines += [f"  {a:<20}{b:>12}{c:>14}{d:>9}" for a, b, c, d in rows]
+    lines += [
+        f"  (process: start method {costs.start_method}; ratio = process / interpreter, above 1"
+        " the interpreter is cheaper)",
+        "  start-up: to ready to run gilx's work; memory: what one more worker adds (a"
+        " process's private",
+        "  resident memory, an interpreter's share of this process's growth); round trip: a"
+        " bytes payload",
+        "  out and back, pickled over a pipe for a process, copied through the interpreters'"
+        " own queues.",
+    ]
+    return lines
+
+
+# ---------------------------------------------------------------------------
+# the table (gilx table, the tour's section 12)
+# ---------------------------------------------------------------------------
+def gain_mark(value: float | None, threshold: float) -> str:
+    """✓ for a gain (at least ``threshold``), ✗ for none, N/A for a cell not measured."""
+    if value is None:
+        return "N/A"
+    return "✓" if value >= threshold else "✗"
+
+
+def table_cell(value: float | None, disturbed: bool, unstable: bool, threshold: float) -> str:
+    """``✓ 1.80x``, ``? 1.09x`` (disturbed: not judged), ``N/A``; ``~`` when unsteady."""
+    if value is None:
+        return "N/A"
+    sign = "?" if disturbed else gain_mark(value, threshold)
+    return f"{sign} {value:.2f}x{'~' if unstable else ''}"
+
+
+def table_text(table: Table, threshold: float) -> str:
+    """The table as text: header, legend, the cells, where it disagrees with the seed, and
+    the cells not judged with why; ``threshold``: the speedup that counts as a gain."""
+    gil = "on" if table.gil_enabled else "off"
+    k = table.workers
+    lines = [
+        "GIL and Hardware Utilization (measured now)",
+        f"machine: {table.cpu_count} cores, {table.python}, GIL {gil}"
+        + (
+            f"; 1-minute load average {table.load_average:.2f} before measuring"
+            if table.load_average is not None
+            else ""
+        ),
+        f"threading / multiprocessing: speedup of {k} workers over 1 worker"
+        " doing the same total work",
+        f"  (processes: start method {table.start_method}; start-up not counted)",
+        f"interpreters: {k} subinterpreters (each with its own GIL) over 1, in one process"
+        + (
+            f" [{table.interpreters_missing}]"
+            if table.interpreters_missing
+            else " (N/A: NumPy refuses to load in one)"
+        ),
+        "numpy: times faster than pure Python for the same computation, both on one core",
+        "  (a matrix product; the sum of a large buffer's words)",
+        f"asyncio: {k} tasks on one event loop over 1 task, the same downloads (I/O only)",
+        f"✓ = at least {threshold:.1f}x, ✗ = less; ~ = repeats spread more than 10 %",
+        f"? = {NOT_JUDGED}, even after re-measuring: other processes used the cores"
+        " the workers needed, the speedup was unstable, or the machine did not give the"
+        " cores (reasons below)",
+        *([f"note: {table.note}"] if table.note else []),
+        "",
+    ]
+    header = (
+        f"{'Task Type':<28}{'Threading':<14}{'Multiprocessing':<18}{'Interpreters':<15}"
+        f"{'NumPy':<12}{'Asyncio':<10}"
+    )
+    lines += [header, "─" * len(header)]
+    disagreements: list[str] = []
+    not_judged: list[str] = []
+    judged_seed_cells = 0
+    names = ("threading", "multiprocessing", "numpy")
+    for r in table.rows:
+        texts = [r.cell_text(i) for i in range(3)] + [r.asyncio_text()]
+        lines.append(
+            f"{r.label:<28}{texts[0]:<14}{texts[1]:<18}{r.interpreters_text():<15}"
+            f"{texts[2]:<12}{texts[3]:<10}".rstrip()
+        )
+        for i, name in enumerate(names):
+            value = r.cells[i]
+            if value is None:
+                continue
+            if r.disturbed[i]:
+                not_judged.append(
+                    f"  {r.label}, {name}: {value:.2f}x, {NOT_JUDGED}"
+                    f" ({r.reasons[i] or busy_note(r.other_cpu[i])})"
+                )
+                continue
+            if r.seed is not None:
+                judged_seed_cells += 1
+            if r.seed is not None and r.seed[i] != gain_mark(value, threshold):
+                disagreements.append(
+                    f"  {r.label}, {name}: the seed says {r.seed[i]}, measured"
+                    f" {gain_mark(value, threshold)} {value:.2f}x"
+                )
+        if r.interpreters is not None and r.interpreters_disturbed:
+            not_judged.append(
+                f"  {r.label}, interpreters: {r.interpreters:.2f}x, {NOT_JUDGED}"
+                f" ({r.interpreters_reason or busy_note(r.interpreters_other_cpu)})"
+            )
+        if r.asyncio is not None and r.asyncio_disturbed:
+            not_judged.append(
+                f"  {r.label}, asyncio: {r.asyncio:.2f}x, {NOT_JUDGED}"
+                f" ({r.reasons[3] or busy_note(r.asyncio_other_cpu)})"
+            )
+    lines.append("")
+    if disagreements:
+        lines.append("Where this machine disagrees with the seed:")
+        lines += disagreements
+    elif not_judged and judged_seed_cells == 0:
+        lines.append("No seed cell could be judged: every one was measured while disturbed.")
+    elif not_judged:
+        lines.append("Every seed cell judged here agrees with this machine's measurements.")
+    else:
+        lines.append("Every seed cell agrees with this machine's measurements.")
+    if not_judged:
+        lines.append("Not judged (run again on a quieter machine):")
+        lines += not_judged
+    return "\n".join(lines)
 # gilx watch --top: blame
 # ---------------------------------------------------------------------------
 #: How many holders, pairs and frames per stack the text shows (the JSON has all).

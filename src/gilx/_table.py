@@ -46,9 +46,7 @@ _ROWS = (
 
 def mark(value: float | None) -> str:
     """✓ for a gain, ✗ for none, N/A for a cell that is not measured."""
-    if value is None:
-        return "N/A"
-    return "✓" if value >= GAIN_THRESHOLD else "✗"
+    return _present.gain_mark(value, GAIN_THRESHOLD)
 
 
 @dataclass(frozen=True)
@@ -66,6 +64,11 @@ class TableRow:
     asyncio_unstable: bool = False
     asyncio_disturbed: bool = False
     asyncio_other_cpu: float | None = None
+    interpreters: float | None = None  # k subinterpreters over 1 (None: not run here)
+    interpreters_unstable: bool = False
+    interpreters_disturbed: bool = False
+    interpreters_other_cpu: float | None = None
+    interpreters_reason: str = ""  # why the interpreters cell is not judged ("": judged)
     #: Why each cell (threading, multiprocessing, numpy, asyncio) is not judged ("": judged).
     reasons: tuple[str, str, str, str] = ("", "", "", "")
 
@@ -93,22 +96,28 @@ class TableRow:
                 for name, reason in zip((*names, "asyncio"), self.reasons, strict=True)
             },
             "asyncio": self.asyncio,
+            # k subinterpreters over 1, each with its own GIL (None: refused or before 3.12)
+            "interpreters": self.interpreters,
         }
 
     def cell_text(self, index: int) -> str:
         """``✓ 1.80x``, ``? 1.09x`` (disturbed: not judged), ``N/A``; ``~`` when unsteady."""
-        value = self.cells[index]
-        if value is None:
-            return "N/A"
-        sign = "?" if self.disturbed[index] else mark(value)
-        return f"{sign} {value:.2f}x{'~' if self.unstable[index] else ''}"
+        return _present.table_cell(
+            self.cells[index], self.disturbed[index], self.unstable[index], GAIN_THRESHOLD
+        )
 
     def asyncio_text(self) -> str:
         """The Asyncio cell, written like the others (``N/A`` off the I/O row)."""
-        if self.asyncio is None:
-            return "N/A"
-        sign = "?" if self.asyncio_disturbed else mark(self.asyncio)
-        return f"{sign} {self.asyncio:.2f}x{'~' if self.asyncio_unstable else ''}"
+        return _present.table_cell(
+            self.asyncio, self.asyncio_disturbed, self.asyncio_unstable, GAIN_THRESHOLD
+        )
+
+    def interpreters_text(self) -> str:
+        """The Interpreters cell (``N/A`` where they cannot run the row's work, or before 3.12)."""
+        return _present.table_cell(
+            self.interpreters, self.interpreters_disturbed, self.interpreters_unstable,
+            GAIN_THRESHOLD,
+        )
 
 
 @dataclass(frozen=True)
@@ -120,16 +129,23 @@ class Table:
     start_method: str | None
     rows: tuple[TableRow, ...] = field(default_factory=tuple)
     load_average: float | None = None  # before measuring
+    interpreters_missing: str = ""  # why no interpreters ran here ("" : they did)
 
     @property
     def disturbed(self) -> bool:
         """Some cell stayed disturbed after re-measuring (it is shown, not judged)."""
-        return any(any(r.disturbed) or r.asyncio_disturbed for r in self.rows)
+        return any(
+            any(r.disturbed) or r.asyncio_disturbed or r.interpreters_disturbed for r in self.rows
+        )
 
     @property
     def note(self) -> str | None:
         """:data:`gilx._judgement.CANNOT_METER` where no cell's disturbance could be read."""
-        shares = [x for r in self.rows for x in (*r.other_cpu, r.asyncio_other_cpu)]
+        shares = [
+            x
+            for r in self.rows
+            for x in (*r.other_cpu, r.asyncio_other_cpu, r.interpreters_other_cpu)
+        ]
         return None if any(x is not None for x in shares) else CANNOT_METER
 
     def row(self, task: str) -> TableRow:
@@ -154,78 +170,7 @@ class Table:
 
     def render(self) -> str:
         """The table as text, with its header, legend and where it disagrees with the seed."""
-        gil = "on" if self.gil_enabled else "off"
-        lines = [
-            "GIL and Hardware Utilization (measured now)",
-            f"machine: {self.cpu_count} cores, {self.python}, GIL {gil}"
-            + (
-                f"; 1-minute load average {self.load_average:.2f} before measuring"
-                if self.load_average is not None
-                else ""
-            ),
-            f"threading / multiprocessing: speedup of {self.workers} workers over 1 worker"
-            " doing the same total work",
-            f"  (processes: start method {self.start_method}; start-up not counted)",
-            "numpy: times faster than pure Python for the same computation, both on one core",
-            "  (a matrix product; the sum of a large buffer's words)",
-            f"asyncio: {self.workers} tasks on one event loop over 1 task, the same downloads"
-            " (I/O only)",
-            f"✓ = at least {GAIN_THRESHOLD:.1f}x, ✗ = less; ~ = repeats spread more than 10 %",
-            f"? = {_present.NOT_JUDGED}, even after re-measuring: other processes used the cores"
-            " the workers needed, the speedup was unstable, or the machine did not give the"
-            " cores (reasons below)",
-            *([f"note: {self.note}"] if self.note else []),
-            "",
-        ]
-        header = (
-            f"{'Task Type':<28}{'Threading':<14}{'Multiprocessing':<18}{'NumPy':<12}{'Asyncio':<10}"
-        )
-        lines += [header, "─" * len(header)]
-        disagreements: list[str] = []
-        not_judged: list[str] = []
-        judged_seed_cells = 0
-        names = ("threading", "multiprocessing", "numpy")
-        for r in self.rows:
-            texts = [r.cell_text(i) for i in range(3)] + [r.asyncio_text()]
-            lines.append(
-                f"{r.label:<28}{texts[0]:<14}{texts[1]:<18}{texts[2]:<12}{texts[3]:<10}".rstrip()
-            )
-            for i, name in enumerate(names):
-                value = r.cells[i]
-                if value is None:
-                    continue
-                if r.disturbed[i]:
-                    not_judged.append(
-                        f"  {r.label}, {name}: {value:.2f}x, {_present.NOT_JUDGED}"
-                        f" ({r.reasons[i] or _present.busy_note(r.other_cpu[i])})"
-                    )
-                    continue
-                if r.seed is not None:
-                    judged_seed_cells += 1
-                if r.seed is not None and r.seed[i] != mark(value):
-                    disagreements.append(
-                        f"  {r.label}, {name}: the seed says {r.seed[i]}, measured"
-                        f" {mark(value)} {value:.2f}x"
-                    )
-            if r.asyncio is not None and r.asyncio_disturbed:
-                not_judged.append(
-                    f"  {r.label}, asyncio: {r.asyncio:.2f}x, {_present.NOT_JUDGED}"
-                    f" ({r.reasons[3] or _present.busy_note(r.asyncio_other_cpu)})"
-                )
-        lines.append("")
-        if disagreements:
-            lines.append("Where this machine disagrees with the seed:")
-            lines += disagreements
-        elif not_judged and judged_seed_cells == 0:
-            lines.append("No seed cell could be judged: every one was measured while disturbed.")
-        elif not_judged:
-            lines.append("Every seed cell judged here agrees with this machine's measurements.")
-        else:
-            lines.append("Every seed cell agrees with this machine's measurements.")
-        if not_judged:
-            lines.append("Not judged (run again on a quieter machine):")
-            lines += not_judged
-        return "\n".join(lines)
+        return _present.table_text(self, GAIN_THRESHOLD)
 
 
 def measure(measurements: _measured.Measurements) -> Table:
@@ -236,6 +181,11 @@ def measure(measurements: _measured.Measurements) -> Table:
         procs = measurements.speedup(spec.workload, "processes")
         comparison = measurements.compare(spec.pair) if spec.pair is not None else None
         tasks = measurements.speedup(spec.workload, "asyncio") if spec.asyncio else None
+        inter = (
+            measurements.speedup(spec.workload, "interpreters")
+            if measurements.can_run(spec.workload, "interpreters")
+            else None
+        )
         rows.append(
             TableRow(
                 task=spec.task,
@@ -271,6 +221,17 @@ def measure(measurements: _measured.Measurements) -> Table:
                 ),
                 asyncio_disturbed=bool(tasks and tasks.disturbed),
                 asyncio_other_cpu=tasks.other_cpu if tasks else None,
+                interpreters=inter.speedup if inter else None,
+                interpreters_unstable=bool(
+                    inter
+                    and (
+                        inter.timing.unstable
+                        or measurements.scale(spec.workload, "interpreters").baseline.unstable
+                    )
+                ),
+                interpreters_disturbed=bool(inter and inter.disturbed),
+                interpreters_other_cpu=inter.other_cpu if inter else None,
+                interpreters_reason=_why(inter) if inter else "",
                 reasons=(
                     _why(threads),
                     _why(procs),
@@ -288,9 +249,19 @@ def measure(measurements: _measured.Measurements) -> Table:
         start_method=method,
         rows=tuple(rows),
         load_average=measurements.load_before,
+        interpreters_missing=_interpreters_missing(),
     )
 
 
+def _interpreters_missing() -> str:
+    """Why this Python runs no interpreters ("" where it does)."""
+    from gilx.backends.interpreters import require
+
+    try:
+        require()
+    except (ValueError, ImportError) as exc:
+        return f"not measured here: {exc}"
+    return ""
 def _why(point: runner.ScalePoint) -> str:
     """Why ``point`` is not judged, in words ("" when it is)."""
     return _present.why_not(point.judged) if point.disturbed else ""

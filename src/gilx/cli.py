@@ -339,7 +339,7 @@ def _run_race(args: argparse.Namespace) -> int:
 
 
 def _run_tour(args: argparse.Namespace) -> int:
-    from gilx.tour import run, sections
+    from gilx.tour import run
 
     measurements = _measured.Measurements(
         quick=args.quick,
@@ -348,11 +348,11 @@ def _run_tour(args: argparse.Namespace) -> int:
         progress=_progress(args),
     )
     if not args.json:
-        run(measurements, lambda line: print(line, flush=True))
+        run(measurements, _present.Report(lambda line: print(line, flush=True)))
         return 0
-    lines: list[str] = []
-    measured = run(measurements, lines.append)
-    print(_present.json_text({"sections": sections(lines), "table": measured.to_dict()}))
+    report = _present.Report()
+    measured = run(measurements, report)
+    print(_present.json_text({"sections": report.sections(), "table": measured.to_dict()}))
     return 0
 
 
@@ -373,6 +373,7 @@ def _check_scale_mode(args: argparse.Namespace) -> None:
     """Refuse, before measuring, a mode that cannot run the workload or take --scheduler."""
     backend = backends.get(args.mode)
     options = backends.Options(start_method=args.start_method, scheduler=args.scheduler)
+    workloads.get(args.workload).require()  # MissingExtra: one line, exit 2, in every mode
     try:
         backends.check_options(backend, options)
         backend.check(workloads.get(args.workload))

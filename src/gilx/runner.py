@@ -81,8 +81,10 @@ __all__ = [
     "time_call",
 ]
 
-#: One worker doing the whole work should take about this long (seconds).
-QUICK_SECONDS = 0.15
+#: One worker doing the whole work should take about this long (seconds).  --quick: enough
+#: for a verdict at the gain threshold (two workers of 50 ms are ten switch intervals each;
+#: a coarse unit such as one np.dot still goes to every worker, see ``scale``).
+QUICK_SECONDS = 0.1
 FULL_SECONDS = 0.6
 QUICK_REPEATS = 3
 FULL_REPEATS = 5
@@ -180,6 +182,8 @@ def measure(
     backends.check_counts(workers, repeats, total)
     backend = backends.get(mode)
     options = options or Options()
+    if isinstance(job, workloads.Workload):
+        job.require()  # a missing engine: one line, before any worker starts
     backend.check(job)
     backends.check_options(backend, options)
     with backend.open(job, endpoint, options) as session:
@@ -487,6 +491,7 @@ def scale(
     """
     job = workloads.get(workload)
     backend = backends.get(mode)
+    job.require()  # a missing engine: one line, before any worker starts (in any mode)
     backend.check(job)
     counts = sorted(set(workers))
     if not counts:
@@ -512,6 +517,8 @@ def scale(
             multiple = math.lcm(*counts)
             if multiple <= total:
                 total = _round_up_to(total, multiple)
+            else:  # coarse units (one np.dot): every worker gets at least one
+                total = max(total, max(counts))
         else:
             total = size
         backends.check_counts(1, 1, total)

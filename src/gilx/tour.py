@@ -8,7 +8,7 @@ from ``gilx.race()``), measured in this process on this machine.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ from gilx._race import KINDS, race
 from gilx._table import GAIN_THRESHOLD, Table, measure
 from gilx.machine import gil_enabled
 
-Out = Callable[[str], None]
+Out = _present.Report
 #: A measurement a verdict is built on: (workload, mode).
 Judged = tuple[str, str]
 
@@ -34,60 +34,26 @@ class Metered(Protocol):
     def other_cpu(self) -> float | None: ...
 
 
-def _x(value: float) -> str:
-    return f"{value:.2f}x"
-
-
-#: What underlines a section's title.
-_RULE = "─"
+# The words of results are _present's; these short names keep the prose below readable.
+_x = _present.times
+_ms = _present.ms
 
 
 def _heading(out: Out, title: str) -> None:
-    out("")
-    out(title)
-    out(_RULE * len(title))
+    out.heading(title)
 
 
-def sections(lines: Sequence[str]) -> list[dict[str, object]]:
-    """The tour's printed lines as sections: ``{"title", "lines"}``; the lines before the
-    first heading are the section titled ``""`` (the tour's header)."""
-    found: list[dict[str, object]] = [{"title": "", "lines": []}]
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        rule = i + 1 < len(lines) and line and lines[i + 1] == _RULE * len(line)
-        if rule:
-            found.append({"title": line, "lines": []})
-            i += 2
-            continue
-        body = found[-1]["lines"]
-        assert isinstance(body, list)
-        body.append(line)
-        i += 1
-    for section in found:  # the blank line before each heading belongs to no section
-        body = section["lines"]
-        assert isinstance(body, list)
-        while body and body[-1] == "":
-            body.pop()
-    return found
-
-
-def _seconds(point: runner.ScalePoint | runner.Timing) -> str:
-    timing = point if isinstance(point, runner.Timing) else point.timing
-    median = timing.median
-    shown = f"{median:.3f} s" if median >= 0.01 else f"{median * 1000:.3f} ms"
-    return f"{shown}{_present.flag(timing)}"
+def _seconds(timing: runner.Timing) -> str:
+    return _present.median_text(timing)
 
 
 def _scaling_lines(out: Out, measurements: Measurements, workload: str, mode: str) -> float:
     result = measurements.scale(workload, mode)
-    point = result.point(measurements.workers)
+    k = measurements.workers
     backend = backends.get(mode)
-    one, many = f"{backend.plural(1)}:", f"{backend.plural(measurements.workers)}:"
-    out(f"  {one:<14}{_seconds(result.baseline):<10}  ({result.size:,} {result.unit} in total)")
-    busy = f"  [{_present.NOT_JUDGED}]" if point.disturbed else ""
-    out(f"  {many:<14}{_seconds(point):<10}  speedup {_x(point.speedup)}{busy}")
-    return point.speedup
+    for line in _present.scaling_lines(result, k, f"{backend.plural(1)}:", f"{backend.plural(k)}:"):
+        out(line)
+    return result.point(k).speedup
 
 
 def _race(out: Out, measurements: Measurements) -> None:
@@ -175,17 +141,8 @@ def _io(out: Out, measurements: Measurements) -> float:
 SHORT_INTERVAL = 0.0005
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.2f} ms"
-
-
 def _per_call(out: Out, label: str, r: ConvoyResult) -> None:
-    assert r.latency is not None
-    a, b = r.latency.alone, r.latency.beside
-    out(
-        f"  {label:<8}per call p50 {_ms(a.p50)} alone, {_ms(b.p50)} beside"
-        f" (p99 {_ms(a.p99)} -> {_ms(b.p99)}){_present.flag(r.beside_timing)}"
-    )
+    out(_present.per_call_line(label, r))
 
 
 def _waits(r: ConvoyResult) -> bool:
@@ -329,8 +286,49 @@ def _multiprocessing(out: Out, measurements: Measurements) -> float:
     return speed
 
 
+def _interpreters(out: Out, measurements: Measurements, py_threads: float) -> None:
+    k = measurements.workers
+    _heading(out, "8. Solution 1b: an interpreter per core (the pure-Python count again)")
+    out("Since CPython 3.12 each subinterpreter can have its own GIL (PEP 684); 3.14 puts them in")
+    out(f"the standard library (concurrent.interpreters, PEP 734). {k} of them, one thread each,")
+    out(f"run pure Python on {k} cores inside one process (gilx scale --mode interpreters):")
+    if not measurements.can_run("py", "interpreters"):
+        from gilx.backends.interpreters import require
+
+        try:
+            require()
+        except (ValueError, ImportError) as exc:
+            out(f"  not measured here: {exc}")
+        return
+    result = measurements.scale("py", "interpreters")
+    speed = _scaling_lines(out, measurements, "py", "interpreters")
+    procs = measurements.speedup("py", "processes")
+    out(f"  (processes in this tour: {_x(procs.speedup)}; threads: {_x(py_threads)})")
+    point = result.point(k)
+    if point.startup is not None:
+        out(
+            f"Creating {k} interpreters and preparing their work took {point.startup:.3f} s"
+            " more, not counted above."
+        )
+    if gil_enabled():
+        _claim(
+            out, measurements, "interpreters run pure Python in parallel", _gain(speed),
+            [("py", "interpreters")],
+        )
+    else:
+        out("No GIL in this process: threads already run pure Python in parallel. What")
+        out("interpreters still buy is isolation: each has its own modules and globals, so")
+        out("workers share no Python object and cannot race on one; what that costs is below.")
+    out("")
+    out("What one worker costs, measured now (gilx._costs):")
+    for line in _present.costs_table(measurements.costs()):
+        out(line)
+    out("An interpreter shares its process: NumPy, and what is built on it, refuses to load in")
+    out("one, and a crash in C ends them all; a process is the stronger wall, at the costs above.")
+
+
 def _vectorisation(out: Out, measurements: Measurements) -> float:
-    _heading(out, "8. Solution 2: NumPy vectorisation (the seed's sum of squares)")
+    _heading(out, "9. Solution 2: NumPy vectorisation (the seed's sum of squares)")
     c = measurements.compare(vectorise.SUM_SQUARES)
     out(f"  n = {c.size:,}")
     out(f"  Python  sum(x**2 for x in data): {_seconds(c.python)}")
@@ -340,7 +338,7 @@ def _vectorisation(out: Out, measurements: Measurements) -> float:
 
 
 def _numba(out: Out, measurements: Measurements) -> None:
-    _heading(out, "9. Solution 3: Numba with nogil / prange")
+    _heading(out, "10. Solution 3: Numba with nogil / prange")
     if not _extras.installed("numba"):
         out('Numba is not installed here; pip install "gilx[numba]" to measure this section.')
         return
@@ -432,7 +430,7 @@ def _measure_prange(*, quick: bool) -> PrangeResult:
 def _free_threading(
     out: Out, measurements: Measurements, py_threads: float, py_procs: float
 ) -> None:
-    _heading(out, "10. The future: free-threaded Python")
+    _heading(out, "11. The future: free-threaded Python")
     gil = "on" if gil_enabled() else "off"
     out(f"This interpreter: {machine.python_description()}; GIL {gil}.")
     from gilx import timeline  # only this section draws on it
@@ -474,7 +472,7 @@ def _decision_tree(
     measurements: Measurements,
     t: Table,
 ) -> None:
-    _heading(out, "12. Decision tree, filled in with this machine's numbers")
+    _heading(out, "13. Decision tree, filled in with this machine's numbers")
     k = measurements.workers
     py, np_row, io = t.row("cpu-bound-python"), t.row("cpu-bound-numpy"), t.row("io-bound")
     assert py.threading is not None and py.multiprocessing is not None
@@ -489,10 +487,27 @@ def _decision_tree(
     py_busy = py.disturbed[:2]
     out("Is your code CPU-bound?")
     out("├── Yes: Pure Python?")
-    out(
-        f"│   ├── Yes → Use multiprocessing      [{k} processes {_x(py.multiprocessing)},"
-        f" {k} threads {_x(py.threading)}: {agree(processes_win, *py_busy)}]"
-    )
+    if py.interpreters is None:
+        out(
+            f"│   ├── Yes → Use multiprocessing      [{k} processes {_x(py.multiprocessing)},"
+            f" {k} threads {_x(py.threading)}: {agree(processes_win, *py_busy)}]"
+        )
+        out(f"│   │   (interpreters, the other way: {t.interpreters_missing or 'not measured'})")
+    else:
+        best = max(py.multiprocessing, py.interpreters)
+        win = best >= max(GAIN_THRESHOLD, py.threading)
+        busy = (*py_busy, py.interpreters_disturbed)
+        choice, why = _processes_or_interpreters(measurements, py.multiprocessing, py.interpreters)
+        if any(busy):  # no choice from numbers that are not judged
+            choice = "multiprocessing or interpreters (3.12+)"
+            why = [f"not chosen: the speedups are {_present.NOT_JUDGED}", *why[1:]]
+        out(
+            f"│   ├── Yes → Use {choice}  [{k} processes {_x(py.multiprocessing)},"
+            f" {k} interpreters {_x(py.interpreters)}, {k} threads {_x(py.threading)}:"
+            f" {agree(win, *busy)}]"
+        )
+        for line in why:
+            out(f"│   │     {line}")
     out(
         f"│   └── No (NumPy) → Threading may help [{k} threads {_x(np_row.threading)}:"
         f" {agree(np_row.threading >= GAIN_THRESHOLD, np_row.disturbed[0])}]"
@@ -509,6 +524,41 @@ def _decision_tree(
         f'("helps" means at least {GAIN_THRESHOLD:.1f}x; every number is measured now, on'
         f" {machine.cores()} cores.)"
     )
+
+
+#: Interpreters scale as well as processes when within this share of their speedup.
+_SCALES_AS_WELL = 0.9
+
+
+def _processes_or_interpreters(
+    measurements: Measurements, procs: float, interps: float
+) -> tuple[str, list[str]]:
+    """Processes or interpreters for pure Python, by this machine's speedups and costs."""
+    costs = measurements.costs()
+    passing = max(costs.passing, key=lambda p: p.size)  # the largest payload measured
+    data = (
+        f"a {_present.size_text(passing.size)} round trip {_x(passing.ratio)} "
+        + ("faster in interpreters" if passing.ratio >= 1 else "slower in interpreters")
+    )
+    start = (
+        f"start-up {_x(costs.startup_ratio)} (process / interpreter,"
+        f" start method {costs.start_method})"
+    )
+    memory = f"memory {_present.ratio_text(costs.memory_ratio)}"
+    if interps < _SCALES_AS_WELL * procs:
+        choice = "multiprocessing"
+        reason = "interpreters scale worse here"
+    elif passing.ratio >= 1:
+        choice = "interpreters (3.12+)"
+        reason = "they scale as well here and pass data cheaper"
+    else:
+        choice = "multiprocessing"
+        reason = "interpreters scale as well here but pass data no cheaper"
+    return choice, [
+        f"here: {reason}",
+        f"costs here: {data}; {start}; {memory}",
+        "processes where workers are short-lived, load NumPy, or must survive a crash",
+    ]
 
 
 def _convoy_line(measurements: Measurements) -> str:
@@ -560,10 +610,11 @@ def run(measurements: Measurements, out: Out) -> Table:
     _numpy(out, measurements)
     _c_extensions(out, measurements)
     py_procs = _multiprocessing(out, measurements)
+    _interpreters(out, measurements, py_threads)
     _vectorisation(out, measurements)
     _numba(out, measurements)
     _free_threading(out, measurements, py_threads, py_procs)
-    _heading(out, "11. GIL and Hardware Utilization")
+    _heading(out, "12. GIL and Hardware Utilization")
     measured = measure(measurements)
     out(measured.render())
     _decision_tree(out, measurements, measured)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
-from gilx import _numba
+from gilx import _extras, _numba
 from gilx._core import count_gil, count_nogil, stream_sum
 from gilx.machine import last_level_cache_bytes
 from gilx.pure import count_py
@@ -69,7 +69,12 @@ class Workload:
       call of ``prepare(call_unit, ...)``'s callable is timed; a wait for
       ``io_bound`` work, else a run);
     * ``notes()``: lines for the text output about cost outside the timed
-      work (Numba: its JIT compilation).
+      work (Numba: its JIT compilation);
+    * ``extra``: (module, extra) an optional engine it needs: checked before
+      anything starts (:meth:`require`), so every backend says the one line
+      naming ``pip install "gilx[extra]"`` instead of failing in a worker;
+    * ``no_subinterpreter``: why it cannot run in a subinterpreter (its
+      extension modules refuse to load there), ``""`` when it can.
 
     Every field is a module-level function or a constant, so a Workload
     pickles by reference: backends send it to their worker processes as it is.
@@ -89,6 +94,14 @@ class Workload:
     releases_gil: bool = False
     call_unit: int = 1
     notes: Callable[[], list[str]] = _no_notes
+    extra: tuple[str, str] | None = None
+    no_subinterpreter: str = ""
+
+    def require(self) -> None:
+        """:class:`gilx.MissingExtra` (one line) when an engine this work needs is missing."""
+        if self.extra is not None:
+            module, extra = self.extra
+            _extras.require(module, extra, f"the {self.name} workload")
 
 
 def _prepare_py(share: int, endpoint: str) -> Callable[[], object]:
@@ -150,6 +163,11 @@ def _prepare_memory(share: int, endpoint: str) -> Callable[[], object]:
     return functools.partial(stream_sum, buffer, share)
 
 
+#: Why the NumPy and Numba workloads cannot run in a subinterpreter (tests/test_interpreters.py
+#: checks that NumPy still refuses).
+_NUMPY_REFUSES = "NumPy's extension modules refuse to load in a subinterpreter"
+_NUMBA_REFUSES = "Numba needs NumPy, whose extension modules refuse to load in a subinterpreter"
+
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
@@ -189,6 +207,7 @@ WORKLOADS: dict[str, Workload] = {
             _prepare_numpy,
             context=_one_blas_thread,
             releases_gil=True,
+            no_subinterpreter=_NUMPY_REFUSES,
         ),
         Workload(
             "io",
@@ -218,6 +237,8 @@ WORKLOADS: dict[str, Workload] = {
             releases_gil=True,
             call_unit=_numba.CHUNK_STEPS,  # a timeline call: one chunk (~1 ms), not one step
             notes=_numba.notes_nogil,
+            extra=("numba", "numba"),
+            no_subinterpreter=_NUMBA_REFUSES,
         ),
         Workload(
             "numba-gil",
@@ -228,6 +249,8 @@ WORKLOADS: dict[str, Workload] = {
             checked=True,
             call_unit=_numba.CHUNK_STEPS,
             notes=_numba.notes_gil,
+            extra=("numba", "numba"),
+            no_subinterpreter=_NUMBA_REFUSES,
         ),
     )
 }

@@ -52,11 +52,13 @@ from gilx.backends.base import (
     check_counts,
 )
 from gilx.backends.dask_cluster import Dask, DaskThreads
+from gilx.backends.interpreters import Interpreters
 from gilx.backends.processes import Processes
 from gilx.backends.threads import Threads
 
 _BACKENDS: dict[str, Backend] = {
-    b.name: b for b in (Threads(), Processes(), Asyncio(), Dask(), DaskThreads())
+    b.name: b
+    for b in (Threads(), Processes(), Interpreters(), Asyncio(), Dask(), DaskThreads())
 }
 
 #: The run modes, in the order help texts list them.
