@@ -39,8 +39,13 @@ import gilx
 
 HERE = Path(__file__).resolve().parent
 TRUTH = HERE / "blame_truth.py"
-CULPRITS = {"A": "spin_python", "B": "run_count_gil", "C": "block_holding_gil",
-            "D": "burn_released", "E": "sleep_often"}
+CULPRITS = {
+    "A": "spin_python",
+    "B": "run_count_gil",
+    "C": "block_holding_gil",
+    "D": "burn_released",
+    "E": "sleep_often",
+}
 
 #: The ground-truth program's length, and py-spy's sampling window inside it.
 SECONDS = float(os.environ.get("GILX_BLAME_SECONDS", "6"))
@@ -70,9 +75,20 @@ def run_once(seconds: float, with_pyspy: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         truth_file = os.path.join(tmp, "truth.json")
         child = subprocess.Popen(
-            [sys.executable, "-m", "gilx", "watch", "--top", "--json", str(TRUTH),
-             str(seconds), truth_file],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "gilx",
+                "watch",
+                "--top",
+                "--json",
+                str(TRUTH),
+                str(seconds),
+                truth_file,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         spy: dict[str, Any] = {"problem": "py-spy not installed" if with_pyspy else "off"}
         if exe is not None:
@@ -80,10 +96,26 @@ def run_once(seconds: float, with_pyspy: bool) -> dict[str, Any]:
             window = max(1, int(seconds - 2 * min(1.0, seconds / 4)))
             out = os.path.join(tmp, "raw.txt")
             done = subprocess.run(
-                [exe, "record", "--pid", str(child.pid), "--gil", "--idle", "--nonblocking",
-                 "--rate", str(PYSPY_RATE), "--duration", str(window), "--format", "raw",
-                 "--output", out],
-                capture_output=True, text=True, timeout=window + 60,
+                [
+                    exe,
+                    "record",
+                    "--pid",
+                    str(child.pid),
+                    "--gil",
+                    "--idle",
+                    "--nonblocking",
+                    "--rate",
+                    str(PYSPY_RATE),
+                    "--duration",
+                    str(window),
+                    "--format",
+                    "raw",
+                    "--output",
+                    out,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=window + 60,
             )
             if done.returncode == 0 and os.path.exists(out):
                 with open(out, encoding="utf-8") as f:
@@ -127,22 +159,28 @@ def score(run: dict[str, Any]) -> dict[str, Any]:
         share_low = lows[name] / (lows[name] + others_high) if lows[name] else 0.0
         share_high = highs[name] / (highs[name] + others_low) if highs[name] else 0.0
         share_got = holder_share[function]
-        rows.append({
-            "truth_share_range": [share_low, share_high],
-            "gilx_share_range_error": 0.0 if share_low <= share_got <= share_high
-            else min(abs(share_got - share_low), abs(share_got - share_high)),
-            "thread": name,
-            "function": function,
-            "truth_held": [low, high],
-            "gilx_held": got,
-            "gilx_error": 0.0 if low <= got <= high else min(abs(got - low), abs(got - high)),
-            "pyspy_held": spy.get("shares", {}).get(function),
-            "truth_share_of_waiting": true_share,
-            "gilx_share_of_waiting": holder_share[function],
-            "gilx_share_error": holder_share[function] - true_share,
-        })
-    spy_diff = [abs(r["gilx_held"] - r["pyspy_held"]) for r in rows
-                if r["pyspy_held"] is not None and r["thread"] in "ABC"]
+        rows.append(
+            {
+                "truth_share_range": [share_low, share_high],
+                "gilx_share_range_error": 0.0
+                if share_low <= share_got <= share_high
+                else min(abs(share_got - share_low), abs(share_got - share_high)),
+                "thread": name,
+                "function": function,
+                "truth_held": [low, high],
+                "gilx_held": got,
+                "gilx_error": 0.0 if low <= got <= high else min(abs(got - low), abs(got - high)),
+                "pyspy_held": spy.get("shares", {}).get(function),
+                "truth_share_of_waiting": true_share,
+                "gilx_share_of_waiting": holder_share[function],
+                "gilx_share_error": holder_share[function] - true_share,
+            }
+        )
+    spy_diff = [
+        abs(r["gilx_held"] - r["pyspy_held"])
+        for r in rows
+        if r["pyspy_held"] is not None and r["thread"] in "ABC"
+    ]
     on_culprits = sum(holder_share[CULPRITS[k]] for k in "ABC")
     on_innocents = sum(holder_share[CULPRITS[k]] for k in "DE")
     return {
@@ -162,29 +200,38 @@ def score(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def print_score(s: dict[str, Any]) -> None:
-    print(f"\nblame on the ground truth (python {s['python']}, {s['seconds']:.1f} s,"
-          f" judged {s['judged']}, others took {s['others_share']}, load {s['load_average']})")
-    print("thread  function            held: truth range     gilx  |err|  py-spy"
-          "   share of waiting: truth range  gilx  |err|")
+    print(
+        f"\nblame on the ground truth (python {s['python']}, {s['seconds']:.1f} s,"
+        f" judged {s['judged']}, others took {s['others_share']}, load {s['load_average']})"
+    )
+    print(
+        "thread  function            held: truth range     gilx  |err|  py-spy"
+        "   share of waiting: truth range  gilx  |err|"
+    )
     for r in s["rows"]:
         low, high = r["truth_held"]
         slow, shigh = r["truth_share_range"]
         spy = f"{r['pyspy_held']:.3f}" if r["pyspy_held"] is not None else "  -  "
-        print(f"{r['thread']:<7} {r['function']:<19} {low:.3f}..{high:.3f}"
-              f"      {r['gilx_held']:.3f}  {r['gilx_error']:.3f}  {spy}"
-              f"                    {slow:.3f}..{shigh:.3f}  "
-              f"{r['gilx_share_of_waiting']:.3f}  {r['gilx_share_range_error']:.3f}")
-    print(f"gilx: {s['on_A_B_C']:.1%} of held-while-others-waited on A/B/C's functions,"
-          f" {s['on_D_E']:.1%} on D/E's" + (f"; py-spy: {s['pyspy_problem']}"
-                                             if s["pyspy_problem"] else ""))
+        print(
+            f"{r['thread']:<7} {r['function']:<19} {low:.3f}..{high:.3f}"
+            f"      {r['gilx_held']:.3f}  {r['gilx_error']:.3f}  {spy}"
+            f"                    {slow:.3f}..{shigh:.3f}  "
+            f"{r['gilx_share_of_waiting']:.3f}  {r['gilx_share_range_error']:.3f}"
+        )
+    print(
+        f"gilx: {s['on_A_B_C']:.1%} of held-while-others-waited on A/B/C's functions,"
+        f" {s['on_D_E']:.1%} on D/E's"
+        + (f"; py-spy: {s['pyspy_problem']}" if s["pyspy_problem"] else "")
+    )
 
 
 @needs_gil
 @pytest.mark.benchmark(group="blame")
 def test_blame_accuracy(benchmark):
     seconds = 1.0 if benchmark.disabled else SECONDS
-    run = benchmark.pedantic(run_once, args=(seconds, not benchmark.disabled),
-                             rounds=1, iterations=1)
+    run = benchmark.pedantic(
+        run_once, args=(seconds, not benchmark.disabled), rounds=1, iterations=1
+    )
     result = score(run)
     print_score(result)
     benchmark.extra_info["blame_accuracy"] = result
@@ -286,15 +333,22 @@ def test_blame_cost(benchmark):
     triples = 2 if benchmark.disabled else 16
     result = benchmark.pedantic(cost, args=(triples,), rounds=1, iterations=1)
     print("\ncost to the watched program (median of watched / plain - 1, quartiles):")
-    names = {"watch": "watch() vs plain", "top": "watch(top=True) vs plain",
-             "top_vs_watch": "watch(top=True) vs watch()"}
+    names = {
+        "watch": "watch() vs plain",
+        "top": "watch(top=True) vs plain",
+        "top_vs_watch": "watch(top=True) vs watch()",
+    }
     for mode, name in names.items():
         r = result[mode]
-        print(f"  {name}: {r['cost']:+.2%}"
-              f" ({r['quartiles'][0]:+.2%} .. {r['quartiles'][1]:+.2%}),"
-              f" {result['triples']} triples; load {result['load_average']}")
+        print(
+            f"  {name}: {r['cost']:+.2%}"
+            f" ({r['quartiles'][0]:+.2%} .. {r['quartiles'][1]:+.2%}),"
+            f" {result['triples']} triples; load {result['load_average']}"
+        )
     beat = result["gil_per_beat_us"]
-    print(f"  GIL held by the heartbeat per beat: {beat['watch']:.1f} us plain,"
-          f" {beat['top']:.1f} us with blame; blame's sampler used"
-          f" {result['sampler_cpu_share']:.2%} of a core")
+    print(
+        f"  GIL held by the heartbeat per beat: {beat['watch']:.1f} us plain,"
+        f" {beat['top']:.1f} us with blame; blame's sampler used"
+        f" {result['sampler_cpu_share']:.2%} of a core"
+    )
     benchmark.extra_info["blame_cost"] = result

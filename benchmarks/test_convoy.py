@@ -187,6 +187,10 @@ def test_sleep_latency_on_a_worker_thread(benchmark, company: str) -> None:
     kept = seconds[SLEEPS:] or seconds  # without the warm-up round (if there was one)
     q = statistics.quantiles(kept, n=100, method="inclusive")
     benchmark.extra_info.update(
-        call="sleep", thread="worker", company=company, calls=len(kept),
-        sleep_p50_s=round(statistics.median(kept), 6), sleep_p99_s=round(q[98], 6),
+        call="sleep",
+        thread="worker",
+        company=company,
+        calls=len(kept),
+        sleep_p50_s=round(statistics.median(kept), 6),
+        sleep_p99_s=round(q[98], 6),
     )

@@ -47,6 +47,10 @@ def test_count_c_threads(
     target = TARGETS[count.__name__] if workers > 1 else None
     worker_s = statistics.median(slowest[1:] or slowest)  # without the warm-up round
     scaling.record(
-        benchmark, f"{count.__name__}-threads", workers, target=target, n=N_C,
+        benchmark,
+        f"{count.__name__}-threads",
+        workers,
+        target=target,
+        n=N_C,
         slowest_worker_s=round(worker_s, 5),
     )

@@ -85,8 +85,13 @@ def test_count_py_processes(
         worker_s = run_crew(benchmark, crew)
     target = ("speedup", ">=", 1.9) if workers > 1 else None
     scaling.record(
-        benchmark, "count_py-processes", workers, target=target, n=N_PY,
-        start_method=start_method(), slowest_worker_s=round(worker_s, 5),
+        benchmark,
+        "count_py-processes",
+        workers,
+        target=target,
+        n=N_PY,
+        start_method=start_method(),
+        slowest_worker_s=round(worker_s, 5),
     )
 
 
@@ -104,8 +109,12 @@ def test_count_gil_processes(
     with sessions["gil"].crew(N_C_PROCESSES, workers) as crew:
         worker_s = run_crew(benchmark, crew)
     scaling.record(
-        benchmark, "count_gil-processes", workers, n=N_C_PROCESSES,
-        start_method=start_method(), slowest_worker_s=round(worker_s, 5),
+        benchmark,
+        "count_gil-processes",
+        workers,
+        n=N_C_PROCESSES,
+        start_method=start_method(),
+        slowest_worker_s=round(worker_s, 5),
     )
 
 

@@ -146,10 +146,26 @@ def pyspy_cell(kind: str, hold: float, period: float, seconds: float) -> Cell:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "raw.txt")
         spy = subprocess.Popen(
-            [exe, "record", "--pid", str(os.getpid()), "--gil", "--idle", "--nonblocking",
-             "--rate", str(PYSPY_RATE), "--duration", str(duration), "--format", "raw",
-             "--output", out],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                exe,
+                "record",
+                "--pid",
+                str(os.getpid()),
+                "--gil",
+                "--idle",
+                "--nonblocking",
+                "--rate",
+                str(PYSPY_RATE),
+                "--duration",
+                str(duration),
+                "--format",
+                "raw",
+                "--output",
+                out,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         # py-spy says "Sampling process ..." once it samples.  Only then the duty cycle: a
         # call holding the GIL would keep this thread from reading (or starting) anything.
@@ -178,7 +194,9 @@ def pyspy_problem() -> str | None:
         return "py-spy is not installed (pip install py-spy)"
     done = subprocess.run(
         [exe, "dump", "--pid", str(os.getpid()), "--nonblocking"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     if done.returncode != 0:
         return f"py-spy cannot read this process: {(done.stderr or done.stdout).strip()[-200:]}"
@@ -212,9 +230,20 @@ def gil_load_cell(kind: str, hold: float, period: float, seconds: float) -> Cell
 
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "gil_load", "-c", _GIL_LOAD_CELL, kind, str(hold),
-             str(period), str(seconds)],
-            capture_output=True, text=True, timeout=seconds + 20,
+            [
+                sys.executable,
+                "-m",
+                "gil_load",
+                "-c",
+                _GIL_LOAD_CELL,
+                kind,
+                str(hold),
+                str(period),
+                str(seconds),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 20,
         )
     except subprocess.TimeoutExpired:
         # Seen here: a child that never ends (gil_load's hooks and the duty cycle's GIL
@@ -237,7 +266,9 @@ def gil_load_problem() -> str | None:
         return "gil_load is not installed (pip install gil_load; Linux, builds from source)"
     done = subprocess.run(
         [sys.executable, "-m", "gil_load", "-c", "import gil_load; gil_load.init()"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if done.returncode != 0:
         return f"gil_load cannot run here: {(done.stderr or done.stdout).strip()[-300:]}"
@@ -373,9 +404,7 @@ def test_hold_fraction_error(benchmark, request):
     tools = ("gilx", "gilknocker") if benchmark.disabled else None
     sweep = benchmark.disabled or request.config.getoption("instrument_sweep")
     cells = CELLS if sweep else REPRESENTATIVE_CELLS
-    result = benchmark.pedantic(
-        error_table, args=(seconds, tools, cells), rounds=1, iterations=1
-    )
+    result = benchmark.pedantic(error_table, args=(seconds, tools, cells), rounds=1, iterations=1)
     print_table(result)
     benchmark.extra_info["instrument_error"] = result
 

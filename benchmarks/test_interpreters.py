@@ -53,8 +53,9 @@ def start_method() -> str:
 def sessions() -> Iterator[dict[str, Session]]:
     options = Options(start_method=start_method())
     work = workloads.get("py")
-    opened = {mode: backends.get(mode).open(work, "", options) for mode in ("interpreters",
-                                                                             "processes")}
+    opened = {
+        mode: backends.get(mode).open(work, "", options) for mode in ("interpreters", "processes")
+    }
     try:
         yield opened
     finally:
@@ -72,7 +73,11 @@ def test_count_py(
         worker_s = run_crew(benchmark, crew)
     target = ("speedup", ">=", 1.8) if workers > 1 else None
     scaling.record(
-        benchmark, f"count_py-{mode}", workers, target=target, n=N_PY,
+        benchmark,
+        f"count_py-{mode}",
+        workers,
+        target=target,
+        n=N_PY,
         start_method=start_method() if mode == "processes" else None,
         slowest_worker_s=round(worker_s, 5),
     )
@@ -111,7 +116,8 @@ def test_startup(benchmark, kind: str, memory: dict[str, int | None]) -> None:
     benchmark.pedantic(start, rounds=ROUNDS * 3, warmup_rounds=1, teardown=close_last)
     close_last()
     benchmark.extra_info.update(
-        scenario=f"startup-{kind}", memory_bytes=memory[kind],
+        scenario=f"startup-{kind}",
+        memory_bytes=memory[kind],
         start_method=start_method() if kind == "process" else None,
     )
 
@@ -126,8 +132,9 @@ def test_passing(benchmark, kind: str, size: int) -> None:
         if kind == "interpreter":
             worker.start_echo()
         data = os.urandom(size)
-        benchmark.pedantic(worker.round_trip, args=(data,), rounds=50, iterations=1,
-                           warmup_rounds=2)
+        benchmark.pedantic(
+            worker.round_trip, args=(data,), rounds=50, iterations=1, warmup_rounds=2
+        )
     finally:
         worker.close()
     benchmark.extra_info.update(scenario=f"passing-{kind}", bytes=size)

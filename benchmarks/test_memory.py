@@ -29,12 +29,16 @@ def test_stream_sum_threads(benchmark, scaling: Scaling, buffer: memoryview, wor
     # Each worker streams its own contiguous slice (the whole buffer for one
     # worker), PASSES times: the same bytes read in total.
     step = len(buffer) // workers
-    shares = [(buffer[i * step:(i + 1) * step], PASSES) for i in range(workers)]
+    shares = [(buffer[i * step : (i + 1) * step], PASSES) for i in range(workers)]
     with together(stream_sum, shares) as crew:
         benchmark.pedantic(crew.go, rounds=ROUNDS, warmup_rounds=1)
     median = benchmark.stats.stats.median if benchmark.stats else None
     gbps = round(BUFFER_BYTES * PASSES / median / 1e9, 2) if median else None
     scaling.record(
-        benchmark, "stream_sum-threads", workers, buffer_bytes=BUFFER_BYTES, passes=PASSES,
+        benchmark,
+        "stream_sum-threads",
+        workers,
+        buffer_bytes=BUFFER_BYTES,
+        passes=PASSES,
         gb_per_s=gbps,
     )

@@ -45,7 +45,11 @@ def test_numpy_dot_threads(benchmark, scaling: Scaling, workers: int) -> None:
         benchmark.pedantic(crew.go, rounds=ROUNDS, warmup_rounds=1)
     blas_threads = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
     scaling.record(
-        benchmark, "numpy-dot-threads", workers, matrix=MATRIX, products=PRODUCTS,
+        benchmark,
+        "numpy-dot-threads",
+        workers,
+        matrix=MATRIX,
+        products=PRODUCTS,
         blas_threads=blas_threads,
     )
 
@@ -65,9 +69,9 @@ def test_sum_of_squares(benchmark, scaling: Scaling, impl: str) -> None:
     # (the `numpy` column of the seed's table), so the Python run is the
     # baseline of the scenario and NumPy is recorded as its one-worker rival.
     if impl == "python":
-        benchmark.pedantic(squares_python, args=(list(range(SQUARES_N)),), rounds=3,
-                           warmup_rounds=1)
+        benchmark.pedantic(
+            squares_python, args=(list(range(SQUARES_N)),), rounds=3, warmup_rounds=1
+        )
     else:
-        benchmark.pedantic(squares_numpy, args=(np.arange(SQUARES_N),), rounds=100,
-                           warmup_rounds=5)
+        benchmark.pedantic(squares_numpy, args=(np.arange(SQUARES_N),), rounds=100, warmup_rounds=5)
     scaling.record(benchmark, "sum-of-squares", 1, efficiency=False, impl=impl, n=SQUARES_N)

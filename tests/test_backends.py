@@ -162,9 +162,7 @@ def test_an_option_a_backend_does_not_take_is_refused_naming_the_modes_that_do()
     # the start method is a preference: backends that start no processes ignore it
     backends.check_options(backends.get("threads"), backends.Options(start_method="spawn"))
     with pytest.raises(ValueError, match="start method must be one of"):
-        backends.check_options(
-            backends.get("processes"), backends.Options(start_method="teleport")
-        )
+        backends.check_options(backends.get("processes"), backends.Options(start_method="teleport"))
 
 
 def test_scale_reports_how_the_work_ran():

@@ -247,7 +247,11 @@ def test_cli_flame_writes_collapsed_stacks(tmp_path):
         frames, count = line.rsplit(" ", 1)
         assert int(count) > 0
         assert frames.split(";")[0] in {
-            "hog_python", "hog_blocked", "burn_released", "sleep_often", "MainThread"
+            "hog_python",
+            "hog_blocked",
+            "burn_released",
+            "sleep_often",
+            "MainThread",
         }
     assert any(line.split(";")[-1].startswith(("hog_python", "hog_blocked")) for line in lines)
 

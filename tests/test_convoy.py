@@ -25,7 +25,13 @@ from gilx.cli import main
 from gilx.timing import Timing
 
 RESULT_KEYS = {
-    "workload", "alone_s", "beside_s", "slowdown", "latency", "other_cpu", "disturbed",
+    "workload",
+    "alone_s",
+    "beside_s",
+    "slowdown",
+    "latency",
+    "other_cpu",
+    "disturbed",
 }
 #: The module (``gilx._convoy``; ``gilx.convoy`` is the function).
 convoy_module = importlib.import_module("gilx._convoy")
@@ -173,8 +179,18 @@ def test_a_lasting_disturbance_is_re_measured_then_not_judged(monkeypatch):
 
 def _result(alone: float, beside: float, disturbed: bool = False) -> ConvoyResult:
     return ConvoyResult(
-        "nogil", "py", 1, 10, "loop steps", Timing((alone,), (0.0,)),
-        Timing((beside,), (0.0,), disturbed), None, 1000.0, "loop steps", 0.005, True,
+        "nogil",
+        "py",
+        1,
+        10,
+        "loop steps",
+        Timing((alone,), (0.0,)),
+        Timing((beside,), (0.0,), disturbed),
+        None,
+        1000.0,
+        "loop steps",
+        0.005,
+        True,
     )
 
 
@@ -245,8 +261,9 @@ def test_cli_json(capsys, monkeypatch):
 
 def test_cli_text(capsys, monkeypatch):
     monkeypatch.setattr(runner, "QUICK_SECONDS", 0.02)
-    assert main(["convoy", "--workload", "sleep", "--beside", "gil", "--threads", "2",
-                 "--quick"]) == 0
+    assert (
+        main(["convoy", "--workload", "sleep", "--beside", "gil", "--threads", "2", "--quick"]) == 0
+    )
     out = capsys.readouterr().out
     assert "beside 2 threads running gil: C counting loop, GIL held" in out
     assert "busy/s: loop steps of gil" in out

@@ -52,7 +52,11 @@ def test_the_cost_table_shows_each_cost_and_its_ratio():
 
 def test_sizes_and_short_times_read_in_their_unit():
     assert [_present.size_text(n) for n in (100, 1024, 65536, 1 << 20, 3 << 19)] == [
-        "100 B", "1 KiB", "64 KiB", "1 MiB", "1.5 MiB"
+        "100 B",
+        "1 KiB",
+        "64 KiB",
+        "1 MiB",
+        "1.5 MiB",
     ]
     assert _present.seconds_short(2.5) == "2.50 s"
     assert _present.seconds_short(0.0125) == "12.50 ms"

@@ -32,9 +32,7 @@ def test_auto_threshold_edges(count):
 
 
 @pytest.mark.parametrize("count", COUNTERS, ids=lambda f: f.__name__)
-@pytest.mark.parametrize(
-    "value", [True, False, np.int64(7), np.uint8(200), np.int32(0)], ids=repr
-)
+@pytest.mark.parametrize("value", [True, False, np.int64(7), np.uint8(200), np.int32(0)], ids=repr)
 def test_accepts_anything_with_index(count, value):
     assert count(value) == int(value)
 

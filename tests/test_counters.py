@@ -82,9 +82,17 @@ def test_race_result_fields():
     r = gilx.race("atomic", threads=3, increments=1000)
     assert (r.kind, r.threads, r.expected, r.observed, r.lost) == ("atomic", 3, 3000, 3000, 0)
     assert r.to_dict() == {
-        "kind": "atomic", "threads": 3, "expected": 3000, "observed": 3000, "lost": 0,
-        "overlap": r.overlap, "overlapped": r.overlapped, "other_cpu": r.other_cpu,
-        "disturbed": r.disturbed, "judgement": r.judgement.to_dict(), "note": r.judgement.note,
+        "kind": "atomic",
+        "threads": 3,
+        "expected": 3000,
+        "observed": 3000,
+        "lost": 0,
+        "overlap": r.overlap,
+        "overlapped": r.overlapped,
+        "other_cpu": r.other_cpu,
+        "disturbed": r.disturbed,
+        "judgement": r.judgement.to_dict(),
+        "note": r.judgement.note,
     }
 
 

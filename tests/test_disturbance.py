@@ -57,8 +57,14 @@ def test_a_lasting_disturbance_is_reported_after_a_bounded_budget(monkeypatch):
 
 def test_a_disturbed_cell_is_shown_but_not_judged():
     row = TableRow(
-        "cpu-bound-c-nogil", "CPU-bound C, GIL released", 1.09, 1.9, None,
-        seed=("✓", "✓", "N/A"), disturbed=(True, False, False), other_cpu=(0.48, 0.02, None),
+        "cpu-bound-c-nogil",
+        "CPU-bound C, GIL released",
+        1.09,
+        1.9,
+        None,
+        seed=("✓", "✓", "N/A"),
+        disturbed=(True, False, False),
+        other_cpu=(0.48, 0.02, None),
     )
     table = Table(2, True, "CPython 3.x", 2, "fork", (row,))
     text = table.render()
@@ -109,8 +115,14 @@ def test_the_hog_is_seen_as_other_cpu():
 
 def test_a_table_with_every_seed_cell_disturbed_claims_no_agreement():
     row = TableRow(
-        "io-bound", "I/O-bound", 1.7, 1.6, None,
-        seed=("✓", "✓", "N/A"), disturbed=(True, True, False), other_cpu=(0.9, 0.9, None),
+        "io-bound",
+        "I/O-bound",
+        1.7,
+        1.6,
+        None,
+        seed=("✓", "✓", "N/A"),
+        disturbed=(True, True, False),
+        other_cpu=(0.9, 0.9, None),
     )
     text = Table(2, True, "CPython 3.x", 2, "fork", (row,)).render()
     assert "No seed cell could be judged" in text

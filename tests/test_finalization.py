@@ -31,11 +31,14 @@ CHILD = textwrap.dedent(
 
 # Not count_gil: on a GIL build it never releases the GIL, so the main thread could not
 # even reach its exit (gilx.h, CancelToken: the case no other thread can reach).
-@pytest.mark.parametrize("call", ["count_nogil(2**62)", "UnsafeCounter().increment(2**62)",
-                                  "LockedCounter().increment(2**62)"])
+@pytest.mark.parametrize(
+    "call",
+    ["count_nogil(2**62)", "UnsafeCounter().increment(2**62)", "LockedCounter().increment(2**62)"],
+)
 def test_daemon_thread_in_a_long_call_does_not_block_exit(call: str) -> None:
-    proc = subprocess.run([sys.executable, "-c", CHILD.format(call=call)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD.format(call=call)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["exiting"]
     assert "Fatal" not in proc.stderr, proc.stderr

@@ -55,6 +55,7 @@ def test_build_and_gil_state_agree_with_the_interpreter():
 # Item 0: a long attached loop lets a stop-the-world pause proceed
 # --------------------------------------------------------------------------
 
+
 def _traced(token: gilx.CancelToken) -> object:
     # count_traced takes no token: ~1 s of chunks (more on a busy machine),
     # far longer than a pause should take.
@@ -185,6 +186,7 @@ def test_traced_chunks_run_on_both_sides_of_a_gc_pause():
 # Item 3: the claims, build by build
 # --------------------------------------------------------------------------
 
+
 def _python_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHON_GIL"}
     env.update(extra)
@@ -194,10 +196,18 @@ def _python_env(**extra: str) -> dict[str, str]:
 def test_import_leaves_the_gil_as_the_build_has_it():
     # No -X gil, no PYTHON_GIL: only the build and the imported modules decide.
     out = subprocess.run(
-        [sys.executable, "-W", "error::RuntimeWarning", "-c",
-         "import sys, gilx; print(gilx.gil_enabled(), "
-         "getattr(sys, '_is_gil_enabled', lambda: True)())"],
-        capture_output=True, text=True, timeout=120, env=_python_env(),
+        [
+            sys.executable,
+            "-W",
+            "error::RuntimeWarning",
+            "-c",
+            "import sys, gilx; print(gilx.gil_enabled(), "
+            "getattr(sys, '_is_gil_enabled', lambda: True)())",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_python_env(),
     )
     assert out.returncode == 0, out.stderr
     expected = "True" if not FREE_THREADED_BUILD else "False"
@@ -226,8 +236,15 @@ def build_noslot_module(where: Path) -> Path:
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     src = where / "noslot.c"
     src.write_text(textwrap.dedent(NO_SLOT_MODULE))
-    cmd = [*cc, "-shared", "-fPIC", f"-I{sysconfig.get_paths()['include']}",
-           str(src), "-o", str(where / f"noslot{suffix}")]
+    cmd = [
+        *cc,
+        "-shared",
+        "-fPIC",
+        f"-I{sysconfig.get_paths()['include']}",
+        str(src),
+        "-o",
+        str(where / f"noslot{suffix}"),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return where
 
@@ -236,10 +253,12 @@ def test_a_module_without_py_mod_gil_turns_the_gil_back_on(tmp_path):
     # What Py_MOD_GIL_NOT_USED spares gilx's users (docs/extension-guide.md).
     folder = build_noslot_module(tmp_path)
     out = subprocess.run(
-        [sys.executable, "-c",
-         "import gilx, noslot; print(gilx.gil_enabled())"],
-        capture_output=True, text=True, timeout=120,
-        env=_python_env(PYTHONPATH=str(folder)), cwd=folder,
+        [sys.executable, "-c", "import gilx, noslot; print(gilx.gil_enabled())"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_python_env(PYTHONPATH=str(folder)),
+        cwd=folder,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True"]
@@ -265,6 +284,7 @@ def test_two_count_gil_threads_overlap_only_without_the_gil():
         t = timeline.record("gil", threads=2, seconds=0.05)
         assert t.overlap_seconds() == 0.0
     else:
+
         def overlapped() -> bool:
             t = timeline.record("gil", threads=2, seconds=0.1)
             shortest = min(sum(e.end - e.start for e in t.runs(i)) for i in range(2))
@@ -390,9 +410,23 @@ def test_python_gil_1_makes_gilx_behave_like_a_gil_build():
     # skip).  The child's summary must show passes and no failure.
     tests = Path(__file__)
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests),
-         "-k", "not python_gil_1", "-W", "ignore::pytest.PytestUnraisableExceptionWarning"],
-        capture_output=True, text=True, timeout=900, cwd=tests.parent.parent,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(tests),
+            "-k",
+            "not python_gil_1",
+            "-W",
+            "ignore::pytest.PytestUnraisableExceptionWarning",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tests.parent.parent,
         env=_python_env(PYTHON_GIL="1"),
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -403,6 +437,9 @@ def test_python_gil_1_makes_gilx_behave_like_a_gil_build():
     assert "skipped" in summary, summary
     check = subprocess.run(
         [sys.executable, "-c", "import gilx; print(gilx.gil_enabled())"],
-        capture_output=True, text=True, timeout=120, env=_python_env(PYTHON_GIL="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_python_env(PYTHON_GIL="1"),
     )
     assert check.stdout.split() == ["True"]

@@ -67,8 +67,8 @@ class IndexBoom(Exception):
 SMALL = st.integers(min_value=0, max_value=5_000)
 INTS = st.one_of(
     SMALL,
-    st.integers(max_value=-1),                          # ValueError
-    st.integers(min_value=2**63, max_value=2**200),     # OverflowError
+    st.integers(max_value=-1),  # ValueError
+    st.integers(min_value=2**63, max_value=2**200),  # OverflowError
 )
 NUMPY_INTS = st.one_of(
     SMALL.map(np.int64),
@@ -82,7 +82,7 @@ SIZES = st.one_of(
     NUMPY_INTS,
     INTS.map(Index),
     st.just(Index(IndexBoom("boom"))),
-    st.sampled_from([Index(1.5), Index("3"), Index(None)]),   # __index__ returns a non-int
+    st.sampled_from([Index(1.5), Index("3"), Index(None)]),  # __index__ returns a non-int
 )
 ANYTHING = st.one_of(
     SIZES,
@@ -120,7 +120,7 @@ GATES = st.one_of(
     st.none(),
     st.builds(lambda: _core.StartGate(1)),
     st.builds(_aborted_gate),
-    st.builds(lambda: _core.StartGate(2, timeout=0.001)),   # times out at once
+    st.builds(lambda: _core.StartGate(2, timeout=0.001)),  # times out at once
     ANYTHING,
 )
 KWARGS = st.dictionaries(
@@ -191,7 +191,7 @@ BUFFERS = st.one_of(
     st.builds(bytearray, st.binary(max_size=200)),
     st.binary(max_size=200).map(memoryview),
     st.binary(min_size=1, max_size=200).map(lambda b: memoryview(b)[1:]),
-    st.binary(max_size=200).map(lambda b: memoryview(b)[::2]),     # not contiguous
+    st.binary(max_size=200).map(lambda b: memoryview(b)[::2]),  # not contiguous
     st.lists(st.integers(0, 2**64 - 1), max_size=20).map(lambda x: np.array(x, dtype=np.uint64)),
     st.integers(0, 20).map(lambda n: np.arange(2 * n, dtype=np.uint64)[::2]),
     ANYTHING,
@@ -199,13 +199,18 @@ BUFFERS = st.one_of(
 
 
 @fuzz
-@given(buffer=BUFFERS, passes=st.one_of(st.just(1), SIZES.filter(lambda v: _small(v)), ANYTHING),
-       token=TOKENS, nargs=st.integers(0, 3))
+@given(
+    buffer=BUFFERS,
+    passes=st.one_of(st.just(1), SIZES.filter(lambda v: _small(v)), ANYTHING),
+    token=TOKENS,
+    nargs=st.integers(0, 3),
+)
 def test_stream_sum(buffer, passes, token, nargs):
     args = [buffer, passes, None][:nargs]
     # BufferError: an exporter that cannot give a contiguous buffer says so itself.
-    result = expect_documented(lambda: _core.stream_sum(*args, cancel=token),
-                               RuntimeError, BufferError)
+    result = expect_documented(
+        lambda: _core.stream_sum(*args, cancel=token), RuntimeError, BufferError
+    )
     if result is not RAISED:
         raw = bytes(memoryview(buffer).cast("B"))
         words = np.frombuffer(raw[: len(raw) // 8 * 8], dtype=np.uint64)
@@ -223,15 +228,21 @@ COUNTER_TYPES = [gilx.UnsafeCounter, gilx.AtomicCounter, gilx.LockedCounter]
 
 @pytest.mark.parametrize("cls", COUNTER_TYPES, ids=lambda c: c.__name__)
 @fuzz
-@given(ctor_args=st.lists(ANYTHING, max_size=2), times=SIZES | ANYTHING,
-       gate=GATES, token=TOKENS, kwargs=KWARGS)
+@given(
+    ctor_args=st.lists(ANYTHING, max_size=2),
+    times=SIZES | ANYTHING,
+    gate=GATES,
+    token=TOKENS,
+    kwargs=KWARGS,
+)
 def test_counters(cls, ctor_args, times, gate, token, kwargs):
     if ctor_args:
         with pytest.raises(TypeError):
             cls(*ctor_args)
     counter = cls()
-    result = expect_documented(lambda: counter.increment(times, start=gate, cancel=token),
-                               *GATE_ERRORS)
+    result = expect_documented(
+        lambda: counter.increment(times, start=gate, cancel=token), *GATE_ERRORS
+    )
     size = as_size(times)
     if result is RAISED and size is not None and gate is None and token is None:
         pytest.fail(f"increment({times!r}) raised")
@@ -244,9 +255,12 @@ def test_counters(cls, ctor_args, times, gate, token, kwargs):
 
 
 @fuzz
-@given(args=st.lists(st.one_of(SIZES, ANYTHING), max_size=3),
-       kwargs=st.dictionaries(st.sampled_from(["parties", "timeout", "bogus"]),
-                              st.one_of(SIZES, ANYTHING), max_size=2))
+@given(
+    args=st.lists(st.one_of(SIZES, ANYTHING), max_size=3),
+    kwargs=st.dictionaries(
+        st.sampled_from(["parties", "timeout", "bogus"]), st.one_of(SIZES, ANYTHING), max_size=2
+    ),
+)
 def test_start_gate_constructor(args, kwargs):
     gate = expect_documented(lambda: _core.StartGate(*args, **kwargs))
     if gate is not RAISED:
@@ -257,8 +271,10 @@ def test_start_gate_constructor(args, kwargs):
 
 
 @fuzz
-@given(args=st.lists(ANYTHING, max_size=2),
-       kwargs=st.dictionaries(st.sampled_from(["timeout", "bogus"]), ANYTHING, max_size=1))
+@given(
+    args=st.lists(ANYTHING, max_size=2),
+    kwargs=st.dictionaries(st.sampled_from(["timeout", "bogus"]), ANYTHING, max_size=1),
+)
 def test_cancel_token_constructor(args, kwargs):
     token = expect_documented(lambda: gilx.CancelToken(*args, **kwargs))
     if token is not RAISED:
@@ -269,10 +285,12 @@ def test_cancel_token_constructor(args, kwargs):
 
 
 @fuzz
-@given(kind=st.one_of(st.sampled_from(["unsafe", "atomic", "locked"]), ANYTHING),
-       threads=st.one_of(st.integers(1, 3), (SIZES | ANYTHING).filter(lambda v: _threads_ok(v))),
-       increments=st.one_of(st.integers(0, 2_000), SIZES.filter(lambda v: _small(v)), ANYTHING),
-       token=st.one_of(st.none(), st.builds(gilx.CancelToken)))
+@given(
+    kind=st.one_of(st.sampled_from(["unsafe", "atomic", "locked"]), ANYTHING),
+    threads=st.one_of(st.integers(1, 3), (SIZES | ANYTHING).filter(lambda v: _threads_ok(v))),
+    increments=st.one_of(st.integers(0, 2_000), SIZES.filter(lambda v: _small(v)), ANYTHING),
+    token=st.one_of(st.none(), st.builds(gilx.CancelToken)),
+)
 def test_race(kind, threads, increments, token):
     result = expect_documented(lambda: gilx.race(kind, threads, increments, cancel=token))
     if result is not RAISED:

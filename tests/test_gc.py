@@ -65,8 +65,9 @@ CHILD = textwrap.dedent(
 @pytest.mark.parametrize("name", sorted(MAKERS))
 def test_instance_type_module_cycle_is_collected(name: str) -> None:
     make = {"StartGate": "module.StartGate(2)"}.get(name, f"module.{name}()")
-    proc = subprocess.run([sys.executable, "-c", CHILD.format(make=make)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD.format(make=make)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "type freed: True module freed: True", proc.stdout
 

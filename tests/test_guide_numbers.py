@@ -86,8 +86,7 @@ def test_the_threshold_is_the_rule_over_all_runs(runs):
     def rule(xos) -> int:
         sizes = sorted({n for x in xos for n in x.contended})
         never_lost = [
-            n for n in sizes
-            if all(gain(x, m) >= 1.0 for x in xos for m in x.contended if m >= n)
+            n for n in sizes if all(gain(x, m) >= 1.0 for x in xos for m in x.contended if m >= n)
         ]
         return 1 << math.ceil(math.log2(never_lost[0]))
 

@@ -16,10 +16,20 @@ import gilx
 
 #: What ``import gilx`` must not load: the engines of the measuring API and the optional extras.
 HEAVY = (
-    "multiprocessing", "numpy", "threadpoolctl", "asyncio", "matplotlib", "numba", "dask",
-    "gilx.runner", "gilx.workloads", "gilx.machine",
+    "multiprocessing",
+    "numpy",
+    "threadpoolctl",
+    "asyncio",
+    "matplotlib",
+    "numba",
+    "dask",
+    "gilx.runner",
+    "gilx.workloads",
+    "gilx.machine",
     # 20-30 ms between them (-X importtime): dataclasses pulls in inspect, ast, dis ...
-    "dataclasses", "inspect", "typing",
+    "dataclasses",
+    "inspect",
+    "typing",
 )
 
 
@@ -43,9 +53,7 @@ def test_import_gilx_loads_no_heavy_module():
 
 def test_first_use_loads_the_runner():
     loaded = _fresh(
-        "import sys, json, gilx\n"
-        "gilx.scale\n"
-        "print(json.dumps('gilx.runner' in sys.modules))\n"
+        "import sys, json, gilx\ngilx.scale\nprint(json.dumps('gilx.runner' in sys.modules))\n"
     )
     assert loaded is True
 
@@ -58,9 +66,24 @@ def test_every_public_name_imports_in_a_fresh_process():
         "print(json.dumps(sorted(gilx.__all__)))\n"
     )
     assert set(names) >= {
-        "__version__", "gil_enabled", "count_gil", "count_nogil", "count_py", "UnsafeCounter",
-        "AtomicCounter", "LockedCounter", "race", "RaceResult", "scale", "probe", "table",
-        "record_timeline", "WORKLOADS", "MissingExtra", "SchedulerUnreachable", "PlotUnavailable",
+        "__version__",
+        "gil_enabled",
+        "count_gil",
+        "count_nogil",
+        "count_py",
+        "UnsafeCounter",
+        "AtomicCounter",
+        "LockedCounter",
+        "race",
+        "RaceResult",
+        "scale",
+        "probe",
+        "table",
+        "record_timeline",
+        "WORKLOADS",
+        "MissingExtra",
+        "SchedulerUnreachable",
+        "PlotUnavailable",
     }
 
 

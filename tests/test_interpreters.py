@@ -58,8 +58,25 @@ def test_before_3_12_the_mode_says_it_needs_3_12_in_one_line(capsys):
 
 @needs_interpreters
 def test_scale_runs_pure_python_in_interpreters(capsys):
-    assert main(["scale", "--workload", "py", "--mode", "interpreters", "--workers", "1,2",
-                 "--size", "200000", "--repeats", "2", "--json"]) == 0
+    assert (
+        main(
+            [
+                "scale",
+                "--workload",
+                "py",
+                "--mode",
+                "interpreters",
+                "--workers",
+                "1,2",
+                "--size",
+                "200000",
+                "--repeats",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["mode"] == "interpreters"
     assert [r["workers"] for r in out["results"]] == [1, 2]
@@ -174,9 +191,26 @@ def test_ctrl_c_ends_a_run_within_a_second_with_every_interpreter_closed():
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT via os.kill is POSIX")
 def test_ctrl_c_on_the_cli_exits_cleanly():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gilx", "scale", "--workload", "py", "--mode", "interpreters",
-         "--workers", "1,2", "--size", "400000", "--repeats", "100000", "--progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gilx",
+            "scale",
+            "--workload",
+            "py",
+            "--mode",
+            "interpreters",
+            "--workers",
+            "1,2",
+            "--size",
+            "400000",
+            "--repeats",
+            "100000",
+            "--progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stderr is not None

@@ -46,9 +46,17 @@ def hogs(count: int) -> Iterator[None]:
 def _probe_result(disturbed: bool, hold: float = 0.9) -> ProbeResult:
     timing = runner.Timing((0.1,), (0.5 if disturbed else 0.0,), disturbed)
     return ProbeResult(
-        callable="f()", releases_gil=hold < 0.5, workers=2, speedup=1.0, hold_fraction=hold,
-        gil_enabled=True, calls=1, one_thread=timing, many_threads=timing,
-        other_cpu=0.5 if disturbed else 0.0, disturbed=disturbed,
+        callable="f()",
+        releases_gil=hold < 0.5,
+        workers=2,
+        speedup=1.0,
+        hold_fraction=hold,
+        gil_enabled=True,
+        calls=1,
+        one_thread=timing,
+        many_threads=timing,
+        other_cpu=0.5 if disturbed else 0.0,
+        disturbed=disturbed,
     )
 
 
@@ -98,7 +106,10 @@ def test_the_pytest_plugin_skips_an_inconclusive_test_with_its_reason(tmp_path):
     )
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", str(test_file)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert "1 failed, 1 skipped" in done.stdout, done.stdout
     assert "inconclusive: the machine was busy" in done.stdout
@@ -193,9 +204,19 @@ def _late_reading(hold: float) -> Reading:
     """A reading whose heartbeat waited for a CPU at 40 % of its instants (an unprivileged
     heartbeat behind the holder): the hold fraction it gives may be far off."""
     return Reading(
-        seconds=0.2, hold_fraction=hold, latency=Latency(0.0, 0.0, 0.0, 0.0), gil_enabled=True,
-        samples=1000, missed=0, beats=1000, cost_per_beat=1e-6, late=400, other_cores=0.0,
-        steal_cores=0.0, others_share=0.0, disturbed=True,
+        seconds=0.2,
+        hold_fraction=hold,
+        latency=Latency(0.0, 0.0, 0.0, 0.0),
+        gil_enabled=True,
+        samples=1000,
+        missed=0,
+        beats=1000,
+        cost_per_beat=1e-6,
+        late=400,
+        other_cores=0.0,
+        steal_cores=0.0,
+        others_share=0.0,
+        disturbed=True,
     )
 
 
@@ -235,7 +256,8 @@ def test_judgements_combine_and_say_every_reason_once():
     both = _judgement.combine(busy, unstable, quiet, _judgement.busy(0.5))
     assert not both.judged and both.disturbed
     assert both.reasons == (
-        "other processes took up to 50% of the CPU time it needed", "its speedup varied",
+        "other processes took up to 50% of the CPU time it needed",
+        "its speedup varied",
     )
     assert _judgement.combine(quiet, quiet).judged
     assert not _judgement.combine(quiet, _judgement.Judgement(metered=False)).metered
@@ -251,19 +273,22 @@ def test_an_unstable_speedup_is_not_judged():
     two = _timing((1.0, 1.0, 1.0))
     j = _judgement.of_speedup(baseline, two, workers=2, needed=2, capacity=2.0)
     assert not j.judged and "varied by 50% from round to round" in j.why()
-    steady = _judgement.of_speedup(_timing((1.0, 1.5, 1.2)), _timing((0.5, 0.75, 0.6)),
-                                   workers=2, needed=2, capacity=1.95)
+    steady = _judgement.of_speedup(
+        _timing((1.0, 1.5, 1.2)), _timing((0.5, 0.75, 0.6)), workers=2, needed=2, capacity=1.95
+    )
     assert steady.judged, steady.reasons  # slow rounds slow both: the ratio holds
 
 
 def test_a_speedup_measured_while_the_machine_gave_too_few_cores_is_not_judged():
-    j = _judgement.of_speedup(_timing((1.0, 1.0)), _timing((0.7, 0.7)), workers=2, needed=2,
-                              capacity=1.3)
+    j = _judgement.of_speedup(
+        _timing((1.0, 1.0)), _timing((0.7, 0.7)), workers=2, needed=2, capacity=1.3
+    )
     assert not j.judged and "got only 1.30 cores' worth" in j.why()
     assert j.capacity == 1.3
     # ... nor one whose reference read more cores than there are: its window is inconsistent.
-    j = _judgement.of_speedup(_timing((1.0, 1.0)), _timing((0.5, 0.5)), workers=2, needed=2,
-                              capacity=2.5)
+    j = _judgement.of_speedup(
+        _timing((1.0, 1.0)), _timing((0.5, 0.5)), workers=2, needed=2, capacity=2.5
+    )
     assert not j.judged and "more than there are" in j.why()
 
 
@@ -356,7 +381,10 @@ def test_output_to_a_narrow_encoding_is_replaced_never_an_error(encoding, tmp_pa
     env = {**os.environ, "PYTHONIOENCODING": encoding}
     done = subprocess.run(
         [sys.executable, "-m", "gilx", "timeline", "--workload", "gil", "--threads", "2"],
-        capture_output=True, timeout=120, env=env, cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr.decode(encoding, "replace")
     out = done.stdout.decode(encoding)
@@ -370,7 +398,10 @@ def test_symbols_get_ascii_stand_ins_that_keep_their_meaning(tmp_path):
         " print('\\u2713 1.80x | \\u2717 0.95x | not judged \\u2014 \\u2603')"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, timeout=60,
-        env={**os.environ, "PYTHONIOENCODING": "ascii"}, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        check=True,
     )
     assert done.stdout.decode("ascii").strip() == "yes 1.80x | no 0.95x | not judged - ?"

@@ -85,16 +85,17 @@ SECONDS = 0.1
 def test_the_assertions_never_pass_or_fail_wrongly(machine_state):
     print(f"uid {os.getuid() if hasattr(os, 'getuid') else '?'}, hogs {machine_state}")
     wrong_passes = {
-        "releases(25%, max 0.1)": lambda: assert_releases_gil(QUARTER, max_hold=0.1,
-                                                              seconds=SECONDS),
-        "releases(65%, max 0.5)": lambda: assert_releases_gil(MOST, max_hold=0.5,
-                                                              seconds=SECONDS),
+        "releases(25%, max 0.1)": lambda: assert_releases_gil(
+            QUARTER, max_hold=0.1, seconds=SECONDS
+        ),
+        "releases(65%, max 0.5)": lambda: assert_releases_gil(MOST, max_hold=0.5, seconds=SECONDS),
         "holds(25%, min 0.5)": lambda: assert_holds_gil(QUARTER, min_hold=0.5, seconds=SECONDS),
         "holds(65%, min 0.9)": lambda: assert_holds_gil(MOST, min_hold=0.9, seconds=SECONDS),
     }
     wrong_fails = {
-        "releases(25%, max 0.5)": lambda: assert_releases_gil(QUARTER, max_hold=0.5,
-                                                              seconds=SECONDS),
+        "releases(25%, max 0.5)": lambda: assert_releases_gil(
+            QUARTER, max_hold=0.5, seconds=SECONDS
+        ),
         "holds(65%, min 0.4)": lambda: assert_holds_gil(MOST, min_hold=0.4, seconds=SECONDS),
     }
     seen = {name: _outcome(check) for name, check in {**wrong_passes, **wrong_fails}.items()}

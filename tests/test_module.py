@@ -13,8 +13,16 @@ import gilx
 
 def test_public_names():
     for name in [
-        "__version__", "gil_enabled", "count_gil", "count_nogil", "count_py",
-        "UnsafeCounter", "AtomicCounter", "LockedCounter", "race", "RaceResult",
+        "__version__",
+        "gil_enabled",
+        "count_gil",
+        "count_nogil",
+        "count_py",
+        "UnsafeCounter",
+        "AtomicCounter",
+        "LockedCounter",
+        "race",
+        "RaceResult",
     ]:
         assert hasattr(gilx, name), name
     assert set(gilx.__all__) >= {"race", "count_gil", "RaceResult"}
@@ -41,9 +49,16 @@ def test_build_flag_matches_interpreter():
 )
 def test_import_keeps_gil_disabled_on_free_threaded_build():
     out = subprocess.run(
-        [sys.executable, "-X", "gil=0", "-c",
-         "import sys, gilx; print(sys._is_gil_enabled(), gilx.gil_enabled())"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-X",
+            "gil=0",
+            "-c",
+            "import sys, gilx; print(sys._is_gil_enabled(), gilx.gil_enabled())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.split() == ["False", "False"]
     assert "GIL" not in out.stderr  # no "the GIL has been enabled" warning

@@ -135,9 +135,23 @@ CHILD = textwrap.dedent(
 )
 
 CALL_NAMES = [
-    "count_gil", "count_nogil", "count_auto", "count_gil_error", "count_nogil_overflow",
-    "count_nogil_type", "stream_sum", "stream_sum_error", "counter_new", "increment",
-    "increment_error", "value", "repr", "gate_new", "gate_error", "token_new", "cancelled",
+    "count_gil",
+    "count_nogil",
+    "count_auto",
+    "count_gil_error",
+    "count_nogil_overflow",
+    "count_nogil_type",
+    "stream_sum",
+    "stream_sum_error",
+    "counter_new",
+    "increment",
+    "increment_error",
+    "value",
+    "repr",
+    "gate_new",
+    "gate_error",
+    "token_new",
+    "cancelled",
     "module_exec",
 ]
 # These succeed without allocating (they return None, True or a cached small int).
@@ -154,8 +168,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "counter", "kind"), CASES,
-                         ids=[f"{n}-{c}" if n in PER_COUNTER else n for n, c, _ in CASES])
+@pytest.mark.parametrize(
+    ("name", "counter", "kind"),
+    CASES,
+    ids=[f"{n}-{c}" if n in PER_COUNTER else n for n, c, _ in CASES],
+)
 def test_failing_allocations_give_result_or_memory_error(name, counter, kind):
     code = CHILD.format(counter=f"gilx.{counter}", name=counter, kind=kind, starts=250)
     proc = subprocess.run(

@@ -20,8 +20,18 @@ def test_scale_png_draws_threads_and_processes(tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "scale.png"
     out = _gilx(
-        "scale", "--workload", "gil", "--workers", "1,2", "--size", "2000000",
-        "--repeats", "1", "--json", "--png", str(png),
+        "scale",
+        "--workload",
+        "gil",
+        "--workers",
+        "1,2",
+        "--size",
+        "2000000",
+        "--repeats",
+        "1",
+        "--json",
+        "--png",
+        str(png),
     )
     assert out.returncode == 0, out.stderr
     assert png.read_bytes()[:8] == PNG_MAGIC

@@ -76,8 +76,17 @@ def test_old_pytest_and_pluggy_with_gilx_installed_run_an_unrelated_test(tmp_pat
         assert versions.split() == [pytest_version, pluggy_version]
         # -W error: the plugin loads without a warning where it works.
         out = _run(
-            [python, "-W", "error", "-m", "pytest", "-p", "no:cacheprovider", "-q",
-             "test_unrelated.py"],
+            [
+                python,
+                "-W",
+                "error",
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "-q",
+                "test_unrelated.py",
+            ],
             cwd=tmp_path,
         )
         assert "1 passed" in out, out
@@ -140,8 +149,12 @@ def test_a_stepped_aside_plugin_warns_once_and_the_run_passes(tmp_path):
     code = "import breakit, sys, pytest; sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider']))"
     for extra in ([], ["-W", "error"]):
         done = subprocess.run(
-            [sys.executable, *extra, "-c", code], capture_output=True, text=True, timeout=120,
-            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+            [sys.executable, *extra, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(tmp_path)},
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert "1 passed" in done.stdout

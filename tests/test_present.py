@@ -49,8 +49,13 @@ def test_gilx_race_prints_the_rendered_table(monkeypatch, capsys):
 def _scale(disturbed_point: bool, baseline_disturbed: bool) -> ScaleResult:
     base = Timing((1.0, 1.3, 1.1), (0.1, None, 0.3), baseline_disturbed)
     points = tuple(
-        ScalePoint(k, Timing((1.0 / k, 1.1 / k), (None, 0.5)), 0.9 * k,
-                   0.123 if k > 1 else None, disturbed=disturbed_point and k == 2)
+        ScalePoint(
+            k,
+            Timing((1.0 / k, 1.1 / k), (None, 0.5)),
+            0.9 * k,
+            0.123 if k > 1 else None,
+            disturbed=disturbed_point and k == 2,
+        )
         for k in (1, 2)
     )
     return ScaleResult("py", "processes", 123_456, "loop steps", "fork", base, points, 0.5)
@@ -61,8 +66,10 @@ def test_the_scale_text_marks_disturbed_points_and_adds_the_notes(monkeypatch):
     text = _scale(True, True).render(load=0.7)
     lines = text.splitlines()
     assert lines[0].startswith("machine: 2 cores, ")
-    assert lines[1] == "1-minute load average 0.70 before measuring: other work may hold cores" \
+    assert (
+        lines[1] == "1-minute load average 0.70 before measuring: other work may hold cores"
         " the workers need"
+    )
     assert lines[2].startswith("py: ")
     assert lines[3] == (
         "on processes; 123,456 loop steps in total, split among the workers; 3 repeats"
@@ -84,8 +91,19 @@ LIMIT = f"{HOLD_LIMIT:.0%}"
 
 
 def _probe(releases: bool, gil: bool, other: float | None, disturbed: bool) -> ProbeResult:
-    return ProbeResult("m:f(4)", releases, 2, 1.8, 0.12, gil, 1_000, Timing((1.0,)),
-                       Timing((0.5,)), other, disturbed)
+    return ProbeResult(
+        "m:f(4)",
+        releases,
+        2,
+        1.8,
+        0.12,
+        gil,
+        1_000,
+        Timing((1.0,)),
+        Timing((0.5,)),
+        other,
+        disturbed,
+    )
 
 
 @pytest.mark.parametrize(
@@ -122,8 +140,16 @@ def test_a_report_keeps_its_sections_as_made_and_echoes_the_text():
         {"title": "2. Second: looks like a rule below? no", "lines": [RULE * 5]},
     ]
     assert printed == [
-        "header line", "", "1. First", RULE * 8, "a", "",
-        "", "2. Second: looks like a rule below? no", RULE * 38, RULE * 5,
+        "header line",
+        "",
+        "1. First",
+        RULE * 8,
+        "a",
+        "",
+        "",
+        "2. Second: looks like a rule below? no",
+        RULE * 38,
+        RULE * 5,
     ]
     assert report.text() == "\n".join(printed)
 

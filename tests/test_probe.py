@@ -59,8 +59,16 @@ def test_result_json_has_the_contract_keys():
     result = probe(time.sleep, 0.001, seconds=0.01, repeats=1)
     d = result.to_dict()
     assert list(d) == [
-        "callable", "releases_gil", "workers", "speedup", "hold_fraction", "gil_enabled",
-        "other_cpu", "disturbed", "judgement", "note",
+        "callable",
+        "releases_gil",
+        "workers",
+        "speedup",
+        "hold_fraction",
+        "gil_enabled",
+        "other_cpu",
+        "disturbed",
+        "judgement",
+        "note",
     ]
     assert d["workers"] == 2
     assert d["hold_fraction"] == result.hold_fraction

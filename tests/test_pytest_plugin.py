@@ -155,8 +155,10 @@ def test_the_marker_watches_without_the_fixture_and_judges_its_limit(pytester):
     if outcomes.get("failed"):
         # The failure names where the GIL was held (issue 27): the test's own function.
         result.stdout.fnmatch_lines(
-            ["*more than max_hold=20.0%*held most at test_holds_too_much (*.py:*) in thread"
-             " MainThread*"]
+            [
+                "*more than max_hold=20.0%*held most at test_holds_too_much (*.py:*) in thread"
+                " MainThread*"
+            ]
         )
 
 

@@ -40,9 +40,7 @@ def _worker_finished_while_held(hold_chunks: int, work_chunks: int) -> bool | No
     """
     records: list[list[tuple[int, int, int]]] = []
     worker = threading.Thread(
-        target=lambda: records.append(
-            _core.count_traced(_core.COUNT_CHUNK * work_chunks, True)[1]
-        )
+        target=lambda: records.append(_core.count_traced(_core.COUNT_CHUNK * work_chunks, True)[1])
     )
     worker.start()
     time.sleep(0.02)  # the worker takes the GIL, enters count_traced and releases it

@@ -73,7 +73,11 @@ def test_processes_work_under_each_start_method(method):
     if method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"{method} is not available here")
     run = runner.measure(
-        workloads.get("nogil"), 10_000, 2, repeats=2, mode="processes",
+        workloads.get("nogil"),
+        10_000,
+        2,
+        repeats=2,
+        mode="processes",
         options=Options(start_method=method),
     )
     assert len(run.timing.samples) == 2
@@ -84,7 +88,10 @@ def test_a_failing_worker_process_raises_in_the_parent():
     # The io workload refuses any address but the loopback one, in the child.
     with pytest.raises(RuntimeError, match=r"only talks to 127\.0\.0\.1"):
         runner.measure(
-            workloads.get("io"), 2, 2, mode="processes",
+            workloads.get("io"),
+            2,
+            2,
+            mode="processes",
             endpoint="http://example.com/",
         )
 
@@ -154,4 +161,3 @@ def test_calibration_lands_near_its_target():
 
     best = min(took() for _ in range(3))
     assert 0.5 * target <= best <= 2.0 * target, (size, best)
-

@@ -125,8 +125,9 @@ EVERY_CALL = {
     "count_nogil(2**70)": _swallow(lambda: gilx.count_nogil(2**70), OverflowError),
     "count_auto(1.5)": _swallow(lambda: _core.count_auto(1.5), TypeError),
     "count_nogil(cancel=3)": _swallow(lambda: gilx.count_nogil(1, cancel=3), TypeError),
-    "count_nogil(cancelled)": _swallow(lambda: gilx.count_nogil(1, cancel=_CANCELLED),
-                                       gilx.Cancelled),
+    "count_nogil(cancelled)": _swallow(
+        lambda: gilx.count_nogil(1, cancel=_CANCELLED), gilx.Cancelled
+    ),
     "count_gil(bad kw)": _swallow(lambda: gilx.count_gil(1, bogus=1), TypeError),
     "stream_sum": lambda: _core.stream_sum(_BUF, 2, cancel=_TOKEN),
     "stream_sum(None)": _swallow(lambda: _core.stream_sum(None), TypeError),
@@ -177,8 +178,18 @@ def test_memory_flat_over_100_000_calls(name):
 @pytest.mark.parametrize("name", list(EVERY_CALL))
 def test_refcounts_of_shared_objects_unchanged(name):
     call = EVERY_CALL[name]
-    watched = [_CANCELLED, _TOKEN, _GATE, _BUF, gilx.Cancelled, gilx.CancelToken,
-               _core.StartGate, gilx.UnsafeCounter, gilx.AtomicCounter, gilx.LockedCounter]
+    watched = [
+        _CANCELLED,
+        _TOKEN,
+        _GATE,
+        _BUF,
+        gilx.Cancelled,
+        gilx.CancelToken,
+        _core.StartGate,
+        gilx.UnsafeCounter,
+        gilx.AtomicCounter,
+        gilx.LockedCounter,
+    ]
     call()
     before = [sys.getrefcount(o) for o in watched]
     for _ in range(1000):

@@ -68,7 +68,6 @@ def test_non_contiguous_buffer_is_a_clear_error():
 # --- The GIL policy applied to the whole call (gilx.h, GILX_NOGIL_THRESHOLD) ---------
 
 
-
 def test_passes_spanning_chunks_sum_exactly():
     # Small buffers run many passes per chunk; check the seams between chunks.
     for nwords in (1, 7, 1000, _core.STREAM_CHUNK_WORDS - 1, _core.STREAM_CHUNK_WORDS + 3):
@@ -91,8 +90,9 @@ def test_small_calls_keep_the_gil():
     assert 8 * 10 < _core.NOGIL_THRESHOLD
 
     def many_small() -> None:
-        collections.deque(map(_core.stream_sum, itertools.repeat(small, 10**6),
-                              itertools.repeat(10)), maxlen=0)
+        collections.deque(
+            map(_core.stream_sum, itertools.repeat(small, 10**6), itertools.repeat(10)), maxlen=0
+        )
 
     def stalled() -> bool:
         gap, duration = longest_stall(many_small)

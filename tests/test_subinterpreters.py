@@ -85,7 +85,9 @@ CHILD = SUBINTERPRETER + textwrap.dedent(
 def test_gilx_runs_in_an_isolated_subinterpreter():
     proc = subprocess.run(
         [sys.executable, "-c", CHILD.format(work=WORK)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
@@ -166,7 +168,9 @@ CANCEL_CHILD = SUBINTERPRETER + textwrap.dedent(
 def test_cancel_token_stops_a_call_in_a_subinterpreter_where_ctrl_c_cannot():
     proc = subprocess.run(
         [sys.executable, "-c", CANCEL_CHILD.format(work=CANCEL_WORK)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == (

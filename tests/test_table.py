@@ -87,8 +87,9 @@ def test_the_interpreters_column_sits_beside_multiprocessing_and_is_na_where_ref
     rows = (
         TableRow("cpu-bound-python", "CPU-bound Python", 0.9, 1.9, None, interpreters=1.95),
         TableRow("cpu-bound-numpy", "CPU-bound NumPy", 1.9, 1.9, 50.0),
-        TableRow("io-bound", "I/O-bound", 1.9, 2.0, None, interpreters=1.1,
-                 interpreters_disturbed=True),
+        TableRow(
+            "io-bound", "I/O-bound", 1.9, 2.0, None, interpreters=1.1, interpreters_disturbed=True
+        ),
     )
     table = Table(2, True, "CPython 3.13", 2, "fork", rows)
     lines = table.render().splitlines()
@@ -102,6 +103,13 @@ def test_the_interpreters_column_sits_beside_multiprocessing_and_is_na_where_ref
     assert f"I/O-bound, interpreters: 1.10x, {_present.NOT_JUDGED}" in table.render()
     assert table.disturbed
     assert [r["interpreters"] for r in table.to_dict()["rows"]] == [1.95, None, 1.1]
-    missing = Table(2, True, "CPython 3.11", 2, "fork", rows[1:2],
-                    interpreters_missing="not measured here: needs CPython 3.12")
+    missing = Table(
+        2,
+        True,
+        "CPython 3.11",
+        2,
+        "fork",
+        rows[1:2],
+        interpreters_missing="not measured here: needs CPython 3.12",
+    )
     assert "[not measured here: needs CPython 3.12]" in missing.render()

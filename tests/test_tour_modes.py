@@ -83,8 +83,14 @@ def test_the_interpreters_section_measures_them_or_says_why_not(session):
 def _costs_with(passing_ratio: float):
     from gilx import _costs
 
-    return _costs.Costs("fork", 0.003, 0.03, 2 << 20, 6 << 20,
-                        (_costs.Passing(1 << 20, passing_ratio * 1e-4, 1e-4),))
+    return _costs.Costs(
+        "fork",
+        0.003,
+        0.03,
+        2 << 20,
+        6 << 20,
+        (_costs.Passing(1 << 20, passing_ratio * 1e-4, 1e-4),),
+    )
 
 
 @pytest.mark.parametrize(

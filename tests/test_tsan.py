@@ -36,8 +36,17 @@ if not tsan_loaded():
     pytest.skip("ThreadSanitizer not loaded (run tools/tsan.sh)", allow_module_level=True)
 
 WORKLOADS = Path(__file__).with_name("tsan_workloads.py")
-SAFE = ["atomic", "locked", "locked_reads", "count_nogil", "count_gil", "count_auto",
-        "stream_sum", "race", "cancel"]
+SAFE = [
+    "atomic",
+    "locked",
+    "locked_reads",
+    "count_nogil",
+    "count_gil",
+    "count_auto",
+    "stream_sum",
+    "race",
+    "cancel",
+]
 
 
 def run(name: str) -> subprocess.CompletedProcess[str]:
@@ -51,7 +60,10 @@ def run(name: str) -> subprocess.CompletedProcess[str]:
     )
     return subprocess.run(
         [sys.executable, str(WORKLOADS), name],
-        capture_output=True, text=True, timeout=600, env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
 
 
@@ -82,8 +94,9 @@ def test_unsafe_counter_race_is_reported_in_gilx_plain_increments():
     for report in found:
         assert "WARNING: ThreadSanitizer: data race" in report, report
         # Both accesses of every report are in the unsafe increment.
-        accesses = re.findall(r"(?:Read|Write|Previous write|Previous read) of size.*?\n\n",
-                              report, flags=re.S)
+        accesses = re.findall(
+            r"(?:Read|Write|Previous write|Previous read) of size.*?\n\n", report, flags=re.S
+        )
         assert len(accesses) >= 2, report
         # TSan cannot always restore the stack of the previous access (its
         # history was overwritten; it says "[failed to restore the stack]"):

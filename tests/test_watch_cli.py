@@ -108,7 +108,10 @@ def test_the_gilx_launcher_finds_a_module_in_the_current_directory(tmp_path):
     (tmp_path / "here_mod_gilx.py").write_text("print('found', __name__)\n")
     done = subprocess.run(
         [str(launcher), "watch", "-m", "here_mod_gilx"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "found __main__\n"

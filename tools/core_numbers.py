@@ -72,23 +72,32 @@ def main() -> None:
     ns_nogil = best_seconds(lambda: gilx.count_nogil(n), r) / n * 1e9
     m = 1 << 22
     ns_py = best_seconds(lambda: gilx.count_py(m), r) / m * 1e9
-    print(f"kernel: count_gil {ns_c:.3f} ns/iter, count_nogil {ns_nogil:.3f} ns/iter, "
-          f"count_py {ns_py:.1f} ns/iter")
+    print(
+        f"kernel: count_gil {ns_c:.3f} ns/iter, count_nogil {ns_nogil:.3f} ns/iter, "
+        f"count_py {ns_py:.1f} ns/iter"
+    )
 
     work = int(0.5 / (ns_c * 1e-9))  # about 0.5 s for one thread
     for name, workload in (("count_nogil", "nogil"), ("count_gil", "gil")):
         result = speedup(workload, work, r)
         two = result.point(2)
         busy = f"; DISTURBED, not judged: others took {two.other_cpu:.0%}" if two.disturbed else ""
-        print(f"{name} on 2 threads: 1 thread {result.baseline.median:.3f} s, 2 threads "
-              f"{two.seconds:.3f} s, speedup {two.speedup:.3f}, efficiency {two.efficiency:.3f}"
-              f"{busy}")
+        print(
+            f"{name} on 2 threads: 1 thread {result.baseline.median:.3f} s, 2 threads "
+            f"{two.seconds:.3f} s, speedup {two.speedup:.3f}, efficiency {two.efficiency:.3f}"
+            f"{busy}"
+        )
 
     lost = [gilx.race("unsafe", 2, 1_000_000).lost for _ in range(10)]
-    print(f"UnsafeCounter, 10 races of 2 x 1,000,000: lost {lost} "
-          f"(median {statistics.median(lost):,.0f}, runs losing: {sum(x > 0 for x in lost)}/10)")
-    for call in ("gilx.count_gil(2**62)", "gilx.count_nogil(2**62)",
-                 "gilx.UnsafeCounter().increment(2**62)"):
+    print(
+        f"UnsafeCounter, 10 races of 2 x 1,000,000: lost {lost} "
+        f"(median {statistics.median(lost):,.0f}, runs losing: {sum(x > 0 for x in lost)}/10)"
+    )
+    for call in (
+        "gilx.count_gil(2**62)",
+        "gilx.count_nogil(2**62)",
+        "gilx.UnsafeCounter().increment(2**62)",
+    ):
         latencies = sorted(ctrl_c_latency(call) * 1e3 for _ in range(3))
         print(f"Ctrl-C latency of {call}: {', '.join(f'{x:.2f}' for x in latencies)} ms")
 

@@ -90,7 +90,9 @@ def main() -> int:
     if args.versus:
         done = subprocess.run(
             [args.versus, __file__, "--json", "--repeats", str(args.repeats)],
-            capture_output=True, text=True, timeout=600,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if done.returncode != 0:
             print(f"ft_numbers: {args.versus} failed:\n{done.stderr}", file=sys.stderr)

@@ -57,9 +57,7 @@ RUN = re.compile(
     r"(<!-- gilx:run (?P<cmd>.+?) -->\n)```text\n.*?```\n(<!-- gilx:end -->)", re.DOTALL
 )
 MACHINE = re.compile(r"(<!-- gilx:machine -->).*?(<!-- gilx:end -->)", re.DOTALL)
-LINK = re.compile(
-    r'\]\((?P<path>(?:\.\./)?csrc/[\w./]+)(?:#L\d+(?:-L\d+)?)? "(?P<symbol>[^"]+)"\)'
-)
+LINK = re.compile(r'\]\((?P<path>(?:\.\./)?csrc/[\w./]+)(?:#L\d+(?:-L\d+)?)? "(?P<symbol>[^"]+)"\)')
 
 
 def machine_line() -> str:
@@ -87,7 +85,8 @@ def flavour_python(flavour: str) -> str:
     if flavour not in _FLAVOUR_PYTHONS:
         built = subprocess.run(
             ["bash", str(ROOT / "tools" / "build_cpython.sh"), flavour],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if built.returncode != 0:
             raise SystemExit(f"render_docs: no {flavour} build:\n{built.stderr}")
@@ -100,10 +99,21 @@ def flavour_python(flavour: str) -> str:
         # this checkout (a venv, a test) may be using at the same time.
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "gilx"
-            shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-                ".git", ".venv*", "build", "*.egg-info", "__pycache__"))
-            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                   "--prefer-binary"]
+            shutil.copytree(
+                ROOT,
+                src,
+                ignore=shutil.ignore_patterns(
+                    ".git", ".venv*", "build", "*.egg-info", "__pycache__"
+                ),
+            )
+            pip = [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--prefer-binary",
+            ]
             subprocess.run([*pip, "--force-reinstall", "--no-deps", str(src)], check=True)
             subprocess.run([*pip, str(src)], check=True)
         _FLAVOUR_PYTHONS[flavour] = str(venv / "bin" / "python")
@@ -127,12 +137,12 @@ def run_command(cmd: str) -> str:
         starts = [i for i, line in enumerate(lines) if line.startswith(keep_from)]
         if not starts:
             raise SystemExit(f"render_docs: {cmd!r} printed no line starting {keep_from!r}")
-        lines = lines[starts[0]:]
+        lines = lines[starts[0] :]
     if until:
         ends = [i for i, line in enumerate(lines) if i > 0 and line.startswith(until)]
         if not ends:
             raise SystemExit(f"render_docs: {cmd!r} printed no line starting {until!r}")
-        lines = lines[:ends[0]]
+        lines = lines[: ends[0]]
         while lines and not lines[-1].strip():
             lines.pop()
     return "\n".join(lines) + "\n"
@@ -152,8 +162,13 @@ def _run(cmd: str) -> str:
     elif argv[0] == "python":
         argv = [python, *argv[1:]]
     done = subprocess.run(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge else subprocess.PIPE,
-        text=True, cwd=ROOT, timeout=600, env={**os.environ, "COLUMNS": "100"},
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge else subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "100"},
     )
     if done.returncode != 0 and not merge:
         raise SystemExit(f"render_docs: {cmd!r} failed:\n{done.stderr}")
@@ -164,7 +179,7 @@ def symbol_lines(source: Path, symbol: str) -> tuple[int, int]:
     """1-based first and last line of ``symbol`` in ``source``."""
     lines = source.read_text(encoding="utf-8").splitlines()
     if symbol.startswith("text:"):
-        needle = symbol[len("text:"):]
+        needle = symbol[len("text:") :]
         for i, line in enumerate(lines):
             if needle in line:
                 return i + 1, i + 1
@@ -231,8 +246,11 @@ def main() -> int:
                 doc.write_text(new, encoding="utf-8")
                 print(f"render_docs: updated {doc.relative_to(ROOT)}", file=sys.stderr)
     if stale:
-        print(f"render_docs: stale csrc/ links in {', '.join(map(str, stale))}: "
-              "run python tools/render_docs.py --links", file=sys.stderr)
+        print(
+            f"render_docs: stale csrc/ links in {', '.join(map(str, stale))}: "
+            "run python tools/render_docs.py --links",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

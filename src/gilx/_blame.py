@@ -306,9 +306,15 @@ def _merged(holders: list[Holder]) -> list[Holder]:
     for h in holders:
         key = (h.thread, h.stack)
         seen = merged.get(key)
-        merged[key] = h if seen is None else replace(
-            seen, seconds=seen.seconds + h.seconds, share=seen.share + h.share,
-            held_s=seen.held_s + h.held_s,
+        merged[key] = (
+            h
+            if seen is None
+            else replace(
+                seen,
+                seconds=seen.seconds + h.seconds,
+                share=seen.share + h.share,
+                held_s=seen.held_s + h.held_s,
+            )
         )
     return list(merged.values())
 
@@ -376,10 +382,11 @@ def two_culprits(seconds: float) -> Watch:
         while not stop.is_set():
             time.sleep(0.001)
 
-    threads = [threading.Thread(target=_rebuild_index, name="indexer"),
-               threading.Thread(target=_checksum_blocks, name="checksummer")]
-    threads += [threading.Thread(target=_handle_requests, name=f"handler-{i}")
-                for i in range(4)]
+    threads = [
+        threading.Thread(target=_rebuild_index, name="indexer"),
+        threading.Thread(target=_checksum_blocks, name="checksummer"),
+    ]
+    threads += [threading.Thread(target=_handle_requests, name=f"handler-{i}") for i in range(4)]
     with watch(top=True) as w:
         for t in threads:
             t.start()

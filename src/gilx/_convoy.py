@@ -50,7 +50,11 @@ def _prepare_sleep(share: int, endpoint: str) -> Callable[[], object]:
 #: timer, a poller or a GUI's event loop.  Its own here: the scaling commands
 #: have nothing to learn from it.
 SLEEP = workloads.Workload(
-    "sleep", f"{SLEEP_SECONDS * 1e3:g} ms time.sleep calls", "sleeps", 1, _prepare_sleep,
+    "sleep",
+    f"{SLEEP_SECONDS * 1e3:g} ms time.sleep calls",
+    "sleeps",
+    1,
+    _prepare_sleep,
     per_call=True,
 )
 
@@ -372,8 +376,8 @@ def convoy(
     _check(workload, beside, threads)
     if size is not None and size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
-    nrepeats = repeats if repeats is not None else (
-        runner.QUICK_REPEATS if quick else runner.FULL_REPEATS
+    nrepeats = (
+        repeats if repeats is not None else (runner.QUICK_REPEATS if quick else runner.FULL_REPEATS)
     )
     if nrepeats < 1:
         raise ValueError(f"repeats must be >= 1, got {nrepeats}")
@@ -464,9 +468,7 @@ def measure_all(
     for name in names:
         _check(name, beside, threads)
     load = machine.load_1min()
-    results = tuple(
-        convoy(name, beside, threads, quick=quick, progress=progress) for name in names
-    )
+    results = tuple(convoy(name, beside, threads, quick=quick, progress=progress) for name in names)
     return ConvoyReport(
         beside, threads, sys.getswitchinterval(), machine.gil_enabled(), results, load
     )

@@ -47,9 +47,7 @@ if TYPE_CHECKING:
     from gilx.instrument import Reading
 
 #: What a measurement says where the machine's CPU use cannot be read.
-CANNOT_METER = (
-    "cannot measure disturbance here (no /proc): other processes' CPU use is unknown"
-)
+CANNOT_METER = "cannot measure disturbance here (no /proc): other processes' CPU use is unknown"
 
 #: A speedup is believed only where a reference that scales perfectly (``count_nogil`` on
 #: k threads) reached at least this share of the cores the workers could use, in the same
@@ -226,8 +224,9 @@ def of_speedup(
     return combine(meter, own)
 
 
-def of_race(*, overlapped: bool, lost: int, disturbed: bool, other_cpu: float | None,
-            metered: bool) -> Judgement:
+def of_race(
+    *, overlapped: bool, lost: int, disturbed: bool, other_cpu: float | None, metered: bool
+) -> Judgement:
     """A race's judgement: its threads ran together, and the machine was quiet or a loss was
     seen anyway (a loss needs no quiet machine to be real)."""
     if not overlapped:

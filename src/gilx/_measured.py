@@ -134,7 +134,9 @@ class Measurements:
             # tells them.  The size calibrated for the first interval serves the next.
             per_call = _convoy.get(workload).per_call
             result = _convoy.convoy(
-                workload, quick=self.quick, switch_interval=switch_interval,
+                workload,
+                quick=self.quick,
+                switch_interval=switch_interval,
                 size=self._convoy_sizes.get(workload),
                 repeats=1 if self.quick and per_call else None,
                 progress=self.progress,
@@ -164,4 +166,3 @@ class Measurements:
                     runner.time_call(vectorised, repeats),
                 )
         return self._comparisons[pair.name]
-

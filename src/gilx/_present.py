@@ -51,10 +51,24 @@ JSON_SCHEMA = 1
 #: (a cp1252 or ASCII console, a redirected file on Windows): a ✓ must not become the ``?``
 #: that means "not judged".
 _ASCII = {
-    "\u2713": "yes", "\u2717": "no",  # check mark, ballot x
-    "\u2014": "-", "\u2013": "-", "\u2500": "-", "\u2502": "|", "\u251c": "+", "\u2514": "+",
-    "\u2026": "...", "\u2264": "<=", "\u2265": ">=", "\u00d7": "x", "\u00b5": "u",
-    "\u2588": "#", "\u2592": "+", "\u2591": ".", "\u00b7": ".", "\u2192": "->",
+    "\u2713": "yes",
+    "\u2717": "no",  # check mark, ballot x
+    "\u2014": "-",
+    "\u2013": "-",
+    "\u2500": "-",
+    "\u2502": "|",
+    "\u251c": "+",
+    "\u2514": "+",
+    "\u2026": "...",
+    "\u2264": "<=",
+    "\u2265": ">=",
+    "\u00d7": "x",
+    "\u00b5": "u",
+    "\u2588": "#",
+    "\u2592": "+",
+    "\u2591": ".",
+    "\u00b7": ".",
+    "\u2192": "->",
 }
 
 #: The codec error handler every output stream of the CLI uses (:func:`safe_streams`).
@@ -260,9 +274,7 @@ def race_table(results: Sequence[RaceResult]) -> str:
 # ---------------------------------------------------------------------------
 # gilx scale
 # ---------------------------------------------------------------------------
-def scale_text(
-    result: ScaleResult, summary: str, notes: Sequence[str], load: float | None
-) -> str:
+def scale_text(result: ScaleResult, summary: str, notes: Sequence[str], load: float | None) -> str:
     """The text of ``gilx scale``: the curve, its legend, and the backend's and workload's
     ``notes``; ``summary``: the workload in words; ``load``: the load average before."""
     how = result.how or result.mode
@@ -382,14 +394,26 @@ def costs_table(costs: Costs) -> list[str]:
         return "? (no /proc here)" if value is None else size_text(value)
 
     rows = [
-        ("start-up", seconds_short(costs.startup_process),
-         seconds_short(costs.startup_interpreter), ratio_text(costs.startup_ratio)),
-        ("memory", memory(costs.memory_process), memory(costs.memory_interpreter),
-         ratio_text(costs.memory_ratio)),
+        (
+            "start-up",
+            seconds_short(costs.startup_process),
+            seconds_short(costs.startup_interpreter),
+            ratio_text(costs.startup_ratio),
+        ),
+        (
+            "memory",
+            memory(costs.memory_process),
+            memory(costs.memory_interpreter),
+            ratio_text(costs.memory_ratio),
+        ),
     ]
     rows += [
-        (f"{size_text(p.size)} round trip", seconds_short(p.process),
-         seconds_short(p.interpreter), ratio_text(p.ratio))
+        (
+            f"{size_text(p.size)} round trip",
+            seconds_short(p.process),
+            seconds_short(p.interpreter),
+            ratio_text(p.ratio),
+        )
         for p in costs.passing
     ]
     lines = [f"  {'one worker':<20}{'process':>12}{'interpreter':>14}{'ratio':>9}"]
@@ -513,6 +537,8 @@ def table_text(table: Table, threshold: float) -> str:
         lines.append("Not judged (run again on a quieter machine):")
         lines += not_judged
     return "\n".join(lines)
+
+
 # gilx watch --top: blame
 # ---------------------------------------------------------------------------
 #: How many holders, pairs and frames per stack the text shows (the JSON has all).
@@ -583,8 +609,7 @@ def blame_text(blame: Blame | None, reason: str | None, stw_max: float, stw_p99:
             waited = f"{t.waited_share:>6.1%}" if t.waits_seen else f"{'?':>6}"
             longest = f"{_ms(t.longest_wait_s):>12}" if t.waits_seen else f"{'?':>12}"
             lines.append(
-                f"  {t.name:<{width}}  {t.native_id:>9}  {t.held_share:>6.1%}  {waited}"
-                f"  {longest}"
+                f"  {t.name:<{width}}  {t.native_id:>9}  {t.held_share:>6.1%}  {waited}  {longest}"
             )
     if rest:
         lines.append(
@@ -597,8 +622,7 @@ def blame_text(blame: Blame | None, reason: str | None, stw_max: float, stw_p99:
         for h in blame.holders[:TOP_HOLDERS]:
             where = f"{_short_path(h.file)}:{h.line}" if h.file else "no Python frame"
             lines.append(
-                f"    {_ms(h.seconds):>12} {h.share:>4.0%}  {h.function} ({where})"
-                f"  [{h.thread}]"
+                f"    {_ms(h.seconds):>12} {h.share:>4.0%}  {h.function} ({where})  [{h.thread}]"
             )
             for frame in h.stack[1:STACK_LINES]:
                 lines.append(f"{'':22}<- {_short_frame(frame)}")
@@ -621,8 +645,7 @@ def blame_live(blame: Blame, rows: int = 5) -> list[str]:
     """The live view's lines (a terminal, about twice a second): the top holders and
     the threads waiting most."""
     lines = [
-        f"gilx watch --top: {blame.seconds:6.1f} s, held while others waited"
-        f" {_ms(blame.waiting_s)}"
+        f"gilx watch --top: {blame.seconds:6.1f} s, held while others waited {_ms(blame.waiting_s)}"
     ]
     for function, thread, _seconds, share in blame.by_function()[:rows]:
         lines.append(f"  {share:>4.0%} {function} [{thread}]")

@@ -86,9 +86,7 @@ class ProbeResult:
             )
             other = self.other_cpu if self.other_cpu is not None else timings.other_cpu
             metered = timings.metered or self.other_cpu is not None
-            judgement = Judgement(
-                timings.judged, timings.causes, other, metered, busy=timings.busy
-            )
+            judgement = Judgement(timings.judged, timings.causes, other, metered, busy=timings.busy)
             if self.disturbed and judgement.judged:
                 judgement = _judgement.busy(other, metered)
             object.__setattr__(self, "judgement", judgement)

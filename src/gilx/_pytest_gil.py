@@ -82,19 +82,30 @@ _ITEM = pytest.StashKey[_Watched]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("gilx", "GIL measurements (gilx: gil_watch fixture and marker)")
     group.addoption(
-        "--gil-interval", type=float, default=None, metavar="SECONDS",
+        "--gil-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
         help="seconds between the heartbeat's sampled instants (default 0.001)",
     )
     group.addoption(
-        "--gil-max-hold", type=float, default=None, metavar="FRACTION",
+        "--gil-max-hold",
+        type=float,
+        default=None,
+        metavar="FRACTION",
         help="fail a watched test whose share of time with the GIL held is above this",
     )
     group.addoption(
-        "--gil-min-hold", type=float, default=None, metavar="FRACTION",
+        "--gil-min-hold",
+        type=float,
+        default=None,
+        metavar="FRACTION",
         help="fail a watched test whose share of time with the GIL held is below this",
     )
     group.addoption(
-        "--gil-no-summary", action="store_true", default=False,
+        "--gil-no-summary",
+        action="store_true",
+        default=False,
         help="no line per watched test in the terminal summary",
     )
 
@@ -146,10 +157,14 @@ def _settings(request: pytest.FixtureRequest) -> tuple[float | None, float | Non
                 f" it takes {', '.join(_MARKER_ARGS)}"
             )
         for key, value in marker.kwargs.items():
-            if key != "interval" and value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not 0.0 <= value <= 1.0
+            if (
+                key != "interval"
+                and value is not None
+                and (
+                    isinstance(value, bool)
+                    or not isinstance(value, (int, float))
+                    or not 0.0 <= value <= 1.0
+                )
             ):
                 raise pytest.UsageError(
                     f"{request.node.nodeid}: gil_watch({key}=...) must be a share between 0"
@@ -190,11 +205,13 @@ def gil_watch(request: pytest.FixtureRequest) -> Iterator[Watch]:
     if bench is not None:
         reading, covers = record.reading()
         if record.rounds is not None:
-            bench.extra_info["gil"] = {**reading.to_dict(), "covers": covers,
-                                       "rounds": record.round_count}
+            bench.extra_info["gil"] = {
+                **reading.to_dict(),
+                "covers": covers,
+                "rounds": record.round_count,
+            }
         else:
-            bench.extra_info["gil_whole_test"] = {**record.final.to_dict(),
-                                                  "covers": "whole test"}
+            bench.extra_info["gil_whole_test"] = {**record.final.to_dict(), "covers": "whole test"}
 
 
 def _watch_rounds(bench: Any, w: Watch, record: _Watched) -> bool:
@@ -359,5 +376,7 @@ def pytest_runtest_makereport(
         path, line, _ = item.reportinfo()
         report.outcome = "skipped"
         report.longrepr = (
-            str(path), (line or 0) + 1, f"Skipped: gilx: inconclusive: {excinfo.value}"
+            str(path),
+            (line or 0) + 1,
+            f"Skipped: gilx: inconclusive: {excinfo.value}",
         )

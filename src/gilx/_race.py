@@ -106,8 +106,11 @@ class RaceResult:
         overlapped, and the machine was quiet or a loss was seen anyway (a loss needs no quiet
         machine to be real)."""
         return _judgement.of_race(
-            overlapped=self.overlapped, lost=self.lost, disturbed=self.disturbed,
-            other_cpu=self.other_cpu, metered=self.other_cpu is not None,
+            overlapped=self.overlapped,
+            lost=self.lost,
+            disturbed=self.disturbed,
+            other_cpu=self.other_cpu,
+            metered=self.other_cpu is not None,
         )
 
     @property
@@ -162,9 +165,7 @@ def race(
     each = as_count(increments, "increments")
     expected = nthreads * each
     if expected > MAX_COUNT:
-        raise OverflowError(
-            f"threads * increments is too large: {expected} > {MAX_COUNT}"
-        )
+        raise OverflowError(f"threads * increments is too large: {expected} > {MAX_COUNT}")
     counter_type = COUNTER_TYPES[kind]
     solo = _solo_seconds(counter_type, each)
     window = solo * (nthreads if counter_type in SERIALISED else 1)

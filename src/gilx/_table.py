@@ -115,7 +115,9 @@ class TableRow:
     def interpreters_text(self) -> str:
         """The Interpreters cell (``N/A`` where they cannot run the row's work, or before 3.12)."""
         return _present.table_cell(
-            self.interpreters, self.interpreters_disturbed, self.interpreters_unstable,
+            self.interpreters,
+            self.interpreters_disturbed,
+            self.interpreters_unstable,
             GAIN_THRESHOLD,
         )
 
@@ -262,6 +264,8 @@ def _interpreters_missing() -> str:
     except (ValueError, ImportError) as exc:
         return f"not measured here: {exc}"
     return ""
+
+
 def _why(point: runner.ScalePoint) -> str:
     """Why ``point`` is not judged, in words ("" when it is)."""
     return _present.why_not(point.judged) if point.disturbed else ""

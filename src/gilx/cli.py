@@ -136,14 +136,17 @@ def _add_workers(
     (``--threads`` on race and timeline).
     """
     cmd.add_argument(
-        "--workers", *aliases, dest="workers", type=parse, default=default,
-        metavar=metavar, help=f"how many workers run at once: {help}",
+        "--workers",
+        *aliases,
+        dest="workers",
+        type=parse,
+        default=default,
+        metavar=metavar,
+        help=f"how many workers run at once: {help}",
     )
 
 
-def _add_common(
-    cmd: argparse.ArgumentParser, *, json_text: str = "the result"
-) -> None:
+def _add_common(cmd: argparse.ArgumentParser, *, json_text: str = "the result") -> None:
     cmd.add_argument(
         "--json", action="store_true", help=f"print {json_text} as one JSON object on stdout"
     )
@@ -167,7 +170,9 @@ def _command(
 ) -> _Parser:
     """One subcommand: ``help`` is its line in ``gilx --help``, ``description`` heads its own."""
     return commands.add_parser(
-        name, help=help, description=description,
+        name,
+        help=help,
+        description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
@@ -182,7 +187,9 @@ def _build_parser() -> _Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     tour = _command(
-        commands, "tour", "the seed's tour, every claim measured now (default)",
+        commands,
+        "tour",
+        "the seed's tour, every claim measured now (default)",
         "Walk the seed's sections about the GIL in order; each claim is shown with a number\n"
         "measured now on this machine, and judged only when the machine was quiet enough.",
     )
@@ -191,8 +198,10 @@ def _build_parser() -> _Parser:
     _add_common(tour, json_text="the tour's lines, section by section, and its table")
 
     table = _command(
-        commands, "table", "the seed's GIL and hardware table, measured",
-        "Measure every cell of the seed's \"GIL and Hardware Utilization\" table here: each\n"
+        commands,
+        "table",
+        "the seed's GIL and hardware table, measured",
+        'Measure every cell of the seed\'s "GIL and Hardware Utilization" table here: each\n'
         "threading / multiprocessing cell is a speedup over one worker, each NumPy cell NumPy's\n"
         "speed over pure Python; a cell measured while disturbed is shown but not judged.",
     )
@@ -201,7 +210,9 @@ def _build_parser() -> _Parser:
     _add_common(table)
 
     race_cmd = _command(
-        commands, "race", "the lost-update race, expected vs observed",
+        commands,
+        "race",
+        "the lost-update race, expected vs observed",
         "Threads increment one shared counter, started together, with the GIL released:\n"
         "the unsafe counter loses updates when they run on several cores at once.  Each run\n"
         "is judged: a race whose threads did not run together, or that other processes\n"
@@ -212,56 +223,76 @@ def _build_parser() -> _Parser:
     )
     _add_workers(race_cmd, _race_threads, 2, "threads sharing the counter", "--threads")
     race_cmd.add_argument(
-        "--increments", type=_work_size, default=1_000_000, metavar="N",
+        "--increments",
+        type=_work_size,
+        default=1_000_000,
+        metavar="N",
         help="increments per thread (default: 1,000,000)",
     )
     _add_common(race_cmd)
 
     scale = _command(
-        commands, "scale", "a scaling curve for one workload",
+        commands,
+        "scale",
+        "a scaling curve for one workload",
         "Time the same total work on 1 worker and on each worker count: speedup = time of 1\n"
         "worker / time of k workers splitting it.  Every repeat is metered for other\n"
         "processes' CPU; a disturbed point is re-measured, then shown but not judged.",
     )
     scale.add_argument(
-        "--workload", required=True, choices=workloads.NAMES, metavar="W",
+        "--workload",
+        required=True,
+        choices=workloads.NAMES,
+        metavar="W",
         help=f"the work: {', '.join(workloads.NAMES)}",
     )
     scale.add_argument(
-        "--mode", choices=backends.NAMES, default="threads", metavar="MODE",
+        "--mode",
+        choices=backends.NAMES,
+        default="threads",
+        metavar="MODE",
         help=f"how workers run: {', '.join(backends.NAMES)} (default: threads)",
     )
     _add_workers(
-        scale, _worker_list, [1, 2, 4], "one count per point of the curve, e.g. 1,2,4",
+        scale,
+        _worker_list,
+        [1, 2, 4],
+        "one count per point of the curve, e.g. 1,2,4",
         metavar="1,2,4",
     )
     scale.add_argument(
         "--size", type=_work_size, default=None, help="total work (default: calibrated)"
     )
     scale.add_argument(
-        "--repeats", type=_positive_int, default=None,
+        "--repeats",
+        type=_positive_int,
+        default=None,
         help="timed repeats per worker count (default: 5, --quick 3)",
     )
     scale.add_argument(
-        "--scheduler", metavar="ADDRESS", default=None,
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
         help="--mode dask / dask-threads: use the existing cluster at tcp://HOST:PORT",
     )
     scale.add_argument(
-        "--png", metavar="FILE", default=None,
+        "--png",
+        metavar="FILE",
+        default=None,
         help="also draw the curve as a PNG (measures threads and processes both)",
     )
     _add_measuring(scale)
     _add_common(scale)
 
     probe = _command(
-        commands, "probe", "does a callable release the GIL?",
+        commands,
+        "probe",
+        "does a callable release the GIL?",
         "Call MODULE:CALLABLE(ARG ...) on one thread while a heartbeat asks for the GIL at\n"
-        "random instants: the share held is the evidence; the verdict is \"releases\" below 50 %.\n"
+        'random instants: the share held is the evidence; the verdict is "releases" below 50 %.\n'
         "A probe the rest of the machine disturbed says so and gives no verdict.",
     )
-    probe.add_argument(
-        "target", metavar="MODULE:CALLABLE", help="what to call, e.g. zlib:compress"
-    )
+    probe.add_argument("target", metavar="MODULE:CALLABLE", help="what to call, e.g. zlib:compress")
     probe.add_argument("args", metavar="ARG", nargs="*", help="a Python literal, else a string")
     _add_workers(probe, _two_or_more_workers, 2, "threads compared with one (>= 2)")
     probe.add_argument(
@@ -273,38 +304,56 @@ def _build_parser() -> _Parser:
     _add_common(probe)
 
     timeline = _command(
-        commands, "timeline", "which thread ran when, drawn as text",
+        commands,
+        "timeline",
+        "which thread ran when, drawn as text",
         "Run a workload on several threads and record when each one ran and waited, from\n"
         "the work's own stamps; drawn like the seed's core diagrams.",
     )
     timeline.add_argument(
-        "--workload", required=True, choices=workloads.NAMES, metavar="W",
+        "--workload",
+        required=True,
+        choices=workloads.NAMES,
+        metavar="W",
         help=f"the work: {', '.join(workloads.NAMES)}",
     )
     _add_workers(timeline, _timeline_threads, 2, "threads recorded", "--threads")
     timeline.add_argument(
-        "--seconds", type=_positive_float, default=None,
+        "--seconds",
+        type=_positive_float,
+        default=None,
         help="each thread's share of work, in seconds (default 0.25)",
     )
     timeline.add_argument(
-        "--width", type=_width, default=None,
+        "--width",
+        type=_width,
+        default=None,
         help="characters per line (default: the terminal's width)",
     )
     timeline.add_argument("--png", metavar="FILE", default=None, help="also draw it as a PNG")
     _add_common(timeline)
 
     convoy = _command(
-        commands, "convoy", "releasing work beside busy Python threads: the convoy effect",
+        commands,
+        "convoy",
+        "releasing work beside busy Python threads: the convoy effect",
         "Time each workload's work on one worker thread, alone, then while other threads run\n"
         "pure Python (or --beside) for the whole measurement: how long releasing work waits to\n"
         "get the GIL back (CPython issue 7946); per-call latency for io and sleep.",
     )
     convoy.add_argument(
-        "--workload", type=_convoy_workloads, default=None, metavar="W[,W...]",
+        "--workload",
+        type=_convoy_workloads,
+        default=None,
+        metavar="W[,W...]",
         help="workloads to time on a worker thread (default: nogil,memory,numpy,io,sleep)",
     )
-    convoy.add_argument("--beside", choices=_convoy_names(), default="py",
-                        help="what the busy threads run (default: py)")
+    convoy.add_argument(
+        "--beside",
+        choices=_convoy_names(),
+        default="py",
+        help="what the busy threads run (default: py)",
+    )
     _add_workers(convoy, _worker_count, 1, "busy threads running --beside", "--threads")
     convoy.add_argument("--quick", action="store_true", help="shorter, noisier measurements")
     _add_common(convoy)

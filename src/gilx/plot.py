@@ -25,9 +25,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise PlotUnavailable(
-            "--png needs matplotlib: pip install 'gilx[plot]'"
-        ) from None
+        raise PlotUnavailable("--png needs matplotlib: pip install 'gilx[plot]'") from None
     matplotlib.use("Agg")  # files only: never open a window
     import matplotlib.pyplot as plt
 
@@ -59,8 +57,11 @@ def timeline_png(timeline: Timeline, path: str | Path) -> Path:
         y = rows - 1 - t
         colour = _COLOURS[t % len(_COLOURS)]
         runs = [(e.start, e.end - e.start) for e in timeline.runs(t)]
-        waits = [(e.start, e.end - e.start) for e in timeline.events
-                 if e.thread == t and e.state == "wait"]
+        waits = [
+            (e.start, e.end - e.start)
+            for e in timeline.events
+            if e.thread == t and e.state == "wait"
+        ]
         ax.broken_barh(waits, (y - 0.3, 0.6), facecolors="#dddddd", edgecolor="none")
         ax.broken_barh(runs, (y - 0.3, 0.6), facecolors=colour, edgecolor="none")
         labels.append(f"thread {t}")
@@ -68,8 +69,12 @@ def timeline_png(timeline: Timeline, path: str | Path) -> Path:
         y = rows - 1 - timeline.threads - i
         for e in timeline.runs():
             if e.cpu == cpu:
-                ax.broken_barh([(e.start, e.end - e.start)], (y - 0.3, 0.6),
-                               facecolors=_COLOURS[e.thread % len(_COLOURS)], edgecolor="none")
+                ax.broken_barh(
+                    [(e.start, e.end - e.start)],
+                    (y - 0.3, 0.6),
+                    facecolors=_COLOURS[e.thread % len(_COLOURS)],
+                    edgecolor="none",
+                )
         labels.append(f"core {cpu}")
     ax.set_yticks(range(rows - 1, -1, -1), labels)
     ax.set_xlabel("seconds from the common start")

@@ -415,9 +415,7 @@ def _window(rounds: Sequence[_Round]) -> tuple[dict[int, Timing], float | None]:
 def _verdicts(timings: dict[int, Timing], capacity: float | None) -> list[Judgement]:
     cores = machine.cores()
     return [
-        _judgement.of_speedup(
-            timings[1], t, workers=k, needed=min(k, cores), capacity=capacity
-        )
+        _judgement.of_speedup(timings[1], t, workers=k, needed=min(k, cores), capacity=capacity)
         for k, t in timings.items()
     ]
 
@@ -531,9 +529,7 @@ def scale(
                 crews[k] = crews_open.enter_context(session.crew(total, k))
             needed = min(max(counts), machine.cores())
             # After the crews: its threads must not be alive while a crew forks.
-            reference = (
-                crews_open.enter_context(_Reference(needed)) if needed > 1 else None
-            )
+            reference = crews_open.enter_context(_Reference(needed)) if needed > 1 else None
 
             def ours() -> frozenset[int]:
                 return session.pids().union(*(c.pids() for c in crews.values()))

@@ -90,8 +90,10 @@ def _claim(
         judgements = [getattr(p, "judgement", None) for p in points if p.disturbed]
         why = _judgement.combine(*(j for j in judgements if j is not None)).why()
         out(f"{_present.NOT_JUDGED[0].upper()}{_present.NOT_JUDGED[1:]}: {claim}?")
-        out(f"({why or _present.busy_note(max(known) if known else None)}, even after"
-            " re-measuring; run again on a quieter machine.)")
+        out(
+            f"({why or _present.busy_note(max(known) if known else None)}, even after"
+            " re-measuring; run again on a quieter machine.)"
+        )
         return
     if shown:
         out(f"Measured here: {claim}.")
@@ -165,8 +167,11 @@ def _convoy(out: Out, measurements: Measurements) -> None:
     out("          (each call: one download from the local server that answers after 20 ms)")
     if gil_enabled():
         _claim(
-            out, measurements, "a thread returning from released work waits for the GIL",
-            _waits(sleep), [sleep],
+            out,
+            measurements,
+            "a thread returning from released work waits for the GIL",
+            _waits(sleep),
+            [sleep],
         )
         short = SHORT_INTERVAL
         out("")
@@ -201,12 +206,17 @@ def _convoy(out: Out, measurements: Measurements) -> None:
         )
     if gil_enabled():
         _claim(
-            out, measurements, "one release per call keeps released C work at its own speed beside"
-            " a busy Python thread", numpy.slowdown < CONVOY_AT, [numpy],
+            out,
+            measurements,
+            "one release per call keeps released C work at its own speed beside"
+            " a busy Python thread",
+            numpy.slowdown < CONVOY_AT,
+            [numpy],
         )
     else:
         _claim(
-            out, measurements,
+            out,
+            measurements,
             "without a GIL, released work runs as fast beside a busy Python thread as alone",
             all(r.slowdown < CONVOY_AT for r in (sleep, io, nogil, numpy)),
             [sleep, io, nogil, numpy],
@@ -279,7 +289,10 @@ def _multiprocessing(out: Out, measurements: Measurements) -> float:
             f" work took {point.startup:.3f} s more, not counted above."
         )
     _claim(
-        out, measurements, "processes run pure Python in parallel", _gain(speed),
+        out,
+        measurements,
+        "processes run pure Python in parallel",
+        _gain(speed),
         [("py", "processes")],
     )
     out("Each process has its own interpreter and its own GIL.")
@@ -312,7 +325,10 @@ def _interpreters(out: Out, measurements: Measurements, py_threads: float) -> No
         )
     if gil_enabled():
         _claim(
-            out, measurements, "interpreters run pure Python in parallel", _gain(speed),
+            out,
+            measurements,
+            "interpreters run pure Python in parallel",
+            _gain(speed),
             [("py", "interpreters")],
         )
     else:
@@ -536,9 +552,8 @@ def _processes_or_interpreters(
     """Processes or interpreters for pure Python, by this machine's speedups and costs."""
     costs = measurements.costs()
     passing = max(costs.passing, key=lambda p: p.size)  # the largest payload measured
-    data = (
-        f"a {_present.size_text(passing.size)} round trip {_x(passing.ratio)} "
-        + ("faster in interpreters" if passing.ratio >= 1 else "slower in interpreters")
+    data = f"a {_present.size_text(passing.size)} round trip {_x(passing.ratio)} " + (
+        "faster in interpreters" if passing.ratio >= 1 else "slower in interpreters"
     )
     start = (
         f"start-up {_x(costs.startup_ratio)} (process / interpreter,"

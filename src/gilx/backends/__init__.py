@@ -57,8 +57,7 @@ from gilx.backends.processes import Processes
 from gilx.backends.threads import Threads
 
 _BACKENDS: dict[str, Backend] = {
-    b.name: b
-    for b in (Threads(), Processes(), Interpreters(), Asyncio(), Dask(), DaskThreads())
+    b.name: b for b in (Threads(), Processes(), Interpreters(), Asyncio(), Dask(), DaskThreads())
 }
 
 #: The run modes, in the order help texts list them.

@@ -196,8 +196,11 @@ class BytesQueue:
 
     def bind(self, interp: Interpreter, name: str) -> None:
         """Define ``{name}_put(data)`` and ``{name}_get()`` in ``interp``'s ``__main__``."""
-        shared = {f"{name}_q": self._queue, f"{name}_r": self._wake_read,
-                  f"{name}_w": self._wake_write}
+        shared = {
+            f"{name}_q": self._queue,
+            f"{name}_r": self._wake_read,
+            f"{name}_w": self._wake_write,
+        }
         if self._channels is not None:
             take, give = "_ch.recv(_q)", "_ch.send(_q, data)"
             interp.run("import _xxinterpchannels as _ch")
@@ -372,7 +375,4 @@ class Interpreters(Backend):
         return InterpreterSession(work, endpoint)
 
     def notes(self, session_startup: float | None) -> list[str]:
-        return [
-            "start-up: creating the interpreters and preparing their shares (not in seconds)"
-        ]
-
+        return ["start-up: creating the interpreters and preparing their shares (not in seconds)"]
