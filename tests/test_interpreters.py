@@ -233,11 +233,18 @@ def test_ctrl_c_on_the_cli_exits_cleanly():
 
 
 def test_a_missing_engine_is_one_line_in_every_mode(capsys):
-    """numba-nogil without Numba: MissingExtra, exit 2, whichever backend would have run it."""
+    """numba-nogil without Numba: MissingExtra, exit 2, whichever backend would have run it;
+    a mode that never runs it (interpreters: Numba refuses subinterpreters, or the Python is
+    older than 3.12) says that first, in one line too."""
     if _extras.installed("numba"):
         pytest.skip("Numba is installed here")
-    for mode in ("threads", "processes", "interpreters"):
+    for mode in ("threads", "processes", "interpreters", "asyncio"):
         assert main(["scale", "--workload", "numba-nogil", "--mode", mode, "--size", "1000"]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1, err
-        assert 'pip install "gilx[numba]"' in err
+        if mode in ("threads", "processes"):
+            assert 'pip install "gilx[numba]"' in err
+        elif mode == "interpreters":
+            assert "subinterpreter" in err or "needs CPython 3.12" in err, err
+        else:
+            assert "runs only the io workload" in err, err

@@ -422,12 +422,13 @@ def _check_scale_mode(args: argparse.Namespace) -> None:
     """Refuse, before measuring, a mode that cannot run the workload or take --scheduler."""
     backend = backends.get(args.mode)
     options = backends.Options(start_method=args.start_method, scheduler=args.scheduler)
-    workloads.get(args.workload).require()  # MissingExtra: one line, exit 2, in every mode
     try:
         backends.check_options(backend, options)
         backend.check(workloads.get(args.workload))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    # MissingExtra: one line, exit 2, in every mode that could run the workload
+    workloads.get(args.workload).require()
 
 
 def _run_scale(args: argparse.Namespace) -> int:

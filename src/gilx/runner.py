@@ -182,9 +182,9 @@ def measure(
     backends.check_counts(workers, repeats, total)
     backend = backends.get(mode)
     options = options or Options()
+    backend.check(job)
     if isinstance(job, workloads.Workload):
         job.require()  # a missing engine: one line, before any worker starts
-    backend.check(job)
     backends.check_options(backend, options)
     with backend.open(job, endpoint, options) as session:
         timing, startup = _measure_crew(session, total, workers, repeats)
@@ -489,8 +489,8 @@ def scale(
     """
     job = workloads.get(workload)
     backend = backends.get(mode)
+    backend.check(job)  # a mode that never runs this workload says so first
     job.require()  # a missing engine: one line, before any worker starts (in any mode)
-    backend.check(job)
     counts = sorted(set(workers))
     if not counts:
         raise ValueError("workers must name at least one worker count")
