@@ -412,6 +412,7 @@ def test_blame_works_as_an_unprivileged_user(tmp_path):
         pytest.fail(f"as an ordinary user, blame did not name the hogs: {blame['holders']}")
 
 
+@alone
 def test_live_threads_are_not_disturbed_by_a_blame_watch():
     """A watch with top=True joins its sampler thread at the end: no thread is left."""
     before = threading.active_count()
